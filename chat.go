@@ -1,0 +1,367 @@
+package inference
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Message roles.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleTool      = "tool"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	// Role is RoleSystem, RoleUser, RoleAssistant or RoleTool.
+	Role string `json:"role"`
+	// Content is the text of the turn. It may be empty on an assistant
+	// turn that only calls tools.
+	Content string `json:"content"`
+	// Name optionally names the author of the turn.
+	Name string `json:"name,omitempty"`
+	// ToolCalls are the calls an assistant turn asks for.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID links a RoleTool turn to the call it answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+}
+
+// SystemMessage, UserMessage and AssistantMessage build text turns.
+func SystemMessage(text string) Message { return Message{Role: RoleSystem, Content: text} }
+
+// UserMessage builds a user turn; see [SystemMessage].
+func UserMessage(text string) Message { return Message{Role: RoleUser, Content: text} }
+
+// AssistantMessage builds an assistant turn; see [SystemMessage].
+func AssistantMessage(text string) Message { return Message{Role: RoleAssistant, Content: text} }
+
+// ToolResultMessage builds the turn that answers a tool call.
+func ToolResultMessage(toolCallID, result string) Message {
+	return Message{Role: RoleTool, Content: result, ToolCallID: toolCallID}
+}
+
+// MarshalJSON leaves content out of an assistant turn that only calls
+// tools, which some providers require.
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message
+	if m.Content == "" && len(m.ToolCalls) > 0 {
+		return json.Marshal(struct {
+			plain
+			Content string `json:"content,omitempty"`
+		}{plain: plain(m)})
+	}
+	return json.Marshal(plain(m))
+}
+
+// UnmarshalJSON accepts content as a string, null, or an array of parts
+// whose text parts are joined, as some providers answer.
+func (m *Message) UnmarshalJSON(data []byte) error {
+	type plain Message
+	var w struct {
+		plain
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*m = Message(w.plain)
+	c := bytes.TrimSpace(w.Content)
+	switch {
+	case len(c) == 0 || string(c) == "null":
+		m.Content = ""
+	case c[0] == '"':
+		return json.Unmarshal(c, &m.Content)
+	case c[0] == '[':
+		var parts []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(c, &parts); err != nil {
+			return fmt.Errorf("message content: %w", err)
+		}
+		var b strings.Builder
+		for _, p := range parts {
+			b.WriteString(p.Text)
+		}
+		m.Content = b.String()
+	default:
+		return fmt.Errorf("message content: unexpected JSON %.20s", c)
+	}
+	return nil
+}
+
+// ToolCall is a model's request to call a function.
+type ToolCall struct {
+	// Index orders the calls of a streamed answer; it is not sent.
+	Index    int          `json:"-"`
+	ID       string       `json:"id"`
+	Type     string       `json:"type"` // "function"
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall names the function and carries its arguments as JSON text.
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// Tool is a function the model may call.
+type Tool struct {
+	Type     string      `json:"type"` // "function"
+	Function FunctionDef `json:"function"`
+}
+
+// FunctionDef describes a callable function. Parameters is a JSON Schema
+// object.
+type FunctionDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      bool            `json:"strict,omitempty"`
+}
+
+// FunctionTool builds a function tool from a name, a description and a JSON
+// Schema for its parameters.
+func FunctionTool(name, description string, parameters json.RawMessage) Tool {
+	return Tool{Type: "function", Function: FunctionDef{Name: name, Description: description, Parameters: parameters}}
+}
+
+// ToolChoice says whether and which tool the model must call: Mode "auto",
+// "none" or "required", or Function set to force that function.
+type ToolChoice struct {
+	Mode     string
+	Function string
+}
+
+// MarshalJSON encodes the string form for a mode and the object form for a
+// function.
+func (t ToolChoice) MarshalJSON() ([]byte, error) {
+	if t.Function != "" {
+		return json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": t.Function}})
+	}
+	return json.Marshal(t.Mode)
+}
+
+// ResponseFormat asks for JSON output: Type "json_object", or
+// "json_schema" with JSONSchema set.
+type ResponseFormat struct {
+	Type       string      `json:"type"`
+	JSONSchema *JSONSchema `json:"json_schema,omitempty"`
+}
+
+// JSONSchema names and gives the schema the reply must follow.
+type JSONSchema struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Schema      json.RawMessage `json:"schema"`
+	Strict      bool            `json:"strict,omitempty"`
+}
+
+// ChatRequest is one chat completion call.
+type ChatRequest struct {
+	// Model is the Hub id of the model, such as
+	// "meta-llama/Llama-3.3-70B-Instruct". It may end in ":provider" when
+	// Provider is empty.
+	Model string
+	// Provider is "" or "auto" for the router's choice, a provider name
+	// such as "together", or a policy: "fastest", "cheapest", "preferred".
+	Provider string
+	// Messages is the conversation so far; it must not be empty.
+	Messages []Message
+
+	MaxTokens        int      // max_tokens; 0 leaves it to the provider
+	Temperature      *float64 // temperature, 0 to 2
+	TopP             *float64 // top_p, in (0, 1]
+	Stop             []string // stop sequences
+	Seed             *int64   // seed, for reproducible sampling where supported
+	FrequencyPenalty *float64 // frequency_penalty
+	PresencePenalty  *float64 // presence_penalty
+
+	Tools          []Tool          // tools the model may call
+	ToolChoice     *ToolChoice     // tool_choice
+	ResponseFormat *ResponseFormat // response_format
+
+	// Extra holds further body fields a provider accepts, sent as given.
+	// A key that the fields above already set is an error.
+	Extra map[string]any
+
+	// Fallbacks, when not nil, replace the client's WithFallback list for
+	// this call.
+	Fallbacks []Candidate
+}
+
+// Float64 and Int64 return a pointer to v, for the optional fields of
+// ChatRequest.
+func Float64(v float64) *float64 { return &v }
+
+// Int64 returns a pointer to v; see [Float64].
+func Int64(v int64) *int64 { return &v }
+
+// primary is the request's own model and provider.
+func (r *ChatRequest) primary() Candidate { return Candidate{Model: r.Model, Provider: r.Provider} }
+
+// validate reports the first thing wrong with the request, before anything
+// is sent.
+func (r *ChatRequest) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+	}
+	if err := r.primary().validate(); err != nil {
+		return bad("%s", err)
+	}
+	if len(r.Messages) == 0 {
+		return bad("no messages")
+	}
+	for i, m := range r.Messages {
+		if m.Role == "" {
+			return bad("message %d has no role", i)
+		}
+	}
+	switch {
+	case r.MaxTokens < 0:
+		return bad("MaxTokens %d is negative", r.MaxTokens)
+	case r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2):
+		return bad("Temperature %v is outside [0, 2]", *r.Temperature)
+	case r.TopP != nil && (*r.TopP <= 0 || *r.TopP > 1):
+		return bad("TopP %v is outside (0, 1]", *r.TopP)
+	case r.ResponseFormat != nil && r.ResponseFormat.Type == "json_schema" && r.ResponseFormat.JSONSchema == nil:
+		return bad("ResponseFormat json_schema needs JSONSchema")
+	}
+	for i, c := range r.Fallbacks {
+		if err := c.validate(); err != nil {
+			return bad("fallback %d: %s", i, err)
+		}
+	}
+	return nil
+}
+
+// chatBody is the wire form of a request.
+type chatBody struct {
+	Model            string          `json:"model"`
+	Messages         []Message       `json:"messages"`
+	MaxTokens        int             `json:"max_tokens,omitempty"`
+	Temperature      *float64        `json:"temperature,omitempty"`
+	TopP             *float64        `json:"top_p,omitempty"`
+	Stop             []string        `json:"stop,omitempty"`
+	Seed             *int64          `json:"seed,omitempty"`
+	FrequencyPenalty *float64        `json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64        `json:"presence_penalty,omitempty"`
+	Tools            []Tool          `json:"tools,omitempty"`
+	ToolChoice       *ToolChoice     `json:"tool_choice,omitempty"`
+	ResponseFormat   *ResponseFormat `json:"response_format,omitempty"`
+	Stream           bool            `json:"stream,omitempty"`
+}
+
+// encode builds the JSON body for one candidate.
+func (r *ChatRequest) encode(c Candidate) ([]byte, error) {
+	body, err := json.Marshal(chatBody{
+		Model:            c.wireModel(),
+		Messages:         r.Messages,
+		MaxTokens:        r.MaxTokens,
+		Temperature:      r.Temperature,
+		TopP:             r.TopP,
+		Stop:             r.Stop,
+		Seed:             r.Seed,
+		FrequencyPenalty: r.FrequencyPenalty,
+		PresencePenalty:  r.PresencePenalty,
+		Tools:            r.Tools,
+		ToolChoice:       r.ToolChoice,
+		ResponseFormat:   r.ResponseFormat,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidRequest, err)
+	}
+	if len(r.Extra) == 0 {
+		return body, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Extra {
+		if _, taken := fields[k]; taken || k == "stream" {
+			return nil, fmt.Errorf("%w: Extra key %q is set by the request's own fields", ErrInvalidRequest, k)
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encoding Extra[%q]: %v", ErrInvalidRequest, k, err)
+		}
+		fields[k] = raw
+	}
+	return json.Marshal(fields)
+}
+
+// ChatResponse is a chat completion.
+type ChatResponse struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"`
+	// Model is the model as the provider names it (without ":provider").
+	Model string `json:"model"`
+	// Provider is who served the answer, from X-Inference-Provider; empty
+	// when the router did not say.
+	Provider          string   `json:"provider,omitempty"`
+	Choices           []Choice `json:"choices"`
+	Usage             Usage    `json:"usage"`
+	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
+	// RequestID is the id to quote to support, when the answer had one.
+	RequestID string `json:"request_id,omitempty"`
+	// Attempts lists every attempt of the call in order; the last one
+	// served the answer.
+	Attempts []Attempt `json:"-"`
+}
+
+// Text returns the content of the first choice, or "" when there is none.
+func (r *ChatResponse) Text() string {
+	if r == nil || len(r.Choices) == 0 {
+		return ""
+	}
+	return r.Choices[0].Message.Content
+}
+
+// Choice is one of the answers of a completion.
+type Choice struct {
+	Index        int     `json:"index"`
+	Message      Message `json:"message"`
+	FinishReason string  `json:"finish_reason"`
+}
+
+// Usage counts the tokens of a call.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Attempt is one candidate tried during a call, and how it ended.
+type Attempt struct {
+	Candidate
+	// Err is nil for the attempt that served the answer.
+	Err error
+	// StatusCode is the final HTTP status, or 0 when none arrived.
+	StatusCode int
+	// RequestID is the request id of the final answer, if any.
+	RequestID string
+	// TokenSource is the source of the token sent.
+	TokenSource string
+	// Retries is how many times the attempt was repeated.
+	Retries int
+	// Duration is the time the attempt took, retries and waits included.
+	Duration time.Duration
+}
+
+// chatWire is what a success body is decoded into; Error catches providers
+// that answer 200 with an error object.
+type chatWire struct {
+	ChatResponse
+	Object string          `json:"object"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// errNotCompletion explains a 2xx body that is not a chat completion.
+var errNotCompletion = errors.New("the answer is not a chat completion")

@@ -1,0 +1,408 @@
+package inference
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hfkit/inference/internal/redact"
+)
+
+// failure is one non-2xx answer (or a 2xx that is not what was asked for),
+// as read from the wire, before classification.
+type failure struct {
+	status int
+	header http.Header
+	body   []byte
+	asked  Candidate
+	hubURL string
+	// secrets are removed from every text the error keeps.
+	secrets []string
+}
+
+// serverText is what the server said, gathered from whichever body shape it
+// used.
+type serverText struct {
+	message      string
+	code         string
+	errorType    string
+	fromProvider bool // the body has a provider's own shape
+}
+
+// classify turns a failed answer into an *APIError. It is the only place a
+// status, header or body becomes a kind. It looks at, in order: a 429 (always
+// a rate limit, whatever it says), the X-Error-Code header, the body's code
+// and text, then the status alone.
+func classify(f failure) *APIError {
+	// Everything kept from the server is cleaned and has tokens removed: a
+	// server may echo the Authorization header in any field.
+	clean := func(s string, max int) string { return cleanText(redact.String(s, f.secrets...), max) }
+	e := &APIError{
+		StatusCode: f.status,
+		RequestID:  clean(requestID(f.header), 256),
+		Model:      f.asked.Model,
+		Provider:   f.asked.Provider,
+		RetryAfter: retryAfter(f.header, time.Now()),
+		hubURL:     f.hubURL,
+	}
+	if p := f.header.Get("X-Inference-Provider"); p != "" {
+		e.Provider = clean(p, 64)
+		e.FromProvider = true
+	}
+	if e.Provider == ProviderAuto {
+		e.Provider = ""
+	}
+
+	text := readServerText(f.header, f.body)
+	e.FromProvider = e.FromProvider || text.fromProvider
+	e.Message = clean(text.message, maxMessageLen)
+	e.Code = clean(text.code, 128)
+	if hfCode := f.header.Get("X-Error-Code"); hfCode != "" {
+		e.Code = clean(hfCode, 128)
+	}
+	e.Kind = kindOf(f.status, f.header.Get("X-Error-Code"), text)
+	return e
+}
+
+// kindOf decides the kind. See classify for the order.
+func kindOf(status int, errorCode string, text serverText) error {
+	if status == http.StatusTooManyRequests {
+		return ErrRateLimited
+	}
+	switch errorCode {
+	case "GatedRepo":
+		return ErrGatedModel
+	case "RepoNotFound", "RevisionNotFound", "EntryNotFound":
+		return ErrModelNotFound
+	}
+	if status >= 400 && status < 500 {
+		if k := kindFromText(text); k != nil {
+			return k
+		}
+	}
+	switch {
+	case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity,
+		status == http.StatusRequestEntityTooLarge:
+		return ErrInvalidRequest
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return ErrUnauthorized
+	case status == http.StatusPaymentRequired:
+		return ErrPaymentRequired
+	case status == http.StatusNotFound:
+		return ErrModelNotFound
+	case status == http.StatusGone:
+		return ErrModelNotSupported
+	case status == http.StatusRequestTimeout:
+		return ErrProvider
+	case status >= 400 && status < 500:
+		return ErrInvalidRequest
+	default:
+		// 5xx, and statuses that should never reach a client (1xx, 3xx, or
+		// a 2xx that is not a chat completion): the far side failed.
+		return ErrProvider
+	}
+}
+
+// kindFromText recognises the kinds whose status is ambiguous from the words
+// and codes Hugging Face and the providers use (hf-api-facts.md §6).
+func kindFromText(t serverText) error {
+	code := strings.ToLower(t.code)
+	msg := strings.ToLower(t.message)
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("sufficient permissions to call inference providers"):
+		return ErrMissingScope
+	case has("is restricted and you are not in the authorized list",
+		"you must have access to it and be authenticated",
+		"unless the model owner gives you access",
+		"gated repo", "gated model"):
+		return ErrGatedModel
+	case code == "model_not_supported",
+		has("not supported by any provider", "not supported by provider",
+			"no longer supported by provider", "is not supported by the provider"):
+		return ErrModelNotSupported
+	case code == "model_not_found",
+		has("does not exist") && strings.Contains(msg, "model"),
+		has("repository not found"):
+		return ErrModelNotFound
+	case has("depleted your monthly included credits", "exceeded your monthly included credits",
+		"pre-paid credits"):
+		return ErrPaymentRequired
+	case code == "rate_limit_exceeded":
+		return ErrRateLimited
+	case has("invalid credentials", "invalid token", "invalid username or password",
+		"access to this resource is disabled"):
+		return ErrUnauthorized
+	case t.errorType == "overloaded":
+		return ErrProvider
+	}
+	return nil
+}
+
+// readServerText gets the message and code out of any of the body shapes the
+// router, the Hub and the providers use (hf-api-facts.md §5). HTML is never
+// read: it is a gateway's page, not a message.
+func readServerText(h http.Header, body []byte) serverText {
+	var t serverText
+	headerMsg := h.Get("X-Error-Message")
+	trimmed := bytes.TrimSpace(body)
+	switch {
+	case isHTML(h, trimmed):
+		// Nothing from the page: it is markup meant for a browser.
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		t = readJSONError(trimmed)
+	case len(trimmed) > 0 && trimmed[0] != '[':
+		t.message = string(trimmed)
+	}
+	if t.message == "" {
+		t.message = headerMsg
+	}
+	return t
+}
+
+// readJSONError reads the JSON error envelopes: {"error":"..."},
+// {"error":{"message","type","code"}}, TGI's {"error","error_type"}, OAuth's
+// {"error","error_description"}, the Hub's {"errors":[{"message"}]}, and the
+// providers' own {"code","reason","message"} and {"detail":...}.
+func readJSONError(body []byte) serverText {
+	var t serverText
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		// Not JSON after all: show it as text, bounded later.
+		t.message = string(body)
+		return t
+	}
+	if raw, ok := top["error"]; ok {
+		switch {
+		case isJSONString(raw):
+			t.message = jsonString(raw)
+		case len(raw) > 0 && raw[0] == '{':
+			var inner map[string]json.RawMessage
+			if json.Unmarshal(raw, &inner) == nil {
+				t.message = jsonText(inner["message"])
+				t.code = jsonText(inner["code"])
+				if t.code == "" {
+					t.code = jsonText(inner["type"])
+				}
+				t.errorType = jsonText(inner["type"])
+			}
+		default:
+			t.message = jsonText(raw)
+		}
+	}
+	if desc := jsonText(top["error_description"]); desc != "" {
+		// OAuth: "error" is the code, the description says why.
+		t.code, t.message = t.message, desc
+	}
+	if et := jsonText(top["error_type"]); et != "" {
+		t.errorType = et
+		if t.code == "" {
+			t.code = et
+		}
+	}
+	if t.message == "" {
+		if raw, ok := top["errors"]; ok {
+			t.message = jsonText(raw)
+		}
+	}
+	if raw, ok := top["detail"]; ok {
+		t.fromProvider = true
+		if t.message == "" {
+			t.message = jsonText(raw)
+		}
+	}
+	if _, hasReason := top["reason"]; hasReason || isJSONNumber(top["code"]) {
+		// A provider's native shape, such as Novita's
+		// {"code":400,"reason":"INVALID_REQUEST_BODY","message":...}.
+		t.fromProvider = true
+		if r := jsonText(top["reason"]); r != "" && t.code == "" {
+			t.code = r
+		}
+	}
+	if t.message == "" {
+		t.message = jsonText(top["message"])
+	}
+	if t.code == "" {
+		t.code = jsonText(top["code"])
+	}
+	return t
+}
+
+// jsonText renders a JSON value as plain text: a string as itself, a number
+// as written, an array as its items' texts joined, an object as its message,
+// msg or detail field if it has one, else as compact JSON.
+func jsonText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		return jsonString(raw)
+	case '[':
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return ""
+		}
+		parts := make([]string, 0, len(items))
+		for _, it := range items {
+			if s := jsonText(it); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, "; ")
+	case '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return ""
+		}
+		for _, k := range []string{"message", "msg", "detail", "error"} {
+			if s := jsonText(obj[k]); s != "" {
+				return s
+			}
+		}
+		return string(raw)
+	default:
+		return string(raw)
+	}
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '"'
+}
+
+func isJSONNumber(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
+}
+
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// isHTML reports whether a body is a web page, by its content type or its
+// first bytes (gateways do not always label their pages).
+func isHTML(h http.Header, body []byte) bool {
+	if strings.Contains(strings.ToLower(h.Get("Content-Type")), "html") {
+		return true
+	}
+	if len(body) == 0 || body[0] != '<' {
+		return false
+	}
+	head := strings.ToLower(string(body[:min(len(body), 64)]))
+	return strings.HasPrefix(head, "<!doctype") || strings.HasPrefix(head, "<html") ||
+		strings.HasPrefix(head, "<head") || strings.HasPrefix(head, "<body") ||
+		strings.HasPrefix(head, "<?xml")
+}
+
+// requestID picks the id to quote to support, in huggingface_hub's order,
+// then a provider's trace id.
+func requestID(h http.Header) string {
+	for _, name := range []string{"X-Request-Id", "X-Amzn-Trace-Id", "X-Amz-Cf-Id", "X-Trace-Id"} {
+		if v := h.Get(name); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// retryAfter reads how long the server asked the caller to wait: from
+// retry-after-ms, else Retry-After (delay-seconds or an HTTP date), else the
+// Hub's RateLimit header when its remaining count r is 0. It returns 0 when
+// none says, and never a negative duration.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e12 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 && s < 1e9 {
+				return time.Duration(s * float64(time.Second))
+			}
+			return 0
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := t.Sub(now); d > 0 {
+				return d
+			}
+			return 0
+		}
+	}
+	if v := h.Get("RateLimit"); v != "" {
+		return rateLimitReset(v)
+	}
+	return 0
+}
+
+// rateLimitReset reads the IETF draft header the Hub sends,
+// `"api";r=0;t=55`: when nothing remains (r=0), wait t seconds.
+func rateLimitReset(v string) time.Duration {
+	var remaining, reset = -1, -1
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(val))
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "r":
+			remaining = n
+		case "t":
+			reset = n
+		}
+	}
+	if remaining == 0 && reset > 0 {
+		return time.Duration(reset) * time.Second
+	}
+	return 0
+}
+
+// cleanText makes server text safe to show: valid UTF-8, no control
+// characters (a hostile server could send terminal escapes), runs of white
+// space folded to one space, and at most max bytes, cut on a rune boundary.
+func cleanText(s string, max int) string {
+	if s == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(min(len(s), max+4))
+	space := false
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,319 @@
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/hfkit/inference/internal/redact"
+)
+
+// maxChatBody bounds a success body; a chat completion is far smaller.
+const maxChatBody = 32 << 20
+
+// userAgent identifies the library to the router.
+const userAgent = "hfkit-inference-go/0.1"
+
+// Client calls the Hugging Face Inference Providers router. It is safe for
+// concurrent use, and meant to be created once and shared: it keeps a pool
+// of connections. Its zero value is not usable; call [NewClient].
+type Client struct {
+	base      *url.URL
+	hub       *url.URL
+	chatURL   string
+	tokens    TokenSource
+	logger    *slog.Logger
+	retry     RetryPolicy
+	fallbacks []Candidate
+	cooldown  time.Duration
+	http      *retryablehttp.Client
+}
+
+// NewClient returns a client configured by opts. Without options it calls
+// the public router with the token [EnvToken] finds (HF_TOKEN, then the
+// file `hf auth login` writes), retries twice, and logs nothing. A missing
+// token is not an error here: calls return [ErrNoToken] without sending
+// anything. A malformed token given to [WithToken] is [ErrInvalidToken].
+func NewClient(opts ...Option) (*Client, error) {
+	s := settings{
+		baseURL:  DefaultBaseURL,
+		retry:    RetryPolicy{MaxRetries: DefaultMaxRetries},
+		cooldown: DefaultCooldown,
+	}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("inference: NewClient: option %d is nil", i)
+		}
+		if err := opt(&s); err != nil {
+			return nil, err
+		}
+	}
+
+	base, err := parseBase("WithBaseURL", s.baseURL)
+	if err != nil {
+		return nil, err
+	}
+	hubRaw := s.hubURL
+	if hubRaw == "" {
+		hubRaw = defaultHubURL
+		if env := strings.TrimSpace(os.Getenv("HF_ENDPOINT")); env != "" {
+			hubRaw = env
+		}
+	}
+	hub, err := parseBase("WithHubURL (or HF_ENDPOINT)", hubRaw)
+	if err != nil {
+		return nil, err
+	}
+
+	var tokens TokenSource
+	switch {
+	case s.tokenSet && s.tokenSource != nil:
+		return nil, errors.New("inference: NewClient: WithToken and WithTokenSource were both given; use one")
+	case s.tokenSet:
+		tokens = StaticToken(s.token)
+	case s.tokenSource != nil:
+		tokens = s.tokenSource
+	default:
+		tokens = EnvToken()
+	}
+
+	logger := s.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	hc := &http.Client{}
+	if s.httpClient != nil {
+		copied := *s.httpClient
+		hc = &copied
+	}
+	var rt http.RoundTripper = defaultTransport()
+	if hc.Transport != nil {
+		rt = hc.Transport
+	}
+	rt = authMiddleware(hostSet{origin(base), origin(hub)})(rt)
+	for i := len(s.middlewares) - 1; i >= 0; i-- {
+		rt = s.middlewares[i](rt)
+	}
+	hc.Transport = logMiddleware(logger)(rt)
+
+	retry := s.retry.withDefaults()
+	return &Client{
+		base:      base,
+		hub:       hub,
+		chatURL:   base.String() + "/v1/chat/completions",
+		tokens:    tokens,
+		logger:    logger,
+		retry:     retry,
+		fallbacks: s.fallbacks,
+		cooldown:  s.cooldown,
+		http:      newRetryClient(hc, retry),
+	}, nil
+}
+
+// String describes the client's endpoints and token source, never a token.
+func (c *Client) String() string {
+	if c == nil {
+		return "inference.Client(nil)"
+	}
+	return fmt.Sprintf("inference.Client{router: %s, hub: %s, tokens: %s}", c.base, c.hub, sourceName(c.tokens))
+}
+
+// Format prints String for every verb, so that no format, %#v included,
+// walks into the client's fields.
+func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.String()) }
+
+// Chat sends a chat completion request through the router and returns the
+// answer. The model is sent as "model" when Provider is "" or "auto", else
+// as "model:provider". Failures are classified: use [errors.Is] with the Err
+// kinds and [errors.As] with [*APIError]. A cancelled or expired ctx ends
+// the call at once, retry waits included, and is returned as such.
+func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	tok, err := c.token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cand := req.primary()
+	resp, att, err := c.attempt(ctx, &req, cand, tok)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: call failed",
+				slog.String("model", cand.Model), slog.String("provider", cand.Provider),
+				slog.String("token_source", tok.Source), slog.Bool("oauth", tok.OAuth),
+				slog.String("error", err.Error()))
+		}
+		return nil, err
+	}
+	resp.Attempts = []Attempt{att}
+	return resp, nil
+}
+
+// token asks the client's source for a token. For a chain it walks the
+// sources itself so that each skipped source is logged.
+func (c *Client) token(ctx context.Context) (Token, error) {
+	chain, ok := c.tokens.(chainSource)
+	if !ok {
+		tok, err := sourceToken(ctx, c.tokens)
+		if err != nil {
+			return Token{}, c.tokenError(ctx, err)
+		}
+		return tok, nil
+	}
+	var reasons []string
+	invalid := false
+	for _, s := range chain.sources {
+		tok, err := sourceToken(ctx, s)
+		if err == nil {
+			return tok, nil
+		}
+		if ctx.Err() != nil {
+			return Token{}, c.tokenError(ctx, err)
+		}
+		invalid = invalid || errors.Is(err, ErrInvalidToken)
+		reasons = append(reasons, sourceName(s)+": "+err.Error())
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
+			slog.String("source", sourceName(s)), slog.String("reason", err.Error()))
+	}
+	return Token{}, chainFailure(invalid, reasons)
+}
+
+// tokenError reports a failed token lookup: the context's error when it
+// ended, else the source's error.
+func (c *Client) tokenError(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("inference: getting a token: %w", ctxErr)
+	}
+	return err
+}
+
+// attempt sends the request to one candidate, with retries, and reads the
+// answer.
+func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+	start := time.Now()
+	att := Attempt{Candidate: cand, TokenSource: tok.Source}
+	finish := func(resp *ChatResponse, err error) (*ChatResponse, Attempt, error) {
+		att.Err = err
+		att.Duration = time.Since(start)
+		return resp, att, err
+	}
+
+	body, err := req.encode(cand)
+	if err != nil {
+		return finish(nil, err)
+	}
+	st := &attemptState{token: tok, cand: cand}
+	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodPost, c.chatURL, body)
+	if err != nil {
+		return finish(nil, fmt.Errorf("inference: building the request: %w", err))
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("User-Agent", userAgent)
+
+	resp, err := c.http.Do(hreq)
+	att.Retries = max(st.tries-1, 0)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return finish(nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr))
+		}
+		return finish(nil, c.transportError(cand, tok, err))
+	}
+	defer resp.Body.Close()
+	att.StatusCode = resp.StatusCode
+	att.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// The rest of a long body is dropped with the connection.
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return finish(nil, c.classify(resp, data, cand, tok))
+	}
+	out, err := c.decodeChat(ctx, resp, cand, tok)
+	return finish(out, err)
+}
+
+// classify wraps the classifier with what the client knows.
+func (c *Client) classify(resp *http.Response, body []byte, cand Candidate, tok Token) *APIError {
+	return classify(failure{
+		status:  resp.StatusCode,
+		header:  resp.Header,
+		body:    body,
+		asked:   cand,
+		hubURL:  c.hub.String(),
+		secrets: []string{tok.value()},
+	})
+}
+
+// transportError is an attempt that got no answer: refused, reset, timed
+// out. It is a provider failure, with the transport error as its cause.
+func (c *Client) transportError(cand Candidate, tok Token, err error) *APIError {
+	provider := cand.Provider
+	if provider == ProviderAuto {
+		provider = ""
+	}
+	return &APIError{
+		Kind:     ErrProvider,
+		Message:  cleanText(redact.String(err.Error(), tok.value()), maxMessageLen),
+		Model:    cand.Model,
+		Provider: provider,
+		Cause:    err,
+		hubURL:   c.hub.String(),
+	}
+}
+
+// decodeChat reads a 2xx answer. A body that is not a chat completion (not
+// JSON, no choices, an error object, a web page) is an ErrProvider failure,
+// not an empty answer.
+func (c *Client) decodeChat(ctx context.Context, resp *http.Response, cand Candidate, tok Token) (*ChatResponse, error) {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxChatBody+1))
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
+		}
+		return nil, c.transportError(cand, tok, fmt.Errorf("reading the answer: %w", err))
+	}
+	notCompletion := func(why string) error {
+		e := c.classify(resp, data, cand, tok)
+		e.Kind = ErrProvider
+		if e.Message == "" {
+			e.Message = why
+		} else {
+			e.Message = why + ": " + e.Message
+		}
+		return e
+	}
+	if len(data) > maxChatBody {
+		return nil, notCompletion(fmt.Sprintf("the answer is larger than %d MiB", maxChatBody>>20))
+	}
+	var w chatWire
+	if isHTML(resp.Header, data) {
+		return nil, notCompletion("the answer is a web page, not a chat completion")
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, notCompletion("the answer is not a JSON chat completion")
+	}
+	if len(w.Choices) == 0 {
+		if len(w.Error) > 0 {
+			return nil, notCompletion("the answer is an error, not a chat completion")
+		}
+		return nil, notCompletion("the answer has no choices")
+	}
+	out := w.ChatResponse
+	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
+		out.Provider = cleanText(p, 64)
+	}
+	out.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
+	return &out, nil
+}

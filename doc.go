@@ -1,0 +1,42 @@
+// Package inference is a client for the Hugging Face Inference Providers
+// router (https://router.huggingface.co) that keeps an application answering
+// when a token, a model or a provider fails, and says exactly why when it
+// cannot.
+//
+// # Calling a model
+//
+//	c, err := inference.NewClient() // token from HF_TOKEN or `hf auth login`
+//	resp, err := c.Chat(ctx, inference.ChatRequest{
+//		Model:    "meta-llama/Llama-3.3-70B-Instruct",
+//		Provider: "together", // or "" / "auto" for the router's choice
+//		Messages: []inference.Message{inference.UserMessage("Hello")},
+//	})
+//	fmt.Println(resp.Text(), resp.Provider)
+//
+// # Errors
+//
+// Every failure matches exactly one kind with [errors.Is]: [ErrNoToken],
+// [ErrInvalidToken], [ErrUnauthorized], [ErrMissingScope], [ErrGatedModel],
+// [ErrModelNotFound], [ErrModelNotSupported], [ErrPaymentRequired],
+// [ErrRateLimited], [ErrInvalidRequest], [ErrProvider] or [ErrStream].
+// [errors.As] with an [*APIError] gives the status, the server's message, the
+// request id to quote to support, the provider and how long to wait. Error
+// text says what happened and what to do, such as which OAuth scope or token
+// permission is missing.
+//
+// # Tokens
+//
+// A [TokenSource] yields the token: [StaticToken], [EnvToken] (the default,
+// in huggingface_hub's order), [OAuthToken] for a user logged in with
+// Hugging Face OAuth, and [ChainTokens] to try several. Tokens are checked
+// before anything is sent, are sent only to the router and the Hub, and never
+// appear in errors, logs or printed values, even when a server echoes them.
+//
+// # Transport
+//
+// Each HTTP attempt passes through the client's logging, then the
+// [Middleware] values given to [WithMiddleware] in order, then the
+// authentication step, then the transport. Retries are bounded by a
+// [RetryPolicy] and honour Retry-After; cancelling the context stops
+// everything at once.
+package inference

@@ -1,0 +1,292 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Default endpoints.
+const (
+	// DefaultBaseURL is the Inference Providers router.
+	DefaultBaseURL = "https://router.huggingface.co"
+	defaultHubURL  = "https://huggingface-proxy-6ci.pages.dev"
+)
+
+// Option configures a [Client]. Options are checked by [NewClient], which
+// reports the first bad one.
+type Option func(*settings) error
+
+// settings is what the options build; NewClient turns it into a Client.
+type settings struct {
+	token       string
+	tokenSet    bool
+	tokenSource TokenSource
+	baseURL     string
+	hubURL      string
+	httpClient  *http.Client
+	middlewares []Middleware
+	logger      *slog.Logger
+	fallbacks   []Candidate
+	retry       RetryPolicy
+	cooldown    time.Duration
+}
+
+// RetryPolicy bounds the retries of one candidate (one model and provider).
+// Only connection failures, 5xx answers and 429s are retried; a 429 or 5xx
+// whose Retry-After asks for longer than MaxWait is not waited for.
+type RetryPolicy struct {
+	// MaxRetries is how many times a failed attempt is repeated; 0 means
+	// no retry.
+	MaxRetries int
+	// MinWait is the first backoff; zero means 500 ms.
+	MinWait time.Duration
+	// MaxWait caps every wait, including one a server asks for; zero
+	// means 8 s.
+	MaxWait time.Duration
+}
+
+// Defaults of [RetryPolicy], used when no [WithRetry] is given.
+const (
+	DefaultMaxRetries = 2
+	DefaultMinWait    = 500 * time.Millisecond
+	DefaultMaxWait    = 8 * time.Second
+	// DefaultCooldown is how long a failing candidate is skipped.
+	DefaultCooldown = 30 * time.Second
+)
+
+// withDefaults fills the zero waits.
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MinWait == 0 {
+		p.MinWait = DefaultMinWait
+	}
+	if p.MaxWait == 0 {
+		p.MaxWait = DefaultMaxWait
+	}
+	if p.MaxWait < p.MinWait {
+		p.MaxWait = p.MinWait
+	}
+	return p
+}
+
+// Candidate is one model, optionally pinned to a provider, that a call may
+// be served by. Provider "" or "auto" lets the router choose; a provider
+// name such as "together" pins it; "fastest", "cheapest" and "preferred" ask
+// the router for that policy.
+type Candidate struct {
+	Model    string
+	Provider string
+}
+
+// String is the model as the router receives it: "model" or
+// "model:provider".
+func (c Candidate) String() string { return c.wireModel() }
+
+func (c Candidate) wireModel() string {
+	if c.Provider == "" || c.Provider == ProviderAuto {
+		return c.Model
+	}
+	return c.Model + ":" + c.Provider
+}
+
+// Provider values with a meaning of their own.
+const (
+	// ProviderAuto lets the router choose (the same as "").
+	ProviderAuto = "auto"
+	// ProviderFastest asks for the provider with the highest throughput.
+	ProviderFastest = "fastest"
+	// ProviderCheapest asks for the lowest price per output token.
+	ProviderCheapest = "cheapest"
+	// ProviderPreferred asks for the first available provider in the
+	// user's order at https://huggingface-proxy-6ci.pages.dev/settings/inference-providers.
+	ProviderPreferred = "preferred"
+)
+
+// validate reports what is wrong with a candidate, or nil.
+func (c Candidate) validate() error {
+	if c.Model == "" {
+		return errors.New("the model is empty")
+	}
+	if err := checkName("model", c.Model, true); err != nil {
+		return err
+	}
+	if c.Provider == "" {
+		return nil
+	}
+	if strings.Contains(c.Model, ":") {
+		return fmt.Errorf("model %q already names a provider after ':' and Provider is %q too: use one", c.Model, c.Provider)
+	}
+	return checkName("provider", c.Provider, false)
+}
+
+// checkName refuses names that would corrupt a request: control characters,
+// white space, and (for providers) anything outside [a-z0-9._-].
+func checkName(what, s string, model bool) error {
+	if len(s) > 256 {
+		return fmt.Errorf("the %s is longer than 256 bytes", what)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == 0x7f {
+			return fmt.Errorf("the %s %q contains white space or a control character", what, s)
+		}
+		if !model && !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("the provider %q may hold only lower-case letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return nil
+}
+
+// WithToken authenticates with a fixed token, such as one read from a secret
+// store. The token is checked by NewClient: a malformed one is
+// [ErrInvalidToken]. It cannot be combined with [WithTokenSource].
+func WithToken(token string) Option {
+	return func(s *settings) error {
+		if _, err := normalizeToken(token); err != nil {
+			return fmt.Errorf("%w: WithToken: %s", ErrInvalidToken, err)
+		}
+		s.token, s.tokenSet = token, true
+		return nil
+	}
+}
+
+// WithTokenSource authenticates with tokens from ts, asked before each call.
+// Without a token option the client uses [EnvToken].
+func WithTokenSource(ts TokenSource) Option {
+	return func(s *settings) error {
+		if ts == nil {
+			return errors.New("inference: WithTokenSource: nil TokenSource")
+		}
+		s.tokenSource = ts
+		return nil
+	}
+}
+
+// WithBaseURL sets the router's URL, by default [DefaultBaseURL]. Chat
+// requests go to {base}/v1/chat/completions. The URL must be absolute http or
+// https, without query or fragment; a path prefix is kept.
+func WithBaseURL(u string) Option {
+	return func(s *settings) error {
+		if _, err := parseBase("WithBaseURL", u); err != nil {
+			return err
+		}
+		s.baseURL = u
+		return nil
+	}
+}
+
+// WithHubURL sets the Hub's URL, by default $HF_ENDPOINT or
+// https://huggingface-proxy-6ci.pages.dev. Error hints link model pages on it, and the token is
+// sent to it as well as to the router.
+func WithHubURL(u string) Option {
+	return func(s *settings) error {
+		if _, err := parseBase("WithHubURL", u); err != nil {
+			return err
+		}
+		s.hubURL = u
+		return nil
+	}
+}
+
+// parseBase checks an endpoint URL and returns it without a trailing slash.
+func parseBase(opt, raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("inference: %s: %q is not a URL: %w", opt, raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("inference: %s: %q must be an absolute http or https URL", opt, raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("inference: %s: %q must not carry a query, fragment or user info", opt, raw)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// WithHTTPClient sends requests through a copy of hc: its Timeout,
+// CheckRedirect and Jar are kept, and its Transport (nil means a pooled
+// transport suited to many concurrent calls to one host) is wrapped by the
+// client's middleware chain.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *settings) error {
+		if hc == nil {
+			return errors.New("inference: WithHTTPClient: nil *http.Client")
+		}
+		s.httpClient = hc
+		return nil
+	}
+}
+
+// WithMiddleware adds middlewares that see every HTTP attempt, retries and
+// redirects included. Several calls add in order. The first middleware given
+// is the outermost: it sees the request first and the response last. User
+// middlewares run after the client's logging and before authentication, so
+// they never see the Authorization header.
+func WithMiddleware(mws ...Middleware) Option {
+	return func(s *settings) error {
+		for i, mw := range mws {
+			if mw == nil {
+				return fmt.Errorf("inference: WithMiddleware: middleware %d is nil", i)
+			}
+		}
+		s.middlewares = append(s.middlewares, mws...)
+		return nil
+	}
+}
+
+// WithLogger logs through l: each HTTP attempt at debug, moves between token
+// sources and candidates at warn and info. Tokens are never logged, only
+// their source and a short prefix. Without it (or with nil) nothing is
+// logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		s.logger = l
+		return nil
+	}
+}
+
+// WithFallback sets the candidates tried, in order, after a call's own model
+// fails in a way another model or provider could fix. A request's
+// Fallbacks replace this list for that call.
+func WithFallback(candidates ...Candidate) Option {
+	return func(s *settings) error {
+		for i, c := range candidates {
+			if err := c.validate(); err != nil {
+				return fmt.Errorf("inference: WithFallback: candidate %d: %w", i, err)
+			}
+		}
+		s.fallbacks = append([]Candidate(nil), candidates...)
+		return nil
+	}
+}
+
+// WithRetry sets the retry policy of each candidate; see [RetryPolicy].
+// Without it the client retries twice, waiting 500 ms to 8 s.
+func WithRetry(p RetryPolicy) Option {
+	return func(s *settings) error {
+		if p.MaxRetries < 0 || p.MinWait < 0 || p.MaxWait < 0 {
+			return fmt.Errorf("inference: WithRetry: negative values in %+v", p)
+		}
+		s.retry = p
+		return nil
+	}
+}
+
+// WithCooldown sets how long a candidate that failed (provider error, rate
+// limit, gated, not found, not supported) is skipped by later calls of the
+// same client. Zero turns cooldown off. The default is [DefaultCooldown].
+func WithCooldown(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("inference: WithCooldown: negative duration %s", d)
+		}
+		s.cooldown = d
+		return nil
+	}
+}

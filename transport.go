@@ -1,0 +1,140 @@
+package inference
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Middleware wraps the transport that carries each HTTP attempt. It must not
+// modify the request it is given (clone it first), must close the request
+// body on its own error paths, and should pass responses through unchanged:
+// turning a status into an error is the client's job. See [WithMiddleware]
+// for the order in which middlewares run.
+type Middleware func(next http.RoundTripper) http.RoundTripper
+
+// RoundTripperFunc lets an ordinary function serve as an http.RoundTripper,
+// which is handy for writing a [Middleware].
+type RoundTripperFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip calls f(r).
+func (f RoundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// attemptState is what one call tells the transport chain about the
+// request in flight: which token to send, for which candidate, and where
+// the retry count is kept. It travels in the request's context because it
+// belongs to that request alone; configuration never does.
+type attemptState struct {
+	token Token
+	cand  Candidate
+	// tries counts the HTTP attempts made for this candidate; it is
+	// written only by the goroutine running the call.
+	tries int
+}
+
+type attemptKey struct{}
+
+func withAttempt(ctx context.Context, st *attemptState) context.Context {
+	return context.WithValue(ctx, attemptKey{}, st)
+}
+
+func attemptFrom(ctx context.Context) *attemptState {
+	st, _ := ctx.Value(attemptKey{}).(*attemptState)
+	return st
+}
+
+// hostSet is the origins (scheme and host with port) that may receive the
+// token.
+type hostSet []string
+
+func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
+
+func (h hostSet) allows(u *url.URL) bool {
+	o := origin(u)
+	for _, allowed := range h {
+		if o == allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// authMiddleware adds the call's token to requests for the router and the
+// Hub only, and strips any Authorization header from requests to other
+// origins, so that a redirect to another host (or from https to http) never
+// carries the token.
+func authMiddleware(allowed hostSet) Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			st := attemptFrom(r.Context())
+			send := st != nil && !st.token.IsZero() && allowed.allows(r.URL)
+			if !send && r.Header.Get("Authorization") == "" {
+				return next.RoundTrip(r)
+			}
+			r2 := r.Clone(r.Context())
+			r2.Header.Del("Authorization")
+			if send {
+				r2.Header.Set("Authorization", "Bearer "+st.token.value())
+			}
+			return next.RoundTrip(r2)
+		})
+	}
+}
+
+// logMiddleware logs each HTTP attempt at debug: the lines a person
+// debugging a 403 needs (which model and provider, which token source and
+// whether it is OAuth, the status and request id), never the token.
+func logMiddleware(logger *slog.Logger) Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			ctx := r.Context()
+			if !logger.Enabled(ctx, slog.LevelDebug) {
+				return next.RoundTrip(r)
+			}
+			start := time.Now()
+			resp, err := next.RoundTrip(r)
+			attrs := []slog.Attr{
+				slog.String("method", r.Method),
+				slog.String("host", r.URL.Host),
+				slog.Duration("duration", time.Since(start)),
+			}
+			if st := attemptFrom(ctx); st != nil {
+				attrs = append(attrs,
+					slog.String("model", st.cand.Model),
+					slog.String("provider", st.cand.Provider),
+					slog.String("token_source", st.token.Source),
+					slog.Bool("oauth", st.token.OAuth),
+					slog.String("token", st.token.Redacted()),
+					slog.Int("retry", st.tries-1),
+				)
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", cleanText(err.Error(), 512)))
+			} else {
+				attrs = append(attrs, slog.Int("status", resp.StatusCode))
+				if id := requestID(resp.Header); id != "" {
+					attrs = append(attrs, slog.String("request_id", cleanText(id, 256)))
+				}
+				if p := resp.Header.Get("X-Inference-Provider"); p != "" {
+					attrs = append(attrs, slog.String("served_by", cleanText(p, 64)))
+				}
+			}
+			logger.LogAttrs(ctx, slog.LevelDebug, "inference: http attempt", attrs...)
+			return resp, err
+		})
+	}
+}
+
+// defaultTransport suits many concurrent calls to one host: Go's default
+// keeps only two idle connections per host, which under fan-out closes and
+// reopens connections on most calls.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.ForceAttemptHTTP2 = true
+	return t
+}
