@@ -3,7 +3,6 @@ package inference
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,13 +31,13 @@ type Message struct {
 	ToolCallID string `json:"tool_call_id,omitempty"`
 }
 
-// SystemMessage, UserMessage and AssistantMessage build text turns.
+// SystemMessage builds a system turn.
 func SystemMessage(text string) Message { return Message{Role: RoleSystem, Content: text} }
 
-// UserMessage builds a user turn; see [SystemMessage].
+// UserMessage builds a user turn.
 func UserMessage(text string) Message { return Message{Role: RoleUser, Content: text} }
 
-// AssistantMessage builds an assistant turn; see [SystemMessage].
+// AssistantMessage builds an assistant turn, for replaying a conversation.
 func AssistantMessage(text string) Message { return Message{Role: RoleAssistant, Content: text} }
 
 // ToolResultMessage builds the turn that answers a tool call.
@@ -362,6 +361,3 @@ type chatWire struct {
 	Object string          `json:"object"`
 	Error  json.RawMessage `json:"error"`
 }
-
-// errNotCompletion explains a 2xx body that is not a chat completion.
-var errNotCompletion = errors.New("the answer is not a chat completion")

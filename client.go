@@ -312,7 +312,7 @@ func (c *Client) decodeChat(ctx context.Context, resp *http.Response, cand Candi
 	}
 	out := w.ChatResponse
 	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
-		out.Provider = cleanText(p, 64)
+		out.Provider = cleanText(redact.String(p, tok.value()), 64)
 	}
 	out.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
 	return &out, nil

@@ -20,9 +20,11 @@ import (
 // leaves the package in printable form: every printed form (%v, %+v, %#v, %s,
 // slog, JSON) shows only its source and a short prefix such as "hf_Ab…".
 type Token struct {
-	// secret is a pointer so that printing a struct that holds a Token in
-	// an unexported field shows an address, not the value.
-	secret *tokenSecret
+	// reveal returns the token. It is a function, not a string or a
+	// pointer, because fmt prints unexported fields by reflection without
+	// calling their methods, and follows pointers for some verbs; a function
+	// prints as an address whatever the verb.
+	reveal func() string
 	// Source says where the token came from: "static", "HF_TOKEN",
 	// "HUGGING_FACE_HUB_TOKEN", "token file /path", "oauth".
 	Source string
@@ -32,8 +34,6 @@ type Token struct {
 	// Expiry is when an OAuth token expires; zero when unknown.
 	Expiry time.Time
 }
-
-type tokenSecret struct{ value string }
 
 // NewToken checks and normalises a token's text and labels it with its
 // source, for use by a custom [TokenSource]. Surrounding white space and a
@@ -50,7 +50,7 @@ func NewToken(value, source string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: %s", ErrInvalidToken, err)
 	}
 	return Token{
-		secret: &tokenSecret{value: v},
+		reveal: func() string { return v },
 		Source: source,
 		OAuth:  strings.HasPrefix(v, "hf_oauth_"),
 	}, nil
@@ -58,10 +58,10 @@ func NewToken(value, source string) (Token, error) {
 
 // value is the raw token, for the Authorization header only.
 func (t Token) value() string {
-	if t.secret == nil {
+	if t.reveal == nil {
 		return ""
 	}
-	return t.secret.value
+	return t.reveal()
 }
 
 // IsZero reports whether t holds no token.
@@ -83,7 +83,7 @@ func (t Token) String() string {
 		return "Token(none)"
 	}
 	kind := ""
-	if t.OAuth {
+	if t.OAuth && t.Source != "oauth" {
 		kind = " oauth"
 	}
 	return "Token(" + t.Source + kind + " " + t.Redacted() + ")"
@@ -114,6 +114,8 @@ func normalizeToken(raw string) (string, error) {
 	s := strings.TrimSpace(raw)
 	if len(s) >= 7 && strings.EqualFold(s[:7], "bearer ") {
 		s = strings.TrimSpace(s[7:])
+	} else if strings.EqualFold(s, "bearer") {
+		s = ""
 	}
 	if s == "" {
 		return "", errors.New("it is empty")

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/hfkit/inference/internal/redact"
 )
 
 // Middleware wraps the transport that carries each HTTP attempt. It must not
@@ -100,7 +102,11 @@ func logMiddleware(logger *slog.Logger) Middleware {
 				slog.String("host", r.URL.Host),
 				slog.Duration("duration", time.Since(start)),
 			}
-			if st := attemptFrom(ctx); st != nil {
+			// Header values come from the server, which may echo the token.
+			secret := ""
+			st := attemptFrom(ctx)
+			if st != nil {
+				secret = st.token.value()
 				attrs = append(attrs,
 					slog.String("model", st.cand.Model),
 					slog.String("provider", st.cand.Provider),
@@ -111,14 +117,14 @@ func logMiddleware(logger *slog.Logger) Middleware {
 				)
 			}
 			if err != nil {
-				attrs = append(attrs, slog.String("error", cleanText(err.Error(), 512)))
+				attrs = append(attrs, slog.String("error", cleanText(redact.String(err.Error(), secret), 512)))
 			} else {
 				attrs = append(attrs, slog.Int("status", resp.StatusCode))
 				if id := requestID(resp.Header); id != "" {
-					attrs = append(attrs, slog.String("request_id", cleanText(id, 256)))
+					attrs = append(attrs, slog.String("request_id", cleanText(redact.String(id, secret), 256)))
 				}
 				if p := resp.Header.Get("X-Inference-Provider"); p != "" {
-					attrs = append(attrs, slog.String("served_by", cleanText(p, 64)))
+					attrs = append(attrs, slog.String("served_by", cleanText(redact.String(p, secret), 64)))
 				}
 			}
 			logger.LogAttrs(ctx, slog.LevelDebug, "inference: http attempt", attrs...)

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestQuickstartOffline(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), &out, false, "meta-llama/Llama-3.3-70B-Instruct", "auto", true))
+	text := out.String()
+	assert.Contains(t, text, "offline: using a local fake router")
+	assert.Contains(t, text, "together answered: Open models")
+	assert.Contains(t, text, "attempt 1: meta-llama/Llama-3.3-70B-Instruct status 200, 0 retries, token from static")
+	assert.Contains(t, text, "level=DEBUG")
+	assert.NotContains(t, text, "PlaceholderTokenForTheOffline")
+}
