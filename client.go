@@ -35,8 +35,15 @@ type Client struct {
 	logger    *slog.Logger
 	retry     RetryPolicy
 	fallbacks []Candidate
+	policy    FallbackPolicy
 	cooldown  time.Duration
+	cool      cooldownStore
+	timeout   time.Duration
 	http      *retryablehttp.Client
+	// transport is the innermost RoundTripper, kept for
+	// CloseIdleConnections: the middleware chain above it hides its
+	// methods.
+	transport http.RoundTripper
 }
 
 // NewClient returns a client configured by opts. Without options it calls
@@ -47,8 +54,10 @@ type Client struct {
 func NewClient(opts ...Option) (*Client, error) {
 	s := settings{
 		baseURL:  DefaultBaseURL,
-		retry:    RetryPolicy{MaxRetries: DefaultMaxRetries},
-		cooldown: DefaultCooldown,
+		retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
+		cooldown:       DefaultCooldown,
+		policy:         DefaultFallbackPolicy,
+		attemptTimeout: DefaultAttemptTimeout,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -97,11 +106,11 @@ func NewClient(opts ...Option) (*Client, error) {
 		copied := *s.httpClient
 		hc = &copied
 	}
-	var rt http.RoundTripper = defaultTransport()
+	var transport http.RoundTripper = defaultTransport()
 	if hc.Transport != nil {
-		rt = hc.Transport
+		transport = hc.Transport
 	}
-	rt = authMiddleware(hostSet{origin(base), origin(hub)})(rt)
+	rt := authMiddleware(hostSet{origin(base), origin(hub)})(transport)
 	for i := len(s.middlewares) - 1; i >= 0; i-- {
 		rt = s.middlewares[i](rt)
 	}
@@ -116,9 +125,23 @@ func NewClient(opts ...Option) (*Client, error) {
 		logger:    logger,
 		retry:     retry,
 		fallbacks: s.fallbacks,
+		policy:    s.policy,
 		cooldown:  s.cooldown,
+		cool:      newMemoryCooldown(),
+		timeout:   s.attemptTimeout,
 		http:      newRetryClient(hc, retry),
+		transport: transport,
 	}, nil
+}
+
+// CloseIdleConnections closes the idle connections of the client's
+// transport, when it has such a method (an *http.Transport does). The client
+// stays usable. Call it when done with a client whose transport is not
+// shared.
+func (c *Client) CloseIdleConnections() {
+	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 // String describes the client's endpoints and token source, never a token.
@@ -135,68 +158,24 @@ func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.Str
 
 // Chat sends a chat completion request through the router and returns the
 // answer. The model is sent as "model" when Provider is "" or "auto", else
-// as "model:provider". Failures are classified: use [errors.Is] with the Err
-// kinds and [errors.As] with [*APIError]. A cancelled or expired ctx ends
-// the call at once, retry waits included, and is returned as such.
+// as "model:provider".
+//
+// When the request's model fails in a way another could fix (gated, not
+// served, provider down, rate limited), Chat tries the request's Fallbacks,
+// else the client's [WithFallback] list, as [DefaultFallbackPolicy] (or
+// [WithFallbackPolicy]) directs; when a token of a [ChainTokens] is refused,
+// it tries the next source's token. The answer's Attempts list every
+// attempt. When none serves, the error is a [*FallbackError] listing them.
+//
+// Use [errors.Is] with the Err kinds and [errors.As] with [*APIError] on
+// the error, never its concrete type. A cancelled or expired ctx ends the
+// call at once, retry waits included, and the error then matches
+// context.Canceled or context.DeadlineExceeded.
 func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	tok, err := c.token(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cand := req.primary()
-	resp, att, err := c.attempt(ctx, &req, cand, tok)
-	if err != nil {
-		if ctx.Err() == nil {
-			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: call failed",
-				slog.String("model", cand.Model), slog.String("provider", cand.Provider),
-				slog.String("token_source", tok.Source), slog.Bool("oauth", tok.OAuth),
-				slog.String("error", err.Error()))
-		}
-		return nil, err
-	}
-	resp.Attempts = []Attempt{att}
-	return resp, nil
-}
-
-// token asks the client's source for a token. For a chain it walks the
-// sources itself so that each skipped source is logged.
-func (c *Client) token(ctx context.Context) (Token, error) {
-	chain, ok := c.tokens.(chainSource)
-	if !ok {
-		tok, err := sourceToken(ctx, c.tokens)
-		if err != nil {
-			return Token{}, c.tokenError(ctx, err)
-		}
-		return tok, nil
-	}
-	var reasons []string
-	invalid := false
-	for _, s := range chain.sources {
-		tok, err := sourceToken(ctx, s)
-		if err == nil {
-			return tok, nil
-		}
-		if ctx.Err() != nil {
-			return Token{}, c.tokenError(ctx, err)
-		}
-		invalid = invalid || errors.Is(err, ErrInvalidToken)
-		reasons = append(reasons, sourceName(s)+": "+err.Error())
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
-			slog.String("source", sourceName(s)), slog.String("reason", err.Error()))
-	}
-	return Token{}, chainFailure(invalid, reasons)
-}
-
-// tokenError reports a failed token lookup: the context's error when it
-// ended, else the source's error.
-func (c *Client) tokenError(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("inference: getting a token: %w", ctxErr)
-	}
-	return err
+	return c.walk(ctx, &req)
 }
 
 // attempt sends the request to one candidate, with retries, and reads the
@@ -214,8 +193,16 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	if err != nil {
 		return finish(nil, err)
 	}
+	// The attempt's own deadline turns a provider that hangs into a failed
+	// attempt; its cause tells it apart from the caller's deadline.
+	actx := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, attemptTimeoutError{c.timeout})
+		defer cancel()
+	}
 	st := &attemptState{token: tok, cand: cand}
-	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodPost, c.chatURL, body)
+	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(actx, st), http.MethodPost, c.chatURL, body)
 	if err != nil {
 		return finish(nil, fmt.Errorf("inference: building the request: %w", err))
 	}
@@ -226,10 +213,7 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	resp, err := c.http.Do(hreq)
 	att.Retries = max(st.tries-1, 0)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return finish(nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr))
-		}
-		return finish(nil, c.transportError(cand, tok, err))
+		return finish(nil, c.noAnswer(ctx, actx, cand, tok, err))
 	}
 	defer resp.Body.Close()
 	att.StatusCode = resp.StatusCode
@@ -240,8 +224,29 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return finish(nil, c.classify(resp, data, cand, tok))
 	}
-	out, err := c.decodeChat(ctx, resp, cand, tok)
+	out, err := c.decodeChat(ctx, actx, resp, cand, tok)
 	return finish(out, err)
+}
+
+// attemptTimeoutError is the cause of an attempt that ran out of its own
+// time (WithAttemptTimeout), as opposed to the caller's context.
+type attemptTimeoutError struct{ d time.Duration }
+
+func (e attemptTimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the attempt timeout of %s", e.d)
+}
+
+// noAnswer is the error of an attempt that got no usable answer: the
+// caller's context error when it ended, else a provider failure whose cause
+// is the transport error or the attempt's timeout.
+func (c *Client) noAnswer(ctx, actx context.Context, cand Candidate, tok Token, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
+	}
+	if actx.Err() != nil {
+		err = context.Cause(actx)
+	}
+	return c.transportError(cand, tok, err)
 }
 
 // classify wraps the classifier with what the client knows.
@@ -276,13 +281,10 @@ func (c *Client) transportError(cand Candidate, tok Token, err error) *APIError 
 // decodeChat reads a 2xx answer. A body that is not a chat completion (not
 // JSON, no choices, an error object, a web page) is an ErrProvider failure,
 // not an empty answer.
-func (c *Client) decodeChat(ctx context.Context, resp *http.Response, cand Candidate, tok Token) (*ChatResponse, error) {
+func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand Candidate, tok Token) (*ChatResponse, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxChatBody+1))
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
-		}
-		return nil, c.transportError(cand, tok, fmt.Errorf("reading the answer: %w", err))
+		return nil, c.noAnswer(ctx, actx, cand, tok, fmt.Errorf("reading the answer: %w", err))
 	}
 	notCompletion := func(why string) error {
 		e := c.classify(resp, data, cand, tok)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"golang.org/x/oauth2"
 
@@ -118,4 +119,41 @@ func ExampleNewCitation() {
 	// Output:
 	// Vaswani, Shazeer, Parmar et al. (2017). Attention Is All You Need. https://arxiv.org/abs/1706.03762
 	// inference: citation URL "arxiv.org/abs/1706.03762" is not an absolute http or https URL
+}
+
+func ExampleWithFallback() {
+	// A fake router: the first model is gated, the second is served.
+	router := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"model":"ardent-figment/gated-model"`) {
+			w.Header().Set("X-Error-Code", "GatedRepo")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"Access to model ardent-figment/gated-model is restricted and you are not in the authorized list."}`)
+			return
+		}
+		w.Header().Set("X-Inference-Provider", "together")
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi from the fallback."},"finish_reason":"stop"}]}`)
+	}))
+	defer router.Close()
+
+	c, _ := inference.NewClient(
+		inference.WithBaseURL(router.URL),
+		inference.WithToken("hf_ExampleTokenxxxxxxxxxxxxxxxxxxxxxxxx"),
+		inference.WithFallback(inference.Candidate{Model: "meta-llama/Llama-3.3-70B-Instruct", Provider: "together"}),
+	)
+	resp, err := c.Chat(context.Background(), inference.ChatRequest{
+		Model:    "ardent-figment/gated-model",
+		Messages: []inference.Message{inference.UserMessage("hi")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(resp.Text())
+	for _, a := range resp.Attempts {
+		fmt.Printf("%s: status %d, kind %v\n", a.Candidate, a.StatusCode, a.Kind())
+	}
+	// Output:
+	// Hi from the fallback.
+	// ardent-figment/gated-model: status 403, kind inference: the model is gated
+	// meta-llama/Llama-3.3-70B-Instruct:together: status 200, kind <nil>
 }

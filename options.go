@@ -32,8 +32,10 @@ type settings struct {
 	middlewares []Middleware
 	logger      *slog.Logger
 	fallbacks   []Candidate
-	retry       RetryPolicy
-	cooldown    time.Duration
+	retry          RetryPolicy
+	cooldown       time.Duration
+	policy         FallbackPolicy
+	attemptTimeout time.Duration
 }
 
 // RetryPolicy bounds the retries of one candidate (one model and provider).
@@ -57,6 +59,8 @@ const (
 	DefaultMaxWait    = 8 * time.Second
 	// DefaultCooldown is how long a failing candidate is skipped.
 	DefaultCooldown = 30 * time.Second
+	// DefaultAttemptTimeout bounds the time spent on one candidate.
+	DefaultAttemptTimeout = 2 * time.Minute
 )
 
 // withDefaults fills the zero waits.
@@ -287,6 +291,33 @@ func WithCooldown(d time.Duration) Option {
 			return fmt.Errorf("inference: WithCooldown: negative duration %s", d)
 		}
 		s.cooldown = d
+		return nil
+	}
+}
+
+// WithFallbackPolicy replaces [DefaultFallbackPolicy], the function that
+// decides after each failed attempt whether to stop, try the next candidate
+// or try the next token source.
+func WithFallbackPolicy(p FallbackPolicy) Option {
+	return func(s *settings) error {
+		if p == nil {
+			return errors.New("inference: WithFallbackPolicy: nil policy")
+		}
+		s.policy = p
+		return nil
+	}
+}
+
+// WithAttemptTimeout bounds the time spent on one candidate, retries and
+// waits included, so that a provider that hangs becomes an [ErrProvider]
+// attempt and the walk goes on. Zero means no bound but the context's. The
+// default is [DefaultAttemptTimeout].
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("inference: WithAttemptTimeout: negative duration %s", d)
+		}
+		s.attemptTimeout = d
 		return nil
 	}
 }

@@ -1,0 +1,73 @@
+package inference
+
+import (
+	"sync"
+	"time"
+)
+
+// cooldownStore remembers which candidates (by "model:provider") and which
+// token sources are being skipped, and until when. Every call of a client
+// reads it and failing calls write it, from many goroutines at once.
+//
+// The in-memory store is the only one today. A fleet of processes could
+// share cooldowns through a store with the same two operations over a shared
+// key-value service with expiry: CoolDown as "set key to until, expiring at
+// until, unless a later value is there", Until as "get key". Cooldowns are
+// hints, so such a store may be eventually consistent and may drop entries.
+type cooldownStore interface {
+	// Until returns when key's cooldown ends, or the zero time when it is
+	// not cooling at now.
+	Until(key string, now time.Time) time.Time
+	// CoolDown makes key cool until the given time, keeping a later end
+	// already recorded.
+	CoolDown(key string, until time.Time)
+}
+
+// sweepAt is the size at which the memory store drops expired entries, so
+// that it stays bounded by the number of candidates in use.
+const sweepAt = 256
+
+// memoryCooldown is a cooldownStore for one process.
+type memoryCooldown struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func newMemoryCooldown() *memoryCooldown {
+	return &memoryCooldown{until: make(map[string]time.Time)}
+}
+
+// Until implements cooldownStore.
+func (m *memoryCooldown) Until(key string, now time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.until[key]
+	if !ok || !t.After(now) {
+		return time.Time{}
+	}
+	return t
+}
+
+// CoolDown implements cooldownStore.
+func (m *memoryCooldown) CoolDown(key string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.until) >= sweepAt {
+		now := time.Now()
+		for k, t := range m.until {
+			if !t.After(now) {
+				delete(m.until, k)
+			}
+		}
+	}
+	if until.After(m.until[key]) {
+		m.until[key] = until
+	}
+}
+
+// len reports how many entries are held, expired or not; for tests.
+func (m *memoryCooldown) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.until)
+}

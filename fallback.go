@@ -1,0 +1,454 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Decision is what the fallback walk does after a failed attempt.
+type Decision int
+
+const (
+	// Stop ends the call with the failure: trying elsewhere would fail
+	// the same way (no credits, no token) or repeat a refused request.
+	Stop Decision = iota
+	// NextCandidate tries the next model or provider.
+	NextCandidate
+	// NextToken tries the same candidate again with the next token source
+	// of a [ChainTokens], and stops when there is none.
+	NextToken
+)
+
+// String names the decision.
+func (d Decision) String() string {
+	switch d {
+	case Stop:
+		return "stop"
+	case NextCandidate:
+		return "next candidate"
+	case NextToken:
+		return "next token source"
+	}
+	return fmt.Sprintf("Decision(%d)", int(d))
+}
+
+// FallbackPolicy decides, from the error of a failed attempt, what the walk
+// does next. It is never called for a cancelled or expired context: that
+// always ends the call.
+type FallbackPolicy func(err error) Decision
+
+// DefaultFallbackPolicy is the policy of a client without
+// [WithFallbackPolicy]:
+//
+//	ErrGatedModel, ErrModelNotFound, ErrModelNotSupported,
+//	ErrProvider, ErrRateLimited                  next candidate
+//	ErrInvalidRequest 422, or 400 from a provider next candidate
+//	ErrInvalidRequest otherwise                   stop
+//	ErrUnauthorized, ErrMissingScope              next token source, else stop
+//	ErrPaymentRequired, ErrNoToken,
+//	ErrInvalidToken, anything else                stop
+func DefaultFallbackPolicy(err error) Decision {
+	switch {
+	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound),
+		errors.Is(err, ErrModelNotSupported), errors.Is(err, ErrProvider),
+		errors.Is(err, ErrRateLimited):
+		return NextCandidate
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrMissingScope):
+		return NextToken
+	case errors.Is(err, ErrInvalidRequest):
+		// A 422 or a provider's own 400 is about what this model or
+		// provider accepts; another may take the same request. A router
+		// 400 would be refused everywhere.
+		var apiErr *APIError
+		if errors.As(err, &apiErr) &&
+			(apiErr.StatusCode == http.StatusUnprocessableEntity || apiErr.FromProvider) {
+			return NextCandidate
+		}
+		return Stop
+	}
+	return Stop
+}
+
+// coolsDown reports whether a failure of this kind makes the candidate
+// worth skipping for a while: it would likely fail the same way again soon.
+func coolsDown(err error) bool {
+	return errors.Is(err, ErrProvider) || errors.Is(err, ErrRateLimited) ||
+		errors.Is(err, ErrGatedModel) || errors.Is(err, ErrModelNotFound) ||
+		errors.Is(err, ErrModelNotSupported)
+}
+
+// FallbackError is a call in which no candidate served an answer. Attempts
+// lists every attempt in order. [errors.Is] and [errors.As] look into every
+// attempt's error, so errors.Is(err, ErrGatedModel) is true when any
+// candidate was gated, and errors.As(err, &apiErr) finds the first
+// *APIError.
+type FallbackError struct {
+	// Attempts are the attempts made, in order, each with its error.
+	Attempts []Attempt
+	// Skipped are candidates not tried because they were cooling down
+	// after failing in an earlier call.
+	Skipped []Candidate
+}
+
+// Error names every model and provider tried and why each failed, in one
+// paragraph, then what to do about the last failure. A call with a single
+// attempt reads as that attempt's error.
+func (e *FallbackError) Error() string {
+	if len(e.Attempts) == 1 && len(e.Skipped) == 0 && e.Attempts[0].Err != nil {
+		return e.Attempts[0].Err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "inference: no candidate answered after %d %s", len(e.Attempts), plural(len(e.Attempts), "attempt", "attempts"))
+	for i, a := range e.Attempts {
+		fmt.Fprintf(&b, "; %d) %s", i+1, a.summary())
+	}
+	if len(e.Skipped) > 0 {
+		names := make([]string, len(e.Skipped))
+		for i, c := range e.Skipped {
+			names[i] = c.String()
+		}
+		b.WriteString("; skipped while cooling down after earlier failures: ")
+		b.WriteString(strings.Join(names, ", "))
+	}
+	if last := e.last(); last != nil {
+		if hint := last.hint(); hint != "" {
+			b.WriteString(". Last failure: ")
+			b.WriteString(hint)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns each attempt's error, for errors.Is and errors.As.
+func (e *FallbackError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Attempts))
+	for _, a := range e.Attempts {
+		if a.Err != nil {
+			errs = append(errs, a.Err)
+		}
+	}
+	return errs
+}
+
+// last is the *APIError of the final attempt, if it has one.
+func (e *FallbackError) last() *APIError {
+	if len(e.Attempts) == 0 {
+		return nil
+	}
+	var apiErr *APIError
+	if errors.As(e.Attempts[len(e.Attempts)-1].Err, &apiErr) {
+		return apiErr
+	}
+	return nil
+}
+
+// summary is one attempt in a FallbackError's paragraph: the candidate, the
+// token source, and why it failed, short.
+func (a Attempt) summary() string {
+	var b strings.Builder
+	b.WriteString(a.Candidate.String())
+	if a.TokenSource != "" {
+		b.WriteString(" (token from ")
+		b.WriteString(a.TokenSource)
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	var apiErr *APIError
+	switch {
+	case a.Err == nil:
+		b.WriteString("served")
+		return b.String()
+	case errors.As(a.Err, &apiErr):
+		b.WriteString(strings.TrimPrefix(apiErr.kindText(), "inference: "))
+		if apiErr.StatusCode != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", apiErr.StatusCode)
+		}
+		if apiErr.Message != "" {
+			b.WriteString(", ")
+			b.WriteString(cleanText(strings.TrimRight(apiErr.Message, ". "), 200))
+		}
+	default:
+		b.WriteString(strings.TrimPrefix(a.Err.Error(), "inference: "))
+	}
+	if a.Retries > 0 {
+		fmt.Fprintf(&b, ", after %d %s", a.Retries, plural(a.Retries, "retry", "retries"))
+	}
+	if apiErr != nil && apiErr.RequestID != "" {
+		b.WriteString(", request id ")
+		b.WriteString(apiErr.RequestID)
+	}
+	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Kind returns the kind of the attempt's failure (such as ErrGatedModel),
+// or nil for the attempt that served the answer or a failure of no kind
+// (a cancelled context).
+func (a Attempt) Kind() error {
+	var apiErr *APIError
+	if errors.As(a.Err, &apiErr) {
+		return apiErr.Kind
+	}
+	for _, k := range kinds {
+		if errors.Is(a.Err, k) {
+			return k
+		}
+	}
+	return nil
+}
+
+// candidates is the call's walk: the request's own model first, then its
+// Fallbacks if set, else the client's; a candidate met twice is tried once.
+func (c *Client) candidates(req *ChatRequest) []Candidate {
+	rest := c.fallbacks
+	if req.Fallbacks != nil {
+		rest = req.Fallbacks
+	}
+	out := make([]Candidate, 0, 1+len(rest))
+	seen := make(map[string]bool, 1+len(rest))
+	for _, cand := range append([]Candidate{req.primary()}, rest...) {
+		if cand.Provider == ProviderAuto {
+			cand.Provider = ""
+		}
+		if key := cand.wireModel(); !seen[key] {
+			seen[key] = true
+			out = append(out, cand)
+		}
+	}
+	return out
+}
+
+// plan drops the candidates that are cooling down. When every one is, it
+// keeps the one whose cooldown ends first: a request that may fail beats
+// failing without one.
+func (c *Client) plan(cands []Candidate, now time.Time) (try, skipped []Candidate) {
+	if c.cooldown == 0 {
+		return cands, nil
+	}
+	var earliest time.Time
+	earliestAt := -1
+	for i, cand := range cands {
+		until := c.cool.Until(candidateKey(cand), now)
+		if until.IsZero() {
+			try = append(try, cand)
+			continue
+		}
+		skipped = append(skipped, cand)
+		if earliestAt < 0 || until.Before(earliest) {
+			earliest, earliestAt = until, i
+		}
+	}
+	if len(try) == 0 && earliestAt >= 0 {
+		try = []Candidate{cands[earliestAt]}
+		skipped = removeCandidate(skipped, cands[earliestAt])
+	}
+	return try, skipped
+}
+
+func removeCandidate(list []Candidate, c Candidate) []Candidate {
+	out := list[:0]
+	for _, x := range list {
+		if x != c {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func candidateKey(c Candidate) string { return "candidate " + c.wireModel() }
+
+func sourceKey(i int, s TokenSource) string { return fmt.Sprintf("token source %d %s", i, sourceName(s)) }
+
+// tokenSources is the client's sources in the order a call tries them:
+// the members of a ChainTokens (those cooling after a refusal last), or the
+// one source.
+func (c *Client) tokenSources(now time.Time) []indexedSource {
+	chain, ok := c.tokens.(chainSource)
+	if !ok {
+		return []indexedSource{{i: 0, src: c.tokens}}
+	}
+	ready := make([]indexedSource, 0, len(chain.sources))
+	var cooling []indexedSource
+	for i, s := range chain.sources {
+		is := indexedSource{i: i, src: s}
+		if c.cooldown > 0 && !c.cool.Until(sourceKey(i, s), now).IsZero() {
+			cooling = append(cooling, is)
+			continue
+		}
+		ready = append(ready, is)
+	}
+	return append(ready, cooling...)
+}
+
+type indexedSource struct {
+	i   int
+	src TokenSource
+}
+
+// tokenCursor walks a call's token sources: it hands out the next source's
+// valid token, logging the sources it skips.
+type tokenCursor struct {
+	c       *Client
+	sources []indexedSource
+	next    int
+	current indexedSource
+	reasons []string
+	invalid bool
+	lastErr error
+}
+
+// advance moves to the next source with a valid token.
+func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
+	for tc.next < len(tc.sources) {
+		s := tc.sources[tc.next]
+		tc.next++
+		tok, err := sourceToken(ctx, s.src)
+		if err == nil {
+			tc.current = s
+			return tok, true
+		}
+		if ctx.Err() != nil {
+			return Token{}, false
+		}
+		tc.lastErr = err
+		tc.invalid = tc.invalid || errors.Is(err, ErrInvalidToken)
+		tc.reasons = append(tc.reasons, sourceName(s.src)+": "+err.Error())
+		if len(tc.sources) > 1 {
+			tc.c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
+				slog.String("source", sourceName(s.src)), slog.String("reason", err.Error()))
+		}
+	}
+	return Token{}, false
+}
+
+// failure is why no first token could be had: the context's end, the one
+// source's own error, or the chain's summary.
+func (tc *tokenCursor) failure(ctx context.Context) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("inference: getting a token: %w", ctxErr)
+	}
+	if _, isChain := tc.c.tokens.(chainSource); !isChain && tc.lastErr != nil {
+		return tc.lastErr
+	}
+	return chainFailure(tc.invalid, tc.reasons)
+}
+
+// walk tries the candidates in order until one serves, as the policy
+// directs, and records every attempt.
+func (c *Client) walk(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
+	now := time.Now()
+	cands, skipped := c.plan(c.candidates(req), now)
+	for _, s := range skipped {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
+	}
+	tokens := tokenCursor{c: c, sources: c.tokenSources(now)}
+	tok, ok := tokens.advance(ctx)
+	if !ok {
+		return nil, tokens.failure(ctx)
+	}
+
+	var attempts []Attempt
+	fail := func() error { return &FallbackError{Attempts: attempts, Skipped: skipped} }
+	for i := 0; i < len(cands); {
+		cand := cands[i]
+		resp, att, err := c.attempt(ctx, req, cand, tok)
+		attempts = append(attempts, att)
+		if err == nil {
+			resp.Attempts = attempts
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fail()
+		}
+		switch c.policy(err) {
+		case NextToken:
+			from := tok
+			c.coolDown(sourceKey(tokens.current.i, tokens.current.src), c.cooldown, len(tokens.sources) > 1)
+			next, ok := tokens.advance(ctx)
+			if !ok {
+				return nil, c.logFailure(ctx, fail())
+			}
+			tok = next
+			c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, tok, err),
+				slog.String("candidate", cand.String()), slog.String("from", from.Source),
+				slog.String("to", tok.Source), slog.String("reason", kindName(err)))
+			continue
+		case NextCandidate:
+			c.coolCandidate(cand, err)
+			if i+1 < len(cands) {
+				c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
+					slog.String("from", cand.String()), slog.String("to", cands[i+1].String()),
+					slog.String("reason", kindName(err)), slog.Int("status", att.StatusCode))
+			}
+			i++
+			continue
+		}
+		return nil, c.logFailure(ctx, fail())
+	}
+	return nil, c.logFailure(ctx, fail())
+}
+
+// coolCandidate skips a failed candidate in later calls: for the cooldown,
+// or as long as the server asked to wait (Retry-After) when that is longer.
+func (c *Client) coolCandidate(cand Candidate, err error) {
+	if !coolsDown(err) {
+		return
+	}
+	d := c.cooldown
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		d = max(d, apiErr.RetryAfter)
+	}
+	c.coolDown(candidateKey(cand), d, true)
+}
+
+func (c *Client) coolDown(key string, d time.Duration, worth bool) {
+	if c.cooldown == 0 || d <= 0 || !worth {
+		return
+	}
+	c.cool.CoolDown(key, time.Now().Add(d))
+}
+
+func (c *Client) logFailure(ctx context.Context, err error) error {
+	c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: call failed", slog.String("error", err.Error()))
+	return err
+}
+
+// tokenSwitchMessage is the warning a person debugging a 403 wants, such as
+// "OAuth token lacks the inference-api scope; using HF_TOKEN".
+func tokenSwitchMessage(from, to Token, err error) string {
+	what := "token"
+	if from.OAuth {
+		what = "OAuth token"
+	}
+	why := "was refused"
+	if errors.Is(err, ErrMissingScope) {
+		if from.OAuth {
+			why = "lacks the inference-api scope"
+		} else {
+			why = "lacks the \"Make calls to Inference Providers\" permission"
+		}
+	}
+	return fmt.Sprintf("inference: %s from %s %s; using %s", what, from.Source, why, to.Source)
+}
+
+// kindName is a failure's kind in a few words, for logs.
+func kindName(err error) string {
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return strings.TrimPrefix(k.Error(), "inference: ")
+		}
+	}
+	return "error"
+}
