@@ -53,7 +53,7 @@ type Client struct {
 // anything. A malformed token given to [WithToken] is [ErrInvalidToken].
 func NewClient(opts ...Option) (*Client, error) {
 	s := settings{
-		baseURL:  DefaultBaseURL,
+		baseURL:        DefaultBaseURL,
 		retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
 		cooldown:       DefaultCooldown,
 		policy:         DefaultFallbackPolicy,

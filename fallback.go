@@ -268,7 +268,9 @@ func removeCandidate(list []Candidate, c Candidate) []Candidate {
 
 func candidateKey(c Candidate) string { return "candidate " + c.wireModel() }
 
-func sourceKey(i int, s TokenSource) string { return fmt.Sprintf("token source %d %s", i, sourceName(s)) }
+func sourceKey(i int, s TokenSource) string {
+	return fmt.Sprintf("token source %d %s", i, sourceName(s))
+}
 
 // tokenSources is the client's sources in the order a call tries them:
 // the members of a ChainTokens (those cooling after a refusal last), or the

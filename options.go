@@ -23,15 +23,15 @@ type Option func(*settings) error
 
 // settings is what the options build; NewClient turns it into a Client.
 type settings struct {
-	token       string
-	tokenSet    bool
-	tokenSource TokenSource
-	baseURL     string
-	hubURL      string
-	httpClient  *http.Client
-	middlewares []Middleware
-	logger      *slog.Logger
-	fallbacks   []Candidate
+	token          string
+	tokenSet       bool
+	tokenSource    TokenSource
+	baseURL        string
+	hubURL         string
+	httpClient     *http.Client
+	middlewares    []Middleware
+	logger         *slog.Logger
+	fallbacks      []Candidate
 	retry          RetryPolicy
 	cooldown       time.Duration
 	policy         FallbackPolicy
