@@ -104,6 +104,21 @@ type ToolCall struct {
 	Function FunctionCall `json:"function"`
 }
 
+// UnmarshalJSON reads the index that streamed tool call pieces carry.
+func (t *ToolCall) UnmarshalJSON(data []byte) error {
+	type plain ToolCall
+	var w struct {
+		plain
+		Index int `json:"index"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*t = ToolCall(w.plain)
+	t.Index = w.Index
+	return nil
+}
+
 // FunctionCall names the function and carries its arguments as JSON text.
 type FunctionCall struct {
 	Name      string `json:"name"`
@@ -186,6 +201,10 @@ type ChatRequest struct {
 	ToolChoice     *ToolChoice     // tool_choice
 	ResponseFormat *ResponseFormat // response_format
 
+	// IncludeUsage asks a stream for a last chunk that carries the token
+	// usage (stream_options.include_usage). Chat answers always carry it.
+	IncludeUsage bool
+
 	// Extra holds further body fields a provider accepts, sent as given.
 	// A key that the fields above already set is an error.
 	Extra map[string]any
@@ -255,11 +274,16 @@ type chatBody struct {
 	ToolChoice       *ToolChoice     `json:"tool_choice,omitempty"`
 	ResponseFormat   *ResponseFormat `json:"response_format,omitempty"`
 	Stream           bool            `json:"stream,omitempty"`
+	StreamOptions    *streamOptions  `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // encode builds the JSON body for one candidate.
-func (r *ChatRequest) encode(c Candidate) ([]byte, error) {
-	body, err := json.Marshal(chatBody{
+func (r *ChatRequest) encode(c Candidate, stream bool) ([]byte, error) {
+	wire := chatBody{
 		Model:            c.wireModel(),
 		Messages:         r.Messages,
 		MaxTokens:        r.MaxTokens,
@@ -272,7 +296,12 @@ func (r *ChatRequest) encode(c Candidate) ([]byte, error) {
 		Tools:            r.Tools,
 		ToolChoice:       r.ToolChoice,
 		ResponseFormat:   r.ResponseFormat,
-	})
+		Stream:           stream,
+	}
+	if stream && r.IncludeUsage {
+		wire.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	body, err := json.Marshal(wire)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidRequest, err)
 	}
@@ -284,7 +313,7 @@ func (r *ChatRequest) encode(c Candidate) ([]byte, error) {
 		return nil, err
 	}
 	for k, v := range r.Extra {
-		if _, taken := fields[k]; taken || k == "stream" {
+		if _, taken := fields[k]; taken || k == "stream" || k == "stream_options" {
 			return nil, fmt.Errorf("%w: Extra key %q is set by the request's own fields", ErrInvalidRequest, k)
 		}
 		raw, err := json.Marshal(v)

@@ -175,7 +175,14 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, erro
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	return c.walk(ctx, &req)
+	resp, attempts, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+		return c.attempt(ctx, &req, cand, tok)
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Attempts = attempts
+	return resp, nil
 }
 
 // attempt sends the request to one candidate, with retries, and reads the
@@ -183,16 +190,6 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, erro
 func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
 	start := time.Now()
 	att := Attempt{Candidate: cand, TokenSource: tok.Source}
-	finish := func(resp *ChatResponse, err error) (*ChatResponse, Attempt, error) {
-		att.Err = err
-		att.Duration = time.Since(start)
-		return resp, att, err
-	}
-
-	body, err := req.encode(cand)
-	if err != nil {
-		return finish(nil, err)
-	}
 	// The attempt's own deadline turns a provider that hangs into a failed
 	// attempt; its cause tells it apart from the caller's deadline.
 	actx := ctx
@@ -201,31 +198,53 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, attemptTimeoutError{c.timeout})
 		defer cancel()
 	}
+	var out *ChatResponse
+	resp, err := c.exchange(ctx, actx, req, cand, tok, false, &att)
+	if err == nil {
+		out, err = c.decodeChat(ctx, actx, resp, cand, tok)
+		resp.Body.Close()
+	}
+	att.Err = err
+	att.Duration = time.Since(start)
+	return out, att, err
+}
+
+// exchange sends the request for one candidate through the retry loop and
+// returns a 2xx response, whose body the caller closes, or the classified
+// failure. ctx is the caller's context, actx the attempt's (ctx with the
+// attempt timeout).
+func (c *Client) exchange(ctx, actx context.Context, req *ChatRequest, cand Candidate, tok Token, stream bool, att *Attempt) (*http.Response, error) {
+	body, err := req.encode(cand, stream)
+	if err != nil {
+		return nil, err
+	}
 	st := &attemptState{token: tok, cand: cand}
 	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(actx, st), http.MethodPost, c.chatURL, body)
 	if err != nil {
-		return finish(nil, fmt.Errorf("inference: building the request: %w", err))
+		return nil, fmt.Errorf("inference: building the request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
+	if stream {
+		hreq.Header.Set("Accept", "text/event-stream")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
 	hreq.Header.Set("User-Agent", userAgent)
 
 	resp, err := c.http.Do(hreq)
 	att.Retries = max(st.tries-1, 0)
 	if err != nil {
-		return finish(nil, c.noAnswer(ctx, actx, cand, tok, err))
+		return nil, c.noAnswer(ctx, actx, cand, tok, err)
 	}
-	defer resp.Body.Close()
 	att.StatusCode = resp.StatusCode
 	att.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
-
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The rest of a long body is dropped with the connection.
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return finish(nil, c.classify(resp, data, cand, tok))
+		resp.Body.Close()
+		return nil, c.classify(resp, data, cand, tok)
 	}
-	out, err := c.decodeChat(ctx, actx, resp, cand, tok)
-	return finish(out, err)
+	return resp, nil
 }
 
 // attemptTimeoutError is the cause of an attempt that ran out of its own

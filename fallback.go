@@ -346,9 +346,14 @@ func (tc *tokenCursor) failure(ctx context.Context) error {
 	return chainFailure(tc.invalid, tc.reasons)
 }
 
+// tryFunc makes one attempt at one candidate with one token: a Chat call,
+// or opening a stream up to its first chunk.
+type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Attempt, error)
+
 // walk tries the candidates in order until one serves, as the policy
-// directs, and records every attempt.
-func (c *Client) walk(ctx context.Context, req *ChatRequest) (*ChatResponse, error) {
+// directs, and returns the result with every attempt made.
+func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, []Attempt, error) {
+	var zero T
 	now := time.Now()
 	cands, skipped := c.plan(c.candidates(req), now)
 	for _, s := range skipped {
@@ -357,21 +362,20 @@ func (c *Client) walk(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 	tokens := tokenCursor{c: c, sources: c.tokenSources(now)}
 	tok, ok := tokens.advance(ctx)
 	if !ok {
-		return nil, tokens.failure(ctx)
+		return zero, nil, tokens.failure(ctx)
 	}
 
 	var attempts []Attempt
 	fail := func() error { return &FallbackError{Attempts: attempts, Skipped: skipped} }
 	for i := 0; i < len(cands); {
 		cand := cands[i]
-		resp, att, err := c.attempt(ctx, req, cand, tok)
+		out, att, err := try(ctx, cand, tok)
 		attempts = append(attempts, att)
 		if err == nil {
-			resp.Attempts = attempts
-			return resp, nil
+			return out, attempts, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fail()
+			return zero, attempts, fail()
 		}
 		switch c.policy(err) {
 		case NextToken:
@@ -379,7 +383,7 @@ func (c *Client) walk(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 			c.coolDown(sourceKey(tokens.current.i, tokens.current.src), c.cooldown, len(tokens.sources) > 1)
 			next, ok := tokens.advance(ctx)
 			if !ok {
-				return nil, c.logFailure(ctx, fail())
+				return zero, attempts, c.logFailure(ctx, fail())
 			}
 			tok = next
 			c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, tok, err),
@@ -396,9 +400,9 @@ func (c *Client) walk(ctx context.Context, req *ChatRequest) (*ChatResponse, err
 			i++
 			continue
 		}
-		return nil, c.logFailure(ctx, fail())
+		return zero, attempts, c.logFailure(ctx, fail())
 	}
-	return nil, c.logFailure(ctx, fail())
+	return zero, attempts, c.logFailure(ctx, fail())
 }
 
 // coolCandidate skips a failed candidate in later calls: for the cooldown,

@@ -152,3 +152,8 @@ func kindsMatched(err error) []error {
 	}
 	return out
 }
+
+// fakeStreamRouter streams "one, two, three" for the stream example.
+func fakeStreamRouter() *httptest.Server {
+	return httptest.NewServer(sseData(deltaChunk("one, "), deltaChunk("two, "), deltaChunk("three"), finishChunk("stop"), "[DONE]"))
+}

@@ -1,0 +1,517 @@
+package inference
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hfkit/inference/internal/redact"
+	"github.com/hfkit/inference/internal/sse"
+)
+
+// ChatChunk is one event of a streamed chat completion.
+type ChatChunk struct {
+	ID      string        `json:"id"`
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []ChunkChoice `json:"choices"`
+	// Usage is set on the last chunk of a stream that asked for it
+	// (ChatRequest.IncludeUsage); that chunk has no choices.
+	Usage *Usage `json:"usage"`
+}
+
+// Text returns the content delta of the first choice.
+func (c ChatChunk) Text() string {
+	if len(c.Choices) == 0 {
+		return ""
+	}
+	return c.Choices[0].Delta.Content
+}
+
+// ChunkChoice is one choice's increment.
+type ChunkChoice struct {
+	Index int `json:"index"`
+	// Delta holds what this chunk adds: content, or tool call pieces.
+	Delta        Message `json:"delta"`
+	FinishReason string  `json:"finish_reason"`
+}
+
+// UnmarshalJSON accepts a null finish_reason.
+func (c *ChunkChoice) UnmarshalJSON(data []byte) error {
+	var w struct {
+		Index        int     `json:"index"`
+		Delta        Message `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*c = ChunkChoice{Index: w.Index, Delta: w.Delta}
+	if w.FinishReason != nil {
+		c.FinishReason = *w.FinishReason
+	}
+	return nil
+}
+
+// hasContent reports whether a chunk carries part of the answer: once one
+// has arrived, a failure can no longer be retried elsewhere without losing
+// or repeating it.
+func (c ChatChunk) hasContent() bool {
+	for _, ch := range c.Choices {
+		if ch.Delta.Content != "" || len(ch.Delta.ToolCalls) > 0 || ch.FinishReason != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// ChatStream is a streamed chat completion. Read it with Next and Current
+// (or All), then check Err; always Close it. It is not safe for concurrent
+// use.
+//
+//	stream, err := c.ChatStream(ctx, req)
+//	if err != nil { ... }
+//	defer stream.Close()
+//	for stream.Next() {
+//		fmt.Print(stream.Current().Text())
+//	}
+//	if err := stream.Err(); err != nil { ... } // errors.Is(err, ErrStream) after content
+type ChatStream struct {
+	ctx    context.Context // the caller's
+	cancel context.CancelCauseFunc
+	body   io.ReadCloser
+	events *sse.Reader
+
+	cand     Candidate
+	provider string
+	secret   string
+	hubURL   string
+
+	pending   []ChatChunk
+	cur       ChatChunk
+	next      ChatChunk
+	acc       ChatAccumulator
+	err       error
+	done      bool
+	finished  bool // a finish_reason arrived
+	content   bool // a chunk with content arrived
+	attempts  []Attempt
+	requestID string
+}
+
+// ChatStream sends the request with "stream": true and returns once the
+// stream's first chunk has arrived. Until then, failures are handled as by
+// [Client.Chat]: an HTTP error, a wrong content type, or an error event
+// before any content moves on to the next candidate. After content has
+// arrived nothing is replayed: a failure ends the stream with an error
+// matching [ErrStream], and what was received stays readable (see
+// [ChatStream.Response]).
+//
+// The stream lives under ctx: cancelling it ends a blocked Next at once. The
+// attempt timeout ([WithAttemptTimeout]) applies only until the first chunk.
+// An http.Client given to [WithHTTPClient] should have no Timeout, which
+// would cut long streams.
+func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	s, attempts, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
+		return c.openStream(ctx, &req, cand, tok)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.attempts = attempts
+	return s, nil
+}
+
+// openStream makes one streaming attempt and reads up to its first chunk
+// with content.
+func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
+	start := time.Now()
+	att := Attempt{Candidate: cand, TokenSource: tok.Source}
+	sctx, cancel := context.WithCancelCause(ctx)
+	var timer *time.Timer
+	if c.timeout > 0 {
+		timer = time.AfterFunc(c.timeout, func() { cancel(attemptTimeoutError{c.timeout}) })
+	}
+	fail := func(err error) (*ChatStream, Attempt, error) {
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel(nil)
+		att.Err = err
+		att.Duration = time.Since(start)
+		return nil, att, err
+	}
+
+	resp, err := c.exchange(ctx, sctx, req, cand, tok, true, &att)
+	if err != nil {
+		return fail(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.Contains(strings.ToLower(ct), "text/event-stream") {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
+		e := c.classify(resp, data, cand, tok)
+		e.Kind = ErrProvider
+		why := fmt.Sprintf("the answer is not an event stream (Content-Type %q)", cleanText(ct, 64))
+		if e.Message != "" {
+			why += ": " + e.Message
+		}
+		e.Message = why
+		return fail(e)
+	}
+	provider := cand.Provider
+	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
+		provider = cleanText(redact.String(p, tok.value()), 64)
+	}
+	if provider == ProviderAuto {
+		provider = ""
+	}
+	s := &ChatStream{
+		ctx:       ctx,
+		cancel:    cancel,
+		body:      resp.Body,
+		events:    sse.NewReader(resp.Body, sse.DefaultMaxEventSize),
+		cand:      cand,
+		provider:  provider,
+		secret:    tok.value(),
+		hubURL:    c.hub.String(),
+		requestID: att.RequestID,
+	}
+	s.acc.resp.Provider = provider
+	s.acc.resp.RequestID = att.RequestID
+
+	// Read until content arrives, so that a failure before it can still
+	// move on to another candidate. Chunks without content (a role alone)
+	// are kept for Next.
+	for !s.content && !s.done {
+		chunk, err := s.read()
+		if err != nil {
+			s.close()
+			if ctx.Err() == nil && sctx.Err() != nil {
+				err = c.noAnswer(ctx, sctx, cand, tok, context.Cause(sctx))
+			}
+			return fail(err)
+		}
+		if chunk != nil {
+			s.pending = append(s.pending, *chunk)
+		}
+	}
+	if timer != nil && !timer.Stop() && sctx.Err() != nil {
+		// The timeout fired just as the first chunk arrived.
+		s.close()
+		return fail(c.noAnswer(ctx, sctx, cand, tok, context.Cause(sctx)))
+	}
+	att.Duration = time.Since(start)
+	return s, att, nil
+}
+
+// read returns the next chunk, nil at the end of the stream, or the error
+// that ends it. It records content and the end as they arrive.
+func (s *ChatStream) read() (*ChatChunk, error) {
+	// The chunk lives in the stream, so that reading one allocates no
+	// pointer; callers copy it out before the next read.
+	for {
+		ev, err := s.events.Next()
+		if err == io.EOF {
+			s.done = true
+			if s.finished {
+				return nil, nil
+			}
+			return nil, s.streamError("the stream ended without [DONE] or a finish reason", "", io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			s.done = true
+			if ctxErr := s.ctx.Err(); ctxErr != nil {
+				return nil, fmt.Errorf("inference: stream from %s: %w", s.cand, ctxErr)
+			}
+			return nil, s.streamError("reading the stream failed", "", err)
+		}
+		data := bytes.TrimSpace(ev.Data)
+		if string(data) == "[DONE]" {
+			s.done = true
+			return nil, nil
+		}
+		if len(data) == 0 {
+			continue
+		}
+		chunk, isError, decodeErr := decodeChunk(data)
+		if ev.Type == "error" || isError {
+			s.done = true
+			t := readServerText(http.Header{}, data)
+			code := t.errorType
+			if code == "" {
+				code = t.code
+			}
+			return nil, s.streamError(t.message, code, nil)
+		}
+		if decodeErr != nil {
+			s.done = true
+			return nil, s.streamError("a chunk is not valid JSON", "", decodeErr)
+		}
+		s.acc.Add(chunk)
+		for _, ch := range chunk.Choices {
+			if ch.FinishReason != "" {
+				s.finished = true
+			}
+		}
+		s.content = s.content || chunk.hasContent()
+		s.next = chunk
+		return &s.next, nil
+	}
+}
+
+// chunkWire is the lean form a chunk is decoded into first: plain fields
+// and no custom decoders, which let encoding/json decode in one pass. A
+// chunk it cannot hold (content given as parts) is decoded again with the
+// tolerant Message decoder.
+type chunkWire struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Role      string     `json:"role"`
+			Content   *string    `json:"content"`
+			ToolCalls []ToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *Usage          `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// decodeChunk decodes one event's JSON, reporting whether it is an error
+// event ({"error": ...}).
+func decodeChunk(data []byte) (ChatChunk, bool, error) {
+	var w chunkWire
+	err := json.Unmarshal(data, &w)
+	if err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return ChatChunk{}, false, err
+		}
+		var slow struct {
+			ChatChunk
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(data, &slow); err != nil {
+			return ChatChunk{}, false, err
+		}
+		return slow.ChatChunk, isJSONError(slow.Error), nil
+	}
+	c := ChatChunk{ID: w.ID, Created: w.Created, Model: w.Model, Usage: w.Usage}
+	if len(w.Choices) > 0 {
+		c.Choices = make([]ChunkChoice, len(w.Choices))
+		for i, ch := range w.Choices {
+			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: ch.Delta.Role, ToolCalls: ch.Delta.ToolCalls}}
+			if ch.Delta.Content != nil {
+				cc.Delta.Content = *ch.Delta.Content
+			}
+			if ch.FinishReason != nil {
+				cc.FinishReason = *ch.FinishReason
+			}
+			c.Choices[i] = cc
+		}
+	}
+	return c, isJSONError(w.Error), nil
+}
+
+func isJSONError(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// streamError is a failure of the stream: ErrStream once content has
+// arrived, else ErrProvider, so the walk may still try elsewhere.
+func (s *ChatStream) streamError(msg, code string, cause error) error {
+	kind := ErrStream
+	if !s.content {
+		kind = ErrProvider
+	}
+	if msg == "" {
+		msg = "the stream sent an error event"
+	}
+	if cause != nil && !errors.Is(cause, io.ErrUnexpectedEOF) {
+		msg += ": " + cause.Error()
+	}
+	return &APIError{
+		Kind:       kind,
+		StatusCode: http.StatusOK,
+		Code:       cleanText(redact.String(code, s.secret), 128),
+		Message:    cleanText(redact.String(msg, s.secret), maxMessageLen),
+		RequestID:  s.requestID,
+		Model:      s.cand.Model,
+		Provider:   s.provider,
+		Cause:      cause,
+		hubURL:     s.hubURL,
+	}
+}
+
+// Next advances to the next chunk, returning false at the end of the
+// stream or on failure; then Err tells which.
+func (s *ChatStream) Next() bool {
+	if len(s.pending) > 0 {
+		s.cur, s.pending = s.pending[0], s.pending[1:]
+		return true
+	}
+	if s.done || s.err != nil {
+		return false
+	}
+	chunk, err := s.read()
+	if err != nil {
+		s.err = err
+		s.close()
+		return false
+	}
+	if chunk == nil {
+		s.close()
+		return false
+	}
+	s.cur = *chunk
+	return true
+}
+
+// Current returns the chunk Next advanced to.
+func (s *ChatStream) Current() ChatChunk { return s.cur }
+
+// Err returns the error that ended the stream, or nil when it ended well
+// (with [DONE] or a finish reason). It matches [ErrStream] for a failure
+// after content, and context.Canceled or context.DeadlineExceeded when ctx
+// ended.
+func (s *ChatStream) Err() error { return s.err }
+
+// Close releases the connection. It may be called at any time, more than
+// once; reading after Close ends the stream.
+func (s *ChatStream) Close() error {
+	s.close()
+	s.pending = nil
+	return nil
+}
+
+func (s *ChatStream) close() {
+	s.done = true
+	if s.cancel != nil {
+		s.cancel(nil)
+	}
+	if s.body != nil {
+		s.body.Close()
+	}
+}
+
+// All ranges over the chunks; a failure comes last, as a zero chunk with
+// the error. Breaking out of the loop, or reaching its end, closes the
+// stream.
+func (s *ChatStream) All() iter.Seq2[ChatChunk, error] {
+	return func(yield func(ChatChunk, error) bool) {
+		defer s.Close()
+		for s.Next() {
+			if !yield(s.Current(), nil) {
+				return
+			}
+		}
+		if err := s.Err(); err != nil {
+			yield(ChatChunk{}, err)
+		}
+	}
+}
+
+// Attempts lists the attempts made to open the stream; the last one is the
+// stream.
+func (s *ChatStream) Attempts() []Attempt { return s.attempts }
+
+// Response returns what has been streamed so far as one ChatResponse:
+// content joined, tool calls assembled, finish reasons and usage. After a
+// failure it holds everything received before it.
+func (s *ChatStream) Response() *ChatResponse {
+	r := s.acc.Response()
+	r.Attempts = s.attempts
+	return r
+}
+
+// ChatAccumulator joins streamed chunks into a ChatResponse: content
+// appended per choice, tool call pieces joined by their index, the last
+// finish reason and usage kept. The zero value is ready to use.
+type ChatAccumulator struct {
+	resp ChatResponse
+	// content holds each choice's text as it grows: appending to a string
+	// per chunk would copy the whole answer on every chunk.
+	content []strings.Builder
+}
+
+// Add folds one chunk in.
+func (a *ChatAccumulator) Add(c ChatChunk) {
+	if a.resp.ID == "" {
+		a.resp.ID = c.ID
+	}
+	if a.resp.Model == "" {
+		a.resp.Model = c.Model
+	}
+	if a.resp.Created == 0 {
+		a.resp.Created = c.Created
+	}
+	if c.Usage != nil {
+		a.resp.Usage = *c.Usage
+	}
+	for _, ch := range c.Choices {
+		if ch.Index < 0 || ch.Index > 1024 {
+			continue // not a plausible choice index; ignore rather than allocate
+		}
+		for len(a.resp.Choices) <= ch.Index {
+			a.resp.Choices = append(a.resp.Choices, Choice{Index: len(a.resp.Choices), Message: Message{Role: RoleAssistant}})
+			a.content = append(a.content, strings.Builder{})
+		}
+		dst := &a.resp.Choices[ch.Index]
+		if ch.Delta.Role != "" {
+			dst.Message.Role = ch.Delta.Role
+		}
+		a.content[ch.Index].WriteString(ch.Delta.Content)
+		for _, tc := range ch.Delta.ToolCalls {
+			mergeToolCall(&dst.Message, tc)
+		}
+		if ch.FinishReason != "" {
+			dst.FinishReason = ch.FinishReason
+		}
+	}
+}
+
+// mergeToolCall adds a tool call piece to the call with the same index,
+// or starts a new call.
+func mergeToolCall(m *Message, piece ToolCall) {
+	for i := range m.ToolCalls {
+		tc := &m.ToolCalls[i]
+		if tc.Index != piece.Index {
+			continue
+		}
+		if piece.ID != "" {
+			tc.ID = piece.ID
+		}
+		if piece.Type != "" {
+			tc.Type = piece.Type
+		}
+		if tc.Function.Name == "" {
+			tc.Function.Name = piece.Function.Name
+		}
+		tc.Function.Arguments += piece.Function.Arguments
+		return
+	}
+	m.ToolCalls = append(m.ToolCalls, piece)
+}
+
+// Response returns the joined answer so far. The result is a copy.
+func (a *ChatAccumulator) Response() *ChatResponse {
+	r := a.resp
+	r.Choices = make([]Choice, len(a.resp.Choices))
+	for i, ch := range a.resp.Choices {
+		ch.Message.Content = a.content[i].String()
+		ch.Message.ToolCalls = append([]ToolCall(nil), ch.Message.ToolCalls...)
+		r.Choices[i] = ch
+	}
+	return &r
+}
