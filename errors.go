@@ -216,6 +216,8 @@ func (e *APIError) hint() string {
 		return "Check the request's parameters against what the model and provider accept"
 	case ErrProvider:
 		return "Retry later, or use another provider or model"
+	case ErrStream:
+		return "What arrived before the failure is kept (ChatStream.Response); send the request again for a whole answer"
 	}
 	return ""
 }

@@ -1,12 +1,10 @@
 package inference
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-	"golang.org/x/oauth2"
 )
 
 // modelRouter scripts answers per model as sent ("model" or
@@ -78,104 +75,6 @@ func newWalkClient(t testing.TB, mr *modelRouter, opts ...Option) *Client {
 	c, err := NewClient(append(base, opts...)...)
 	require.NoError(t, err)
 	return c
-}
-
-func TestWalkGatedThenRetriedProviderThenServed(t *testing.T) {
-	mr := newModelRouter(t, map[string][]http.HandlerFunc{
-		"ardent-figment/gated-model":   {fromFixture(t, "F02-gated-403.http")},
-		"meta-llama/Llama-3.3-70B:hyp": {fromFixture(t, "F05-provider-502.http")},
-		"Qwen/Qwen3-8B:together":       {completion("served by the third")},
-	})
-	var logs bytes.Buffer
-	c := newWalkClient(t, mr, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
-		WithFallback(Candidate{Model: "meta-llama/Llama-3.3-70B", Provider: "hyp"}, Candidate{Model: "Qwen/Qwen3-8B", Provider: "together"}))
-
-	resp, err := c.Chat(t.Context(), chatReq("ardent-figment/gated-model", ""))
-	require.NoError(t, err)
-	assert.Equal(t, "served by the third", resp.Text())
-	assert.Equal(t, []string{
-		"ardent-figment/gated-model",
-		"meta-llama/Llama-3.3-70B:hyp", "meta-llama/Llama-3.3-70B:hyp", // one retry, then left
-		"Qwen/Qwen3-8B:together",
-	}, mr.requests())
-
-	require.Len(t, resp.Attempts, 3)
-	a := resp.Attempts
-	assert.Equal(t, ErrGatedModel, a[0].Kind())
-	assert.Equal(t, 403, a[0].StatusCode)
-	assert.Equal(t, "ViT1Bf7O_026LGSQuVqfa", a[0].RequestID)
-	assert.Equal(t, ErrProvider, a[1].Kind())
-	assert.Equal(t, 1, a[1].Retries)
-	assert.Equal(t, 502, a[1].StatusCode)
-	assert.NoError(t, a[2].Err)
-	assert.Nil(t, a[2].Kind())
-	assert.Equal(t, Candidate{Model: "Qwen/Qwen3-8B", Provider: "together"}, a[2].Candidate)
-	assert.Equal(t, "static", a[2].TokenSource)
-
-	out := logs.String()
-	assert.Contains(t, out, `msg="inference: trying the next candidate" from=ardent-figment/gated-model to=meta-llama/Llama-3.3-70B:hyp reason="the model is gated" status=403`)
-	assert.Contains(t, out, `from=meta-llama/Llama-3.3-70B:hyp to=Qwen/Qwen3-8B:together reason="the provider failed" status=502`)
-}
-
-func TestWalkStopKindsSendNothingMore(t *testing.T) {
-	tests := []struct {
-		name    string
-		primary http.HandlerFunc
-		kind    error
-	}{
-		{"payment required", fromFixture(t, "F06-credits-depleted.http"), ErrPaymentRequired},
-		{"router 400", fromFixture(t, "F09f-router-400-plain.http"), ErrInvalidRequest},
-		{"unauthorized, one token", fromFixture(t, "F04-invalid-token.http"), ErrUnauthorized},
-		{"missing scope, one token", fromFixture(t, "F01-missing-scope.http"), ErrMissingScope},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {tt.primary}, "m/b": {completion("never")}})
-			c := newWalkClient(t, mr, WithFallback(Candidate{Model: "m/b"}))
-			_, err := c.Chat(t.Context(), chatReq("m/a", ""))
-			require.ErrorIs(t, err, tt.kind)
-			assert.Equal(t, []string{"m/a"}, mr.requests())
-			var fe *FallbackError
-			require.ErrorAs(t, err, &fe)
-			assert.Len(t, fe.Attempts, 1)
-		})
-	}
-	t.Run("no token", func(t *testing.T) {
-		clearTokenEnv(t)
-		mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {completion("never")}})
-		c, err := NewClient(WithBaseURL(mr.srv.URL), WithFallback(Candidate{Model: "m/b"}))
-		require.NoError(t, err)
-		_, err = c.Chat(t.Context(), chatReq("m/a", ""))
-		require.ErrorIs(t, err, ErrNoToken)
-		assert.Empty(t, mr.requests())
-	})
-}
-
-func TestWalkMovesOnFor422AndProvider400(t *testing.T) {
-	for _, fx := range []string{"F08-validation-422.http", "F09d-provider-native-400.http", "F09b-model-not-supported.http", "F03-repo-not-found.http", "F07-rate-limit-groq.http"} {
-		t.Run(fx, func(t *testing.T) {
-			mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {fromFixture(t, fx)}, "m/b": {completion("second")}})
-			c := newWalkClient(t, mr, WithFallback(Candidate{Model: "m/b"}), WithRetry(RetryPolicy{}))
-			resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
-			require.NoError(t, err)
-			assert.Equal(t, "second", resp.Text())
-			assert.Equal(t, []string{"m/a", "m/b"}, mr.requests())
-		})
-	}
-}
-
-func TestWalkRetryThenSuccessStaysOnCandidate(t *testing.T) {
-	mr := newModelRouter(t, map[string][]http.HandlerFunc{
-		"m/a": {status(503, `{"error":"busy"}`), completion("first, after a retry")},
-		"m/b": {completion("never")},
-	})
-	c := newWalkClient(t, mr, WithFallback(Candidate{Model: "m/b"}))
-	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
-	require.NoError(t, err)
-	assert.Equal(t, "first, after a retry", resp.Text())
-	assert.Equal(t, []string{"m/a", "m/a"}, mr.requests())
-	require.Len(t, resp.Attempts, 1)
-	assert.Equal(t, 1, resp.Attempts[0].Retries)
 }
 
 func TestWalkRateLimitLongerThanMaxWaitMovesOnAndCools(t *testing.T) {
@@ -277,26 +176,6 @@ func TestSkippedCandidatesAreNamedInTheError(t *testing.T) {
 	assert.Equal(t, []Candidate{{Model: "m/a"}}, fe.Skipped)
 }
 
-func TestRequestFallbacksReplaceClientList(t *testing.T) {
-	mr := newModelRouter(t, map[string][]http.HandlerFunc{
-		"m/a":          {fromFixture(t, "F09b-model-not-supported.http")},
-		"m/client":     {completion("client list")},
-		"m/req:novita": {completion("request list")},
-	})
-	c := newWalkClient(t, mr, WithFallback(Candidate{Model: "m/client"}))
-	req := chatReq("m/a", "")
-	req.Fallbacks = []Candidate{{Model: "m/a", Provider: "auto"}, {Model: "m/req", Provider: "novita"}, {Model: "m/req", Provider: "novita"}}
-	resp, err := c.Chat(t.Context(), req)
-	require.NoError(t, err)
-	assert.Equal(t, "request list", resp.Text())
-	assert.Equal(t, []string{"m/a", "m/req:novita"}, mr.requests(), "duplicates dropped, client list not used")
-
-	// An empty, non-nil list means no fallback at all.
-	req.Fallbacks = []Candidate{}
-	_, err = c.Chat(t.Context(), req)
-	require.ErrorIs(t, err, ErrModelNotSupported)
-}
-
 func TestDeadlineEndsTheWalkPromptly(t *testing.T) {
 	hang := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 	mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {hang}, "m/b": {completion("never")}})
@@ -325,42 +204,6 @@ func TestAttemptTimeoutMovesOn(t *testing.T) {
 	assert.Contains(t, first.Err.Error(), "attempt timeout of 50ms")
 }
 
-func TestTokenChainRetriesWithSecondToken(t *testing.T) {
-	const oauthTok = "hf_oauth_UserTokenWithoutInferenceScope0123"
-	clearTokenEnv(t)
-	t.Setenv("HF_TOKEN", testToken)
-	scoped := func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "Bearer "+oauthTok {
-			fromFixture(t, "F01-missing-scope.http")(w, r)
-			return
-		}
-		completion("answered with HF_TOKEN")(w, r)
-	}
-	mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {scoped}, "m/b": {scoped}})
-	var logs bytes.Buffer
-	chain := ChainTokens(OAuthToken(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: oauthTok})), EnvToken())
-	c, err := NewClient(WithBaseURL(mr.srv.URL), WithTokenSource(chain),
-		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithFallback(Candidate{Model: "m/b"}))
-	require.NoError(t, err)
-
-	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
-	require.NoError(t, err)
-	assert.Equal(t, "answered with HF_TOKEN", resp.Text())
-	assert.Equal(t, []string{"m/a", "m/a"}, mr.requests(), "same candidate, next token")
-	assert.Equal(t, []string{oauthTok, testToken}, mr.tokens())
-	require.Len(t, resp.Attempts, 2)
-	assert.Equal(t, "oauth", resp.Attempts[0].TokenSource)
-	assert.Equal(t, ErrMissingScope, resp.Attempts[0].Kind())
-	assert.Equal(t, "HF_TOKEN", resp.Attempts[1].TokenSource)
-	assert.Contains(t, logs.String(), `level=WARN msg="inference: OAuth token from oauth lacks the inference-api scope; using HF_TOKEN"`)
-	assert.NotContains(t, logs.String(), oauthTok[9:])
-
-	// The refused source is skipped by the next call during its cooldown.
-	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
-	require.NoError(t, err)
-	assert.Equal(t, []string{oauthTok, testToken, testToken}, mr.tokens())
-}
-
 func TestTokenChainExhaustedStops(t *testing.T) {
 	mr := newModelRouter(t, map[string][]http.HandlerFunc{"m/a": {fromFixture(t, "F04-invalid-token.http")}, "m/b": {completion("never")}})
 	chain := ChainTokens(StaticToken("hf_FirstTokenAAAAAAAAAAAAAAAAAAAAAAAAAA"), StaticToken("hf_SecondTokenBBBBBBBBBBBBBBBBBBBBBBBBB"))
@@ -373,39 +216,6 @@ func TestTokenChainExhaustedStops(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Len(t, fe.Attempts, 2)
 	assert.NotContains(t, err.Error(), "FirstTokenAAAA")
-}
-
-func TestFallbackErrorAccount(t *testing.T) {
-	mr := newModelRouter(t, map[string][]http.HandlerFunc{
-		"ardent-figment/gated-model": {fromFixture(t, "F02-gated-403.http")},
-		"m/b:together":               {fromFixture(t, "F05-provider-502.http")},
-		"m/c:groq":                   {fromFixture(t, "F07-rate-limit-groq.http")},
-	})
-	c := newWalkClient(t, mr, WithRetry(RetryPolicy{}),
-		WithFallback(Candidate{Model: "m/b", Provider: "together"}, Candidate{Model: "m/c", Provider: "groq"}))
-	_, err := c.Chat(t.Context(), chatReq("ardent-figment/gated-model", ""))
-	require.Error(t, err)
-	for _, k := range []error{ErrGatedModel, ErrProvider, ErrRateLimited} {
-		assert.ErrorIs(t, err, k)
-	}
-	assert.NotErrorIs(t, err, ErrPaymentRequired)
-	var apiErr *APIError
-	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, ErrGatedModel, apiErr.Kind, "As finds the first attempt's error")
-
-	text := err.Error()
-	for _, want := range []string{
-		"no candidate answered after 3 attempts",
-		"1) ardent-figment/gated-model (token from static): the model is gated, HTTP 403, Access to model",
-		"request id ViT1Bf7O_026LGSQuVqfa",
-		"2) m/b:together (token from static): the provider failed, HTTP 502, Upstream service unavailable",
-		"3) m/c:groq (token from static): rate limited, HTTP 429, Rate limit reached",
-		"Last failure: Wait 1s before retrying",
-	} {
-		assert.Contains(t, text, want)
-	}
-	assert.NotContains(t, text, "\n")
-	assert.Less(t, len(text), 4<<10)
 }
 
 func TestCustomFallbackPolicy(t *testing.T) {

@@ -17,13 +17,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/inferencetest"
 )
 
 func main() {
@@ -53,12 +51,14 @@ func run(ctx context.Context, out io.Writer, live bool, model, provider string, 
 	if live {
 		fmt.Fprintln(out, "calling https://router.huggingface.co with the token from HF_TOKEN or `hf auth login`")
 	} else {
-		router := httptest.NewServer(http.HandlerFunc(fakeRouter))
+		router := inferencetest.NewRouter()
 		defer router.Close()
-		fmt.Fprintln(out, "offline: using a local fake router at", router.URL, "(pass -live to call the real one)")
+		router.On(model, inferencetest.Reply("Open models let anyone inspect, adapt and run the systems they depend on."))
+		router.On(model+":"+provider, inferencetest.Reply("Open models let anyone inspect, adapt and run the systems they depend on."))
+		fmt.Fprintln(out, "offline: using a local fake router at", router.URL(), "(pass -live to call the real one)")
 		opts = append(opts,
-			inference.WithBaseURL(router.URL),
-			inference.WithToken("hf_PlaceholderTokenForTheOfflineQuickstart"))
+			inference.WithBaseURL(router.URL()),
+			inference.WithToken(inferencetest.Token))
 	}
 
 	client, err := inference.NewClient(opts...)
@@ -85,18 +85,4 @@ func run(ctx context.Context, out io.Writer, live bool, model, provider string, 
 		fmt.Fprintf(out, "attempt %d: %s status %d, %d retries, token from %s\n", i+1, a.Candidate, a.StatusCode, a.Retries, a.TokenSource)
 	}
 	return nil
-}
-
-// fakeRouter answers like router.huggingface.co does for a served model.
-func fakeRouter(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/chat/completions" || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer hf_") {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"error":"Invalid credentials in Authorization header"}`)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Inference-Provider", "together")
-	_, _ = io.WriteString(w, `{"id":"offline-1","object":"chat.completion","model":"meta-llama/Llama-3.3-70B-Instruct",`+
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"Open models let anyone inspect, adapt and run the systems they depend on."},"finish_reason":"stop"}],`+
-		`"usage":{"prompt_tokens":18,"completion_tokens":15,"total_tokens":33}}`)
 }

@@ -1,0 +1,239 @@
+// Package inferencetest provides a fake Hugging Face Inference Providers
+// router for testing code that uses github.com/hfkit/inference, the way
+// net/http/httptest serves code that uses net/http: no network, no token.
+//
+// A [Router] is scripted per model ("model") and per model and provider
+// ("model:provider"): each gets a queue of [Answer] values, the last one
+// repeating. Ready-made answers cover every failure the real router sends
+// (missing scope, gated, not found, not supported, credits, rate limits,
+// provider errors, gateway pages, validation errors), successes, streams,
+// delays and dropped connections. Answers can also depend on the bearer
+// token, and every request is recorded for assertions.
+//
+//	r := inferencetest.NewRouter()
+//	defer r.Close()
+//	r.On("org/gated-model", inferencetest.Gated())
+//	r.On("org/backup:together", inferencetest.Reply("hello"))
+//	c, _ := inference.NewClient(inference.WithBaseURL(r.URL()), inference.WithToken(inferencetest.Token),
+//		inference.WithFallback(inference.Candidate{Model: "org/backup", Provider: "together"}))
+package inferencetest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/internal/redact"
+)
+
+// Token is a well-formed token the fake router accepts, for tests that do
+// not care which token is used.
+const Token = "hf_inferencetestTokenAAAAAAAAAAAAAAAAAAAA"
+
+// maxBody bounds what the router reads and records of a request body.
+const maxBody = 8 << 20
+
+// Router is a fake router on a local httptest server. Its methods are safe
+// for concurrent use, including while requests are served.
+type Router struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	scripts  map[string]*script
+	byToken  map[string]*script
+	fallback *script
+	requests []Request
+}
+
+// script is a queue of answers; the last one repeats.
+type script struct {
+	answers []Answer
+	served  int
+}
+
+func (s *script) next() Answer {
+	a := s.answers[min(s.served, len(s.answers)-1)]
+	s.served++
+	return a
+}
+
+// Request is one chat request the router received.
+type Request struct {
+	// Model is the model as sent, without a ":provider" suffix.
+	Model string
+	// Provider is the suffix after ':' in the model sent, or "".
+	Provider string
+	// TokenPrefix is a short, redacted prefix of the bearer token, such as
+	// "hf_Ab…", or "" when none was sent.
+	TokenPrefix string
+	// Stream reports whether the request asked for a stream.
+	Stream bool
+	// Body is the request body (at most 8 MiB).
+	Body []byte
+	// Header is the request's header with Authorization redacted.
+	Header http.Header
+	// Time is when the request arrived.
+	Time time.Time
+
+	// HTTP is the request being answered; it is set only while an Answer
+	// runs (for its context), and nil in Requests.
+	HTTP *http.Request
+}
+
+// Candidate returns the model and provider as a candidate.
+func (r Request) Candidate() inference.Candidate {
+	return inference.Candidate{Model: r.Model, Provider: r.Provider}
+}
+
+// NewRouter starts a fake router. Unscripted models get the router's
+// "model not found" answer; requests without a bearer token get its 401.
+// Close it when done.
+func NewRouter() *Router {
+	r := &Router{scripts: map[string]*script{}, byToken: map[string]*script{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	return r
+}
+
+// URL is the router's base URL, for inference.WithBaseURL.
+func (r *Router) URL() string { return r.srv.URL }
+
+// Close shuts the router down, ending requests in flight.
+func (r *Router) Close() {
+	r.srv.CloseClientConnections()
+	r.srv.Close()
+}
+
+// Client returns an inference client pointed at the router, with [Token]
+// and no retry waits worth noticing; opts come after these, so they win.
+func (r *Router) Client(opts ...inference.Option) (*inference.Client, error) {
+	base := []inference.Option{
+		inference.WithBaseURL(r.URL()),
+		inference.WithHubURL(r.URL()),
+		inference.WithToken(Token),
+		inference.WithRetry(inference.RetryPolicy{MaxRetries: 2, MinWait: time.Millisecond, MaxWait: 10 * time.Millisecond}),
+	}
+	return inference.NewClient(append(base, opts...)...)
+}
+
+// On scripts the answers for a model as sent: "org/model" for requests
+// that leave the provider to the router, "org/model:provider" for a pinned
+// provider or policy. Each request takes the next answer; the last one
+// repeats. On replaces an earlier script for the same model.
+func (r *Router) On(model string, answers ...Answer) *Router {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scripts[model] = newScript(answers)
+	return r
+}
+
+// ForToken scripts the answers for every request that carries token,
+// whatever its model, before any model script: a scope-less OAuth token
+// that always gets [MissingScope], say.
+func (r *Router) ForToken(token string, answers ...Answer) *Router {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byToken[token] = newScript(answers)
+	return r
+}
+
+// Otherwise scripts the answers for models that have no script of their
+// own, instead of "model not found".
+func (r *Router) Otherwise(answers ...Answer) *Router {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = newScript(answers)
+	return r
+}
+
+func newScript(answers []Answer) *script {
+	if len(answers) == 0 {
+		answers = []Answer{Reply("ok")}
+	}
+	return &script{answers: answers}
+}
+
+// Requests returns the chat requests received so far, in order.
+func (r *Router) Requests() []Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Request(nil), r.requests...)
+}
+
+// Models returns the model of each request received so far, as sent
+// ("model" or "model:provider"), in order: handy for asserting a walk.
+func (r *Router) Models() []string {
+	reqs := r.Requests()
+	out := make([]string, len(reqs))
+	for i, q := range reqs {
+		out[i] = q.Candidate().String()
+	}
+	return out
+}
+
+// Reset forgets the requests received and restarts every script from its
+// first answer.
+func (r *Router) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests = nil
+	for _, s := range r.scripts {
+		s.served = 0
+	}
+	for _, s := range r.byToken {
+		s.served = 0
+	}
+	if r.fallback != nil {
+		r.fallback.served = 0
+	}
+}
+
+func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
+	if hr.Method != http.MethodPost || hr.URL.Path != "/v1/chat/completions" {
+		http.NotFound(w, hr)
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	var wire struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	_ = json.Unmarshal(body, &wire)
+	model, provider, _ := strings.Cut(wire.Model, ":")
+	token := strings.TrimPrefix(hr.Header.Get("Authorization"), "Bearer ")
+	header := hr.Header.Clone()
+	if header.Get("Authorization") != "" {
+		header.Set("Authorization", "Bearer "+redact.Mask)
+	}
+	req := Request{
+		Model: model, Provider: provider, Stream: wire.Stream, Body: body,
+		Header: header, Time: time.Now(),
+	}
+	if token != "" {
+		req.TokenPrefix = redact.Prefix(token)
+	}
+
+	r.mu.Lock()
+	r.requests = append(r.requests, req)
+	var answer Answer
+	switch s, byToken := r.byToken[token]; {
+	case token == "":
+		answer = InvalidToken()
+	case byToken:
+		answer = s.next()
+	case r.scripts[wire.Model] != nil:
+		answer = r.scripts[wire.Model].next()
+	case r.fallback != nil:
+		answer = r.fallback.next()
+	default:
+		answer = ModelNotFound()
+	}
+	r.mu.Unlock()
+
+	req.HTTP = hr
+	answer(w, &req)
+}
