@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,7 +26,6 @@ type modelRouter struct {
 	scripts map[string][]http.HandlerFunc
 	served  map[string]int
 	order   []string
-	auth    []string
 	srv     *httptest.Server
 }
 
@@ -39,7 +37,6 @@ func newModelRouter(t testing.TB, scripts map[string][]http.HandlerFunc) *modelR
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		mr.mu.Lock()
 		mr.order = append(mr.order, body.Model)
-		mr.auth = append(mr.auth, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
 		script, ok := mr.scripts[body.Model]
 		n := mr.served[body.Model]
 		mr.served[body.Model]++
@@ -58,12 +55,6 @@ func (mr *modelRouter) requests() []string {
 	mr.mu.Lock()
 	defer mr.mu.Unlock()
 	return append([]string(nil), mr.order...)
-}
-
-func (mr *modelRouter) tokens() []string {
-	mr.mu.Lock()
-	defer mr.mu.Unlock()
-	return append([]string(nil), mr.auth...)
 }
 
 func newWalkClient(t testing.TB, mr *modelRouter, opts ...Option) *Client {

@@ -85,7 +85,7 @@ func TestJSONSchemaDerivation(t *testing.T) {
 		Ptr    *inner            `json:"ptr,omitempty"`
 		Skip   string            `json:"-"`
 		NoTag  string            //nolint
-		hidden string            //nolint:unused
+		hidden string            //lint:ignore U1000 an unexported field must not reach the schema
 		Nested map[string][]bool `json:"nested"`
 	}
 	rf := responseFormatFor(reflect.TypeFor[all]())

@@ -38,7 +38,6 @@ type Reader struct {
 	data   []byte
 	typ    string
 	lastID string
-	atEOF  bool
 }
 
 // NewReader reads events from r, allowing events of up to max bytes of data
