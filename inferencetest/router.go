@@ -48,6 +48,8 @@ type Router struct {
 	byToken  map[string]*script
 	fallback *script
 	requests []Request
+	users    map[string]HubUser
+	models   map[string]HubModel
 }
 
 // script is a queue of answers; the last one repeats.
@@ -90,7 +92,10 @@ func (r Request) Candidate() inference.Candidate {
 	return inference.Candidate{Model: r.Model, Provider: r.Provider}
 }
 
-// NewRouter starts a fake router. Unscripted models get the router's
+// NewRouter starts a fake router, which is also a fake Hub for the calls
+// the library makes (whoami and model info; see AddUser and AddModel): use
+// URL for both inference.WithBaseURL and inference.WithHubURL, as Client
+// does. Unscripted models get the router's
 // "model not found" answer; requests without a bearer token get its 401.
 // Close it when done.
 func NewRouter() *Router {
@@ -193,6 +198,9 @@ func (r *Router) Reset() {
 }
 
 func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
+	if r.serveHub(w, hr) {
+		return
+	}
 	if hr.Method != http.MethodPost || hr.URL.Path != "/v1/chat/completions" {
 		http.NotFound(w, hr)
 		return

@@ -238,3 +238,42 @@ func ExampleRouter_ForToken() {
 	// Output:
 	// true
 }
+
+func TestHubEndpoints(t *testing.T) {
+	r := inferencetest.NewRouter()
+	defer r.Close()
+	r.AddUser("hf_oauth_UserXXXXXXXXXXXXXXXXXXXXXXXXXXXX", inferencetest.HubUser{Name: "bob", OAuth: true})
+	r.AddUser(inferencetest.Token, inferencetest.HubUser{Name: "alice", Orgs: []string{"acme"}})
+	r.AddModel(inferencetest.HubModel{ID: "org/m", Gated: "auto", Providers: []inferencetest.HubProvider{{Name: "b", Status: "live", ProviderID: "m-b"}, {Name: "a", Status: "staging"}}})
+	c, err := r.Client()
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+
+	who, err := c.Whoami(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "alice", who.Name)
+	assert.Equal(t, []string{"acme"}, who.Orgs)
+	assert.Equal(t, "read", who.Role)
+	assert.Equal(t, inference.Yes, who.CanCallInference)
+
+	m, err := c.Model(t.Context(), "org/m")
+	require.NoError(t, err)
+	assert.Equal(t, "auto", m.Gated)
+	assert.Equal(t, []inference.ProviderMapping{{Provider: "b", Status: "live", ProviderID: "m-b", Task: "conversational"}, {Provider: "a", Status: "staging", Task: "conversational"}}, m.Providers)
+	_, err = c.Model(t.Context(), "org/missing")
+	require.ErrorIs(t, err, inference.ErrModelNotFound)
+
+	oauthClient, err := r.Client(inference.WithToken("hf_oauth_UserXXXXXXXXXXXXXXXXXXXXXXXXXXXX"))
+	require.NoError(t, err)
+	defer oauthClient.CloseIdleConnections()
+	who, err = oauthClient.Whoami(t.Context())
+	require.NoError(t, err)
+	assert.True(t, who.OAuth())
+	assert.Equal(t, inference.Unknown, who.CanCallInference)
+
+	stranger, err := r.Client(inference.WithToken("hf_StrangerXXXXXXXXXXXXXXXXXXXXXXXXXXXX"))
+	require.NoError(t, err)
+	defer stranger.CloseIdleConnections()
+	_, err = stranger.Whoami(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+}

@@ -1,0 +1,414 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CheckStatus is the outcome of one check of a [Diagnosis].
+type CheckStatus string
+
+// Check outcomes.
+const (
+	// CheckOK means the check passed.
+	CheckOK CheckStatus = "ok"
+	// CheckProblem means the check found what stops calls from working.
+	CheckProblem CheckStatus = "problem"
+	// CheckUnknown means the check could not tell.
+	CheckUnknown CheckStatus = "unknown"
+)
+
+// Check is one step of a diagnosis: what was checked, what was found, and,
+// for a problem, its cause and fix.
+type Check struct {
+	Name   string      `json:"name"`
+	Status CheckStatus `json:"status"`
+	// Detail is what was found, such as the token's source or the
+	// providers that serve a model.
+	Detail string `json:"detail,omitempty"`
+	// Cause explains a problem or an unknown.
+	Cause string `json:"cause,omitempty"`
+	// Fix says what to do about it.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Diagnosis is the report of [Client.Diagnose]. It never holds a token,
+// only its source and a short prefix.
+type Diagnosis struct {
+	// User is the token's user, when the Hub said.
+	User string `json:"user,omitempty"`
+	// TokenSource is where the token came from, such as "HF_TOKEN".
+	TokenSource string `json:"token_source,omitempty"`
+	// TokenPrefix is the token's redacted prefix, such as "hf_Ab…".
+	TokenPrefix string `json:"token_prefix,omitempty"`
+	// OAuth reports whether the token is an OAuth token.
+	OAuth bool `json:"oauth"`
+	// Checks are the checks run, in order.
+	Checks []Check `json:"checks"`
+}
+
+// OK reports whether no check found a problem.
+func (d *Diagnosis) OK() bool { return len(d.Problems()) == 0 }
+
+// Problems returns the checks that found a problem.
+func (d *Diagnosis) Problems() []Check {
+	var out []Check
+	for _, c := range d.Checks {
+		if c.Status == CheckProblem {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (d *Diagnosis) add(c Check) { d.Checks = append(d.Checks, c) }
+
+// confirmRefusal turns the unknown "may call Inference Providers" of the
+// diagnosed token into a problem once the router has refused that token.
+func (d *Diagnosis) confirmRefusal(a *Attempt) {
+	if a.TokenSource != d.TokenSource || a.Kind() != ErrMissingScope {
+		return
+	}
+	for i := range d.Checks {
+		if c := &d.Checks[i]; c.Name == permissionCheckName && c.Status == CheckUnknown {
+			c.Status = CheckProblem
+			c.Cause = "the router refused this token: it lacks the inference-api scope"
+		}
+	}
+}
+
+// addOnce adds c unless a check of the same name is there.
+func (d *Diagnosis) addOnce(c Check) {
+	if !slices.ContainsFunc(d.Checks, func(x Check) bool { return x.Name == c.Name }) {
+		d.add(c)
+	}
+}
+
+// DiagnoseOptions says what to diagnose.
+type DiagnoseOptions struct {
+	// Models are the models to check, such as
+	// "meta-llama/Llama-3.3-70B-Instruct".
+	Models []string
+	// Providers, if any, are checked for each model; otherwise the
+	// router's choice is probed.
+	Providers []string
+	// NoProbe skips the 1-token chat that proves a model answers. Without
+	// it, each probe costs a request (and a token) per model and provider.
+	NoProbe bool
+}
+
+// Diagnose runs, in order, the checks of the troubleshooting of a 403 and
+// reports each one's result, cause and fix: a token is found (and from which
+// source), it is well formed, the Hub accepts it (whose it is, of what
+// kind and role), it may call Inference Providers, and for each model: it
+// exists, whether it is gated, which providers serve it, and, unless
+// NoProbe, a 1-token chat whose failure is classified. Probes use the
+// client's token sources and retry policy, but no fallback candidates; their
+// failures cool candidates down as any call's do.
+//
+// Diagnose does not fail: what it could not learn is a check with status
+// unknown.
+func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis {
+	d := &Diagnosis{}
+	hub := c.hub.String()
+
+	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
+	tok, ok := tokens.advance(ctx)
+	if !ok {
+		err := tokens.failure(ctx)
+		if errors.Is(err, ErrInvalidToken) {
+			d.add(Check{Name: "token is well formed", Status: CheckProblem, Cause: err.Error(),
+				Fix: "Pass the token as a string (in Gradio, oauth_token.token, not the object), without quotes or spaces"})
+		} else {
+			d.add(Check{Name: "token found", Status: CheckProblem, Cause: err.Error(),
+				Fix: "export HF_TOKEN=your_token_here with a token from " + hub + "/settings/tokens, or run `hf auth login`; in an app with Hugging Face login, pass the user's token with OAuthToken"})
+		}
+		return d
+	}
+	d.TokenSource, d.TokenPrefix, d.OAuth = tok.Source, tok.Redacted(), tok.OAuth
+	kind := "access token"
+	if tok.OAuth {
+		kind = "OAuth token"
+	}
+	d.add(Check{Name: "token found", Status: CheckOK, Detail: fmt.Sprintf("%s from %s (%s)", kind, tok.Source, tok.Redacted())})
+	for _, reason := range tokens.reasons {
+		if strings.Contains(reason, ErrInvalidToken.Error()) {
+			d.add(Check{Name: "other token sources", Status: CheckProblem, Cause: reason,
+				Fix: "Pass the token as a string (in Gradio, oauth_token.token, not the object)"})
+		}
+	}
+	d.add(Check{Name: "token is well formed", Status: CheckOK})
+
+	who, err := c.whoami(ctx, tok)
+	switch {
+	case err == nil:
+		d.User = who.Name
+		d.add(Check{Name: "token accepted by the Hub", Status: CheckOK, Detail: describeWhoami(who)})
+		d.add(inferencePermissionCheck(who, hub))
+	case errors.Is(err, ErrUnauthorized):
+		d.add(Check{Name: "token accepted by the Hub", Status: CheckProblem, Cause: shortCause(err),
+			Fix: "The token is invalid or expired: create a new one at " + hub + "/settings/tokens, or log out and log in again"})
+		return d
+	default:
+		d.add(Check{Name: "token accepted by the Hub", Status: CheckUnknown, Cause: shortCause(err)})
+	}
+
+	for _, model := range opts.Models {
+		c.diagnoseModel(ctx, d, tok, model, opts)
+	}
+	return d
+}
+
+func describeWhoami(w *WhoAmI) string {
+	var b strings.Builder
+	b.WriteString(w.Name)
+	if w.OAuth() {
+		b.WriteString(", OAuth token")
+	} else {
+		fmt.Fprintf(&b, ", access token %q with role %s", w.TokenName, w.Role)
+	}
+	if len(w.Orgs) > 0 {
+		b.WriteString(", member of " + strings.Join(w.Orgs, ", "))
+	}
+	if !w.Expires.IsZero() {
+		b.WriteString(", expires " + w.Expires.Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+const permissionCheckName = "token may call Inference Providers"
+
+func inferencePermissionCheck(w *WhoAmI, hub string) Check {
+	c := Check{Name: permissionCheckName}
+	switch w.CanCallInference {
+	case Yes:
+		c.Status = CheckOK
+		if w.Role == "fineGrained" {
+			c.Detail = "fine-grained token with \"Make calls to Inference Providers\""
+		} else {
+			c.Detail = w.Role + " token"
+		}
+	case No:
+		c.Status = CheckProblem
+		c.Cause = "this fine-grained token lacks the permission \"Make calls to Inference Providers\" (" + PermissionInferenceProviders + ")"
+		c.Fix = "Create a fine-grained token with \"Make calls to Inference Providers\" at " + hub +
+			"/settings/tokens/new?ownUserPermissions=inference.serverless.write&tokenType=fineGrained, or add the permission to this token"
+	default:
+		c.Status = CheckUnknown
+		c.Cause = "OAuth tokens do not show their scopes; the probe tells for sure"
+		c.Fix = "Make sure the app asks for the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes), then log out and log back in"
+	}
+	return c
+}
+
+// diagnoseModel checks one model: existence, gating, providers, probes.
+func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, model string, opts DiagnoseOptions) {
+	hub := c.hub.String()
+	info, err := c.model(ctx, tok, model)
+	switch {
+	case errors.Is(err, ErrModelNotFound):
+		d.add(Check{Name: "model exists: " + model, Status: CheckProblem, Cause: shortCause(err),
+			Fix: "Check the model id (it is case-sensitive); models served by Inference Providers are listed at " + hub + "/models?inference_provider=all"})
+		return
+	case err != nil:
+		d.add(Check{Name: "model exists: " + model, Status: CheckUnknown, Cause: shortCause(err)})
+	default:
+		d.add(Check{Name: "model exists: " + model, Status: CheckOK, Detail: info.PipelineTag})
+	}
+
+	gated := -1 // index of the gating check, decided by the probe when gated
+	if info != nil {
+		if info.Gated == "" {
+			d.add(Check{Name: "model access: " + model, Status: CheckOK, Detail: "not gated"})
+		} else {
+			gated = len(d.Checks)
+			d.add(Check{Name: "model access: " + model, Status: CheckUnknown,
+				Detail: "gated (" + info.Gated + " approval)",
+				Cause:  "whether this user was granted access shows only when the model is called",
+				Fix:    "If calls are refused, request access at " + hub + "/" + model + " and wait for approval"})
+		}
+		d.add(providersCheck(info, hub))
+		for _, p := range opts.Providers {
+			if isPolicy(p) {
+				continue
+			}
+			d.add(providerCheck(info, p, hub))
+		}
+	}
+
+	if opts.NoProbe {
+		return
+	}
+	providers := opts.Providers
+	if len(providers) == 0 {
+		providers = []string{""}
+	}
+	for _, p := range providers {
+		check, refused, err := c.probe(ctx, Candidate{Model: model, Provider: p})
+		if refused != nil {
+			d.addOnce(refusalCheck(refused))
+			d.confirmRefusal(refused)
+		}
+		if gated >= 0 {
+			switch {
+			case err == nil:
+				d.Checks[gated].Status, d.Checks[gated].Cause, d.Checks[gated].Fix = CheckOK, "", ""
+				d.Checks[gated].Detail += "; this user has access"
+			case errors.Is(err, ErrGatedModel):
+				d.Checks[gated].Status = CheckProblem
+				d.Checks[gated].Cause = "this user has not been granted access"
+				d.Checks[gated].Fix = "Visit " + hub + "/" + model + ", request access, and wait for approval; or use another model"
+			}
+		}
+		d.add(check)
+	}
+}
+
+func isPolicy(p string) bool {
+	return p == "" || p == ProviderAuto || p == ProviderFastest || p == ProviderCheapest || p == ProviderPreferred
+}
+
+func providersCheck(info *ModelInfo, hub string) Check {
+	c := Check{Name: "providers serving " + info.ID}
+	if len(info.Providers) == 0 {
+		c.Status = CheckProblem
+		c.Cause = "no Inference Provider serves this model"
+		c.Fix = "Pick a model that Inference Providers serve: " + hub + "/models?inference_provider=all"
+		return c
+	}
+	parts := make([]string, len(info.Providers))
+	for i, p := range info.Providers {
+		parts[i] = p.Provider + " (" + p.Status + ")"
+	}
+	c.Detail = strings.Join(parts, ", ")
+	if len(info.Live()) == 0 {
+		c.Status = CheckProblem
+		c.Cause = "no provider serves it live; staging providers are not used for calls"
+		c.Fix = "Pick another model, or wait until a provider is live for it"
+		return c
+	}
+	c.Status = CheckOK
+	return c
+}
+
+func providerCheck(info *ModelInfo, provider, hub string) Check {
+	c := Check{Name: "provider " + provider + " serves " + info.ID}
+	var live []string
+	for _, p := range info.Live() {
+		live = append(live, p.Provider)
+	}
+	i := slices.IndexFunc(info.Providers, func(m ProviderMapping) bool { return m.Provider == provider })
+	switch {
+	case i < 0:
+		c.Status = CheckProblem
+		c.Cause = provider + " does not serve this model"
+	case info.Providers[i].Status != "live":
+		c.Status = CheckProblem
+		c.Cause = provider + " serves it only in " + info.Providers[i].Status
+	default:
+		c.Status = CheckOK
+		c.Detail = "live"
+		return c
+	}
+	if len(live) > 0 {
+		c.Fix = "Use provider \"auto\" to let Hugging Face pick an available one, or one of: " + strings.Join(live, ", ")
+	} else {
+		c.Fix = "Use provider \"auto\", or another model (see " + hub + "/" + info.ID + ")"
+	}
+	return c
+}
+
+// probe makes a 1-token chat to one candidate, without fallback. It
+// returns the probe's check, the call's error, and the first refusal of a
+// chained token that another source's token got past, which the fallback
+// would otherwise hide.
+func (c *Client) probe(ctx context.Context, cand Candidate) (check Check, refused *Attempt, err error) {
+	check.Name = "probe: " + cand.String()
+	start := time.Now()
+	resp, err := c.Chat(ctx, ChatRequest{
+		Model: cand.Model, Provider: cand.Provider,
+		Messages:  []Message{UserMessage("Reply with OK.")},
+		MaxTokens: 1,
+		Fallbacks: []Candidate{},
+	})
+	var attempts []Attempt
+	var fe *FallbackError
+	switch {
+	case err == nil:
+		attempts = resp.Attempts
+	case errors.As(err, &fe):
+		attempts = fe.Attempts
+	}
+	for i := 0; i+1 < len(attempts); i++ {
+		if k := attempts[i].Kind(); k == ErrMissingScope || k == ErrUnauthorized {
+			refused = &attempts[i]
+			break
+		}
+	}
+	if err == nil {
+		check.Status = CheckOK
+		check.Detail = fmt.Sprintf("answered by %s in %s", orUnknown(resp.Provider), max(time.Since(start).Round(time.Millisecond), time.Millisecond))
+		return check, refused, nil
+	}
+	// The last attempt's failure is what stopped the call.
+	last := err
+	if len(attempts) > 0 && attempts[len(attempts)-1].Err != nil {
+		last = attempts[len(attempts)-1].Err
+	}
+	check.Status = CheckProblem
+	check.Cause = shortCause(last)
+	var apiErr *APIError
+	if errors.As(last, &apiErr) {
+		check.Fix = apiErr.hint()
+	}
+	if ctx.Err() != nil {
+		check.Status = CheckUnknown
+	}
+	return check, refused, err
+}
+
+// refusalCheck reports a token the router refused while another source's
+// token was tried after it.
+func refusalCheck(a *Attempt) Check {
+	var apiErr *APIError
+	errors.As(a.Err, &apiErr)
+	return Check{
+		Name:   "router accepts the token from " + a.TokenSource,
+		Status: CheckProblem,
+		Cause:  shortCause(a.Err) + "; the next token source was used instead",
+		Fix:    apiErr.hint(),
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "the router's choice"
+	}
+	return s
+}
+
+// shortCause is an error's text without the "what to do" part, which a
+// check keeps in Fix: the kind, status and the server's words.
+func shortCause(err error) string {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return err.Error()
+	}
+	var b strings.Builder
+	b.WriteString(strings.TrimPrefix(apiErr.kindText(), "inference: "))
+	if apiErr.StatusCode != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", apiErr.StatusCode)
+	}
+	if apiErr.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(apiErr.Message)
+	}
+	if apiErr.RequestID != "" {
+		b.WriteString(" [request id " + apiErr.RequestID + "]")
+	}
+	return b.String()
+}
