@@ -55,7 +55,9 @@ func TestDiagnoseHealthySetup(t *testing.T) {
 	probe := find(t, d, "probe: "+healthyModel+":groq")
 	assert.Equal(t, inference.CheckOK, probe.Status)
 	assert.Contains(t, probe.Detail, "answered by groq")
-	var body struct{ MaxTokens int `json:"max_tokens"` }
+	var body struct {
+		MaxTokens int `json:"max_tokens"`
+	}
 	require.NoError(t, json.Unmarshal(r.Requests()[0].Body, &body))
 	assert.Equal(t, 1, body.MaxTokens, "the probe asks for one token")
 }
