@@ -83,6 +83,12 @@ func NewClient(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTransportSecurity("WithBaseURL", base, s.allowHTTP); err != nil {
+		return nil, err
+	}
+	if err := checkTransportSecurity("WithHubURL (or HF_ENDPOINT)", hub, s.allowHTTP); err != nil {
+		return nil, err
+	}
 
 	var tokens TokenSource
 	switch {
@@ -297,16 +303,49 @@ func (c *Client) transportError(cand Candidate, tok Token, err error) *APIError 
 	}
 }
 
+// readCapped reads at most limit+1 bytes of r, so that the caller can tell
+// an over-long body. A known size (a Content-Length, else -1) sizes the
+// buffer at once; an unknown one doubles from 64 KiB, so that what is
+// allocated stays under twice what is read.
+func readCapped(r io.Reader, limit int, sizeHint int64) ([]byte, error) {
+	size := 64 << 10
+	if sizeHint > 0 && sizeHint <= int64(limit) {
+		size = int(sizeHint) + 1 // +1 to see an over-long body without growing
+	}
+	buf := make([]byte, 0, min(size, limit+1))
+	lr := io.LimitReader(r, int64(limit)+1)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return buf, nil // over the limit: the caller needs no more
+			}
+			next := 2 * cap(buf)
+			if next >= limit {
+				next = limit + 1 // the last step includes the byte that shows an over-long body
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // decodeChat reads a 2xx answer. A body that is not a chat completion (not
 // JSON, no choices, an error object, a web page) is an ErrProvider failure,
 // not an empty answer.
 func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand Candidate, tok Token) (*ChatResponse, error) {
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxChatBody+1))
-	if err != nil {
-		return nil, c.noAnswer(ctx, actx, cand, tok, fmt.Errorf("reading the answer: %w", err))
-	}
+	var data []byte
 	notCompletion := func(why string) error {
-		e := c.classify(resp, data, cand, tok)
+		// Only the start of the body is worth reading for a message.
+		e := c.classify(resp, data[:min(len(data), maxErrorBody)], cand, tok)
 		e.Kind = ErrProvider
 		if e.Message == "" {
 			e.Message = why
@@ -315,8 +354,16 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 		}
 		return e
 	}
+	tooLarge := fmt.Sprintf("the answer is larger than %d MiB", maxChatBody>>20)
+	if resp.ContentLength > maxChatBody {
+		return nil, notCompletion(tooLarge)
+	}
+	data, err := readCapped(resp.Body, maxChatBody, resp.ContentLength)
+	if err != nil {
+		return nil, c.noAnswer(ctx, actx, cand, tok, fmt.Errorf("reading the answer: %w", err))
+	}
 	if len(data) > maxChatBody {
-		return nil, notCompletion(fmt.Sprintf("the answer is larger than %d MiB", maxChatBody>>20))
+		return nil, notCompletion(tooLarge)
 	}
 	var w chatWire
 	if isHTML(resp.Header, data) {

@@ -593,3 +593,45 @@ func TestAPIErrorIsNotMatchedByOtherErrors(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrGatedModel))
 	assert.False(t, errors.Is(err, ErrUnauthorized))
 }
+
+func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "http://127.9.9.9", "https://router.example"} {
+		_, err := NewClient(WithBaseURL(ok), WithToken(testToken))
+		assert.NoError(t, err, ok)
+	}
+	for _, bad := range []string{"http://router.example", "http://10.0.0.5:8080", "http://192.168.1.2"} {
+		_, err := NewClient(WithBaseURL(bad), WithToken(testToken))
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "clear text")
+		_, err = NewClient(WithBaseURL(bad), WithToken(testToken), WithInsecureHTTP())
+		assert.NoError(t, err, bad)
+	}
+	_, err := NewClient(WithHubURL("http://mirror.internal"), WithToken(testToken))
+	require.Error(t, err)
+	t.Setenv("HF_ENDPOINT", "http://mirror.internal")
+	_, err = NewClient(WithToken(testToken))
+	require.ErrorContains(t, err, "HF_ENDPOINT")
+}
+
+func TestReadCapped(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string
+		hint  int64
+		want  string
+		limit int
+	}{
+		{"exact length", "hello", 5, "hello", 10},
+		{"unknown length", "hello", -1, "hello", 10},
+		{"shorter than announced", "hel", 5, "hel", 10},
+		{"longer than announced", "hello world", 5, "hello world", 20},
+		{"over the limit, unknown length", strings.Repeat("x", 30), -1, strings.Repeat("x", 11), 10},
+		{"over the limit, announced small", strings.Repeat("x", 30), 4, strings.Repeat("x", 11), 10},
+		{"announced over the limit", strings.Repeat("x", 30), 30, strings.Repeat("x", 11), 10},
+	}
+	for _, tt := range tests {
+		got, err := readCapped(strings.NewReader(tt.body), tt.limit, tt.hint)
+		require.NoError(t, err, tt.name)
+		assert.Equal(t, tt.want, string(got), tt.name)
+	}
+}

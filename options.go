@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,6 +37,7 @@ type settings struct {
 	cooldown       time.Duration
 	policy         FallbackPolicy
 	attemptTimeout time.Duration
+	allowHTTP      bool
 }
 
 // RetryPolicy bounds the retries of one candidate (one model and provider).
@@ -320,4 +322,32 @@ func WithAttemptTimeout(d time.Duration) Option {
 		s.attemptTimeout = d
 		return nil
 	}
+}
+
+// WithInsecureHTTP allows plain http:// router and Hub URLs on hosts other
+// than loopback (127.0.0.0/8, ::1, localhost), such as an internal mirror
+// behind a trusted network. Without it such URLs are refused: the token
+// would cross the network in clear text.
+func WithInsecureHTTP() Option {
+	return func(s *settings) error {
+		s.allowHTTP = true
+		return nil
+	}
+}
+
+// checkTransportSecurity refuses a plain-http endpoint off loopback unless
+// WithInsecureHTTP was given.
+func checkTransportSecurity(opt string, u *url.URL, allowHTTP bool) error {
+	if u.Scheme == "https" || allowHTTP || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("inference: %s: %q would send the token in clear text: use https, or WithInsecureHTTP() for a trusted network", opt, u.String())
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
