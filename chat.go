@@ -3,6 +3,7 @@ package inference
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -262,7 +263,7 @@ func (r *ChatRequest) validate() error {
 // chatBody is the wire form of a request.
 type chatBody struct {
 	Model            string          `json:"model"`
-	Messages         []Message       `json:"messages"`
+	Messages         []wireMessage   `json:"messages"`
 	MaxTokens        int             `json:"max_tokens,omitempty"`
 	Temperature      *float64        `json:"temperature,omitempty"`
 	TopP             *float64        `json:"top_p,omitempty"`
@@ -281,11 +282,34 @@ type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
+// wireMessage is a Message as sent. It has no custom encoder, so that
+// encoding a request is one pass of encoding/json; Content is left out of
+// an assistant turn that only calls tools.
+type wireMessage struct {
+	Role       string     `json:"role"`
+	Content    *string    `json:"content,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+func wireMessages(msgs []Message) []wireMessage {
+	out := make([]wireMessage, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		out[i] = wireMessage{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}
+		if m.Content != "" || len(m.ToolCalls) == 0 {
+			out[i].Content = &m.Content
+		}
+	}
+	return out
+}
+
 // encode builds the JSON body for one candidate.
 func (r *ChatRequest) encode(c Candidate, stream bool) ([]byte, error) {
 	wire := chatBody{
 		Model:            c.wireModel(),
-		Messages:         r.Messages,
+		Messages:         wireMessages(r.Messages),
 		MaxTokens:        r.MaxTokens,
 		Temperature:      r.Temperature,
 		TopP:             r.TopP,
@@ -387,6 +411,64 @@ type Attempt struct {
 // that answer 200 with an error object.
 type chatWire struct {
 	ChatResponse
-	Object string          `json:"object"`
-	Error  json.RawMessage `json:"error"`
+	Error json.RawMessage `json:"error"`
+}
+
+// completionWire is the lean form a completion is decoded into first:
+// plain fields and no custom decoders on the hot path, which lets
+// encoding/json decode in one pass. A body it cannot hold (content given as
+// parts) is decoded again into chatWire with the tolerant decoders.
+type completionWire struct {
+	ID                string `json:"id"`
+	Created           int64  `json:"created"`
+	Model             string `json:"model"`
+	Provider          string `json:"provider"`
+	SystemFingerprint string `json:"system_fingerprint"`
+	Choices           []struct {
+		Index   int `json:"index"`
+		Message struct {
+			Role       string     `json:"role"`
+			Content    *string    `json:"content"`
+			Name       string     `json:"name"`
+			ToolCalls  []ToolCall `json:"tool_calls"`
+			ToolCallID string     `json:"tool_call_id"`
+		} `json:"message"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage Usage           `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// decodeCompletion decodes a success body, fast when it has the usual
+// shape and tolerantly when it does not.
+func decodeCompletion(data []byte) (chatWire, error) {
+	var w completionWire
+	err := json.Unmarshal(data, &w)
+	if err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return chatWire{}, err
+		}
+		var slow chatWire
+		return slow, json.Unmarshal(data, &slow)
+	}
+	out := chatWire{Error: w.Error, ChatResponse: ChatResponse{
+		ID: w.ID, Created: w.Created, Model: w.Model, Provider: w.Provider,
+		SystemFingerprint: w.SystemFingerprint, Usage: w.Usage,
+	}}
+	if len(w.Choices) > 0 {
+		out.Choices = make([]Choice, len(w.Choices))
+		for i, ch := range w.Choices {
+			m := ch.Message
+			c := Choice{Index: ch.Index, Message: Message{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}}
+			if m.Content != nil {
+				c.Message.Content = *m.Content
+			}
+			if ch.FinishReason != nil {
+				c.FinishReason = *ch.FinishReason
+			}
+			out.Choices[i] = c
+		}
+	}
+	return out, nil
 }

@@ -383,8 +383,8 @@ func rateLimitReset(v string) time.Duration {
 // characters (a hostile server could send terminal escapes), runs of white
 // space folded to one space, and at most max bytes, cut on a rune boundary.
 func cleanText(s string, max int) string {
-	if s == "" {
-		return ""
+	if s == "" || isClean(s, max) {
+		return s
 	}
 	var b strings.Builder
 	b.Grow(min(len(s), max+4))
@@ -405,4 +405,20 @@ func cleanText(s string, max int) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// isClean reports whether cleanText would return s unchanged: short
+// enough, printable ASCII, no leading, trailing or doubled spaces. Most
+// headers and messages are, and skip the copy.
+func isClean(s string, max int) bool {
+	if len(s) > max || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || (c == ' ' && s[i+1] == ' ') {
+			return false
+		}
+	}
+	return true
 }

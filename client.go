@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,9 @@ type Client struct {
 	cool      cooldownStore
 	timeout   time.Duration
 	http      *retryablehttp.Client
+	// oneSource is tokens as a walk's source list, when it is not a chain,
+	// built once instead of on every call.
+	oneSource []indexedSource
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -137,6 +139,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		timeout:   s.attemptTimeout,
 		http:      newRetryClient(hc, retry),
 		transport: transport,
+		oneSource: []indexedSource{{i: 0, src: tokens}},
 	}, nil
 }
 
@@ -199,7 +202,9 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	// The attempt's own deadline turns a provider that hangs into a failed
 	// attempt; its cause tells it apart from the caller's deadline.
 	actx := ctx
-	if c.timeout > 0 {
+	// A caller's deadline that comes first makes the attempt's own timer
+	// redundant; skipping it saves a timer and a context per call.
+	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
 		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, attemptTimeoutError{c.timeout})
 		defer cancel()
@@ -354,7 +359,7 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 		}
 		return e
 	}
-	tooLarge := fmt.Sprintf("the answer is larger than %d MiB", maxChatBody>>20)
+	const tooLarge = "the answer is larger than 32 MiB"
 	if resp.ContentLength > maxChatBody {
 		return nil, notCompletion(tooLarge)
 	}
@@ -365,15 +370,15 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 	if len(data) > maxChatBody {
 		return nil, notCompletion(tooLarge)
 	}
-	var w chatWire
 	if isHTML(resp.Header, data) {
 		return nil, notCompletion("the answer is a web page, not a chat completion")
 	}
-	if err := json.Unmarshal(data, &w); err != nil {
+	w, err := decodeCompletion(data)
+	if err != nil {
 		return nil, notCompletion("the answer is not a JSON chat completion")
 	}
 	if len(w.Choices) == 0 {
-		if len(w.Error) > 0 {
+		if isJSONError(w.Error) {
 			return nil, notCompletion("the answer is an error, not a chat completion")
 		}
 		return nil, notCompletion("the answer has no choices")

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type cooldownStore interface {
 	// CoolDown makes key cool until the given time, keeping a later end
 	// already recorded.
 	CoolDown(key string, until time.Time)
+	// Empty reports, without blocking, that nothing is recorded, so that
+	// a client whose calls have not failed skips the lookups.
+	Empty() bool
 }
 
 // sweepAt is the size at which the memory store drops expired entries, so
@@ -31,7 +35,13 @@ const sweepAt = 256
 type memoryCooldown struct {
 	mu    sync.Mutex
 	until map[string]time.Time
+	// size mirrors len(until) for Empty, which every call asks without
+	// taking the lock.
+	size atomic.Int64
 }
+
+// Empty implements cooldownStore.
+func (m *memoryCooldown) Empty() bool { return m.size.Load() == 0 }
 
 func newMemoryCooldown() *memoryCooldown {
 	return &memoryCooldown{until: make(map[string]time.Time)}
@@ -63,6 +73,7 @@ func (m *memoryCooldown) CoolDown(key string, until time.Time) {
 	if until.After(m.until[key]) {
 		m.until[key] = until
 	}
+	m.size.Store(int64(len(m.until)))
 }
 
 // len reports how many entries are held, expired or not; for tests.

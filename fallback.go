@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -216,15 +217,18 @@ func (c *Client) candidates(req *ChatRequest) []Candidate {
 		rest = req.Fallbacks
 	}
 	out := make([]Candidate, 0, 1+len(rest))
-	seen := make(map[string]bool, 1+len(rest))
-	for _, cand := range append([]Candidate{req.primary()}, rest...) {
+	add := func(cand Candidate) {
 		if cand.Provider == ProviderAuto {
 			cand.Provider = ""
 		}
-		if key := cand.wireModel(); !seen[key] {
-			seen[key] = true
+		// Lists are short: a linear scan beats a map's allocations.
+		if !slices.Contains(out, cand) {
 			out = append(out, cand)
 		}
+	}
+	add(req.primary())
+	for _, cand := range rest {
+		add(cand)
 	}
 	return out
 }
@@ -233,7 +237,7 @@ func (c *Client) candidates(req *ChatRequest) []Candidate {
 // keeps the one whose cooldown ends first: a request that may fail beats
 // failing without one.
 func (c *Client) plan(cands []Candidate, now time.Time) (try, skipped []Candidate) {
-	if c.cooldown == 0 {
+	if c.cooldown == 0 || c.cool.Empty() {
 		return cands, nil
 	}
 	var earliest time.Time
@@ -266,7 +270,10 @@ func removeCandidate(list []Candidate, c Candidate) []Candidate {
 	return out
 }
 
-func candidateKey(c Candidate) string { return "candidate " + c.wireModel() }
+// candidateKey is a candidate's key in the cooldown store: the model as sent.
+// Token sources' keys hold a space, which no model id may, so the two never
+// collide.
+func candidateKey(c Candidate) string { return c.wireModel() }
 
 func sourceKey(i int, s TokenSource) string {
 	return fmt.Sprintf("token source %d %s", i, sourceName(s))
@@ -278,7 +285,7 @@ func sourceKey(i int, s TokenSource) string {
 func (c *Client) tokenSources(now time.Time) []indexedSource {
 	chain, ok := c.tokens.(chainSource)
 	if !ok {
-		return []indexedSource{{i: 0, src: c.tokens}}
+		return c.oneSource
 	}
 	ready := make([]indexedSource, 0, len(chain.sources))
 	var cooling []indexedSource
@@ -427,7 +434,9 @@ func (c *Client) coolDown(key string, d time.Duration, worth bool) {
 }
 
 func (c *Client) logFailure(ctx context.Context, err error) error {
-	c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: call failed", slog.String("error", err.Error()))
+	if c.logger.Enabled(ctx, slog.LevelWarn) {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: call failed", slog.String("error", err.Error()))
+	}
 	return err
 }
 

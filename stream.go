@@ -97,6 +97,7 @@ type ChatStream struct {
 	pending   []ChatChunk
 	cur       ChatChunk
 	next      ChatChunk
+	wire      chunkWire
 	acc       ChatAccumulator
 	err       error
 	done      bool
@@ -243,7 +244,7 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 		if len(data) == 0 {
 			continue
 		}
-		chunk, isError, decodeErr := decodeChunk(data)
+		chunk, isError, decodeErr := decodeChunk(data, &s.wire)
 		if ev.Type == "error" || isError {
 			s.done = true
 			t := readServerText(http.Header{}, data)
@@ -281,7 +282,7 @@ type chunkWire struct {
 		Index int `json:"index"`
 		Delta struct {
 			Role      string     `json:"role"`
-			Content   *string    `json:"content"`
+			Content   string     `json:"content"`
 			ToolCalls []ToolCall `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
@@ -290,11 +291,19 @@ type chunkWire struct {
 	Error json.RawMessage `json:"error"`
 }
 
-// decodeChunk decodes one event's JSON, reporting whether it is an error
-// event ({"error": ...}).
-func decodeChunk(data []byte) (ChatChunk, bool, error) {
-	var w chunkWire
-	err := json.Unmarshal(data, &w)
+// reset empties w for the next chunk but keeps its Choices array:
+// encoding/json decodes into existing elements without zeroing them.
+func (w *chunkWire) reset() {
+	choices := w.Choices[:cap(w.Choices)]
+	clear(choices)
+	*w = chunkWire{Choices: choices[:0]}
+}
+
+// decodeChunk decodes one event's JSON into w (reused across chunks),
+// reporting whether it is an error event ({"error": ...}).
+func decodeChunk(data []byte, w *chunkWire) (ChatChunk, bool, error) {
+	w.reset()
+	err := json.Unmarshal(data, w)
 	if err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if !errors.As(err, &typeErr) {
@@ -313,10 +322,7 @@ func decodeChunk(data []byte) (ChatChunk, bool, error) {
 	if len(w.Choices) > 0 {
 		c.Choices = make([]ChunkChoice, len(w.Choices))
 		for i, ch := range w.Choices {
-			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: ch.Delta.Role, ToolCalls: ch.Delta.ToolCalls}}
-			if ch.Delta.Content != nil {
-				cc.Delta.Content = *ch.Delta.Content
-			}
+			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: ch.Delta.Role, Content: ch.Delta.Content, ToolCalls: ch.Delta.ToolCalls}}
 			if ch.FinishReason != nil {
 				cc.FinishReason = *ch.FinishReason
 			}

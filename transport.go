@@ -75,10 +75,18 @@ func authMiddleware(allowed hostSet) Middleware {
 			if !send && r.Header.Get("Authorization") == "" {
 				return next.RoundTrip(r)
 			}
-			r2 := r.Clone(r.Context())
-			r2.Header.Del("Authorization")
+			// A shallow copy with its own header map: the caller's request
+			// is not modified, and the header values are shared, not copied.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Header = make(http.Header, len(r.Header)+1)
+			for k, v := range r.Header {
+				if k != "Authorization" {
+					r2.Header[k] = v
+				}
+			}
 			if send {
-				r2.Header.Set("Authorization", "Bearer "+st.token.value())
+				r2.Header["Authorization"] = []string{st.token.authorization()}
 			}
 			return next.RoundTrip(r2)
 		})

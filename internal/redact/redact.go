@@ -39,11 +39,21 @@ func String(s string, secrets ...string) string {
 	})
 }
 
-// mayHoldToken is a cheap pre-check so the regular expression runs only on
-// text that could match it.
+// mayHoldToken is a cheap pre-check, without allocation, so that the
+// regular expression runs only on text that could match it.
 func mayHoldToken(s string) bool {
-	l := strings.ToLower(s)
-	return strings.Contains(l, "hf_") || strings.Contains(l, "api_org_") || strings.Contains(l, "bearer")
+	return strings.Contains(s, "hf_") || strings.Contains(s, "api_org_") || containsFold(s, "bearer")
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Prefix returns a short, non-secret label for a token: its well-known kind
