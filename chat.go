@@ -2,6 +2,8 @@ package inference
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,16 +22,54 @@ const (
 // Message is one turn of a conversation.
 type Message struct {
 	// Role is RoleSystem, RoleUser, RoleAssistant or RoleTool.
-	Role string `json:"role"`
+	Role string
 	// Content is the text of the turn. It may be empty on an assistant
-	// turn that only calls tools.
-	Content string `json:"content"`
+	// turn that only calls tools. In an answer whose content came as parts,
+	// it is their text joined.
+	Content string
+	// Parts, when set, is the content as parts (text and images, see
+	// [TextPart] and [ImagePart]) and is sent instead of Content, as the
+	// OpenAI-compatible array. Answers that came as parts keep them here.
+	Parts []ContentPart
+	// Reasoning is the reasoning text some providers send beside the
+	// answer (reasoning or reasoning_content); it is never part of Content
+	// and is not sent back in requests.
+	Reasoning string
 	// Name optionally names the author of the turn.
-	Name string `json:"name,omitempty"`
+	Name string
 	// ToolCalls are the calls an assistant turn asks for.
-	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	ToolCalls []ToolCall
 	// ToolCallID links a RoleTool turn to the call it answers.
-	ToolCallID string `json:"tool_call_id,omitempty"`
+	ToolCallID string
+}
+
+// ContentPart is one part of a multimodal message: Type "text" with Text,
+// or "image_url" with ImageURL.
+type ContentPart struct {
+	Type     string    `json:"type"`
+	Text     string    `json:"text,omitempty"`
+	ImageURL *ImageURL `json:"image_url,omitempty"`
+}
+
+// ImageURL is an image given by URL: https, or a data URL for an inline
+// image. Detail is "auto", "low" or "high" where the provider supports it.
+type ImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// TextPart is a text part of a multimodal message.
+func TextPart(text string) ContentPart { return ContentPart{Type: "text", Text: text} }
+
+// ImagePart is an image part given by URL.
+func ImagePart(url string) ContentPart {
+	return ContentPart{Type: "image_url", ImageURL: &ImageURL{URL: url}}
+}
+
+// ImageDataPart is an inline image, sent as a base64 data URL; mediaType is
+// such as "image/png".
+func ImageDataPart(mediaType string, data []byte) ContentPart {
+	return ImagePart("data:" + mediaType + ";base64," + base64.StdEncoding.EncodeToString(data))
 }
 
 // SystemMessage builds a system turn.
@@ -37,6 +77,9 @@ func SystemMessage(text string) Message { return Message{Role: RoleSystem, Conte
 
 // UserMessage builds a user turn.
 func UserMessage(text string) Message { return Message{Role: RoleUser, Content: text} }
+
+// UserParts builds a multimodal user turn, such as text and an image.
+func UserParts(parts ...ContentPart) Message { return Message{Role: RoleUser, Parts: parts} }
 
 // AssistantMessage builds an assistant turn, for replaying a conversation.
 func AssistantMessage(text string) Message { return Message{Role: RoleAssistant, Content: text} }
@@ -46,47 +89,46 @@ func ToolResultMessage(toolCallID, result string) Message {
 	return Message{Role: RoleTool, Content: result, ToolCallID: toolCallID}
 }
 
-// MarshalJSON leaves content out of an assistant turn that only calls
-// tools, which some providers require.
+// MarshalJSON encodes the message as a request carries it (content as a
+// string, or as an array of parts; none on an assistant turn that only
+// calls tools), plus its reasoning, so that a decoded answer survives a
+// round trip.
 func (m Message) MarshalJSON() ([]byte, error) {
-	type plain Message
-	if m.Content == "" && len(m.ToolCalls) > 0 {
-		return json.Marshal(struct {
-			plain
-			Content string `json:"content,omitempty"`
-		}{plain: plain(m)})
+	type withReasoning struct {
+		wireMessage
+		Reasoning string `json:"reasoning,omitempty"`
 	}
-	return json.Marshal(plain(m))
+	return json.Marshal(withReasoning{wireMessage: toWire(&m), Reasoning: m.Reasoning})
 }
 
 // UnmarshalJSON accepts content as a string, null, or an array of parts
-// whose text parts are joined, as some providers answer.
+// (kept in Parts, their text joined in Content), and reasoning under
+// "reasoning" or "reasoning_content".
 func (m *Message) UnmarshalJSON(data []byte) error {
-	type plain Message
 	var w struct {
-		plain
-		Content json.RawMessage `json:"content"`
+		Role             string          `json:"role"`
+		Content          json.RawMessage `json:"content"`
+		Reasoning        string          `json:"reasoning"`
+		ReasoningContent string          `json:"reasoning_content"`
+		Name             string          `json:"name"`
+		ToolCalls        []ToolCall      `json:"tool_calls"`
+		ToolCallID       string          `json:"tool_call_id"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*m = Message(w.plain)
+	*m = Message{Role: w.Role, Reasoning: cmp.Or(w.ReasoningContent, w.Reasoning), Name: w.Name, ToolCalls: w.ToolCalls, ToolCallID: w.ToolCallID}
 	c := bytes.TrimSpace(w.Content)
 	switch {
 	case len(c) == 0 || string(c) == "null":
-		m.Content = ""
 	case c[0] == '"':
 		return json.Unmarshal(c, &m.Content)
 	case c[0] == '[':
-		var parts []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(c, &parts); err != nil {
+		if err := json.Unmarshal(c, &m.Parts); err != nil {
 			return fmt.Errorf("message content: %w", err)
 		}
 		var b strings.Builder
-		for _, p := range parts {
+		for _, p := range m.Parts {
 			b.WriteString(p.Text)
 		}
 		m.Content = b.String()
@@ -94,6 +136,29 @@ func (m *Message) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("message content: unexpected JSON %.20s", c)
 	}
 	return nil
+}
+
+func (p ContentPart) validate() error {
+	switch p.Type {
+	case "text":
+		return nil
+	case "image_url":
+		if p.ImageURL == nil {
+			return errors.New("an image_url part has no ImageURL")
+		}
+		u := p.ImageURL.URL
+		if strings.HasPrefix(u, "data:") {
+			if !strings.Contains(u, ";base64,") {
+				return errors.New("an inline image must be a base64 data URL (data:image/png;base64,...)")
+			}
+			return nil
+		}
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return fmt.Errorf("image URL %.60q is neither http(s) nor a data URL", u)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown part type %q (want \"text\" or \"image_url\")", p.Type)
 }
 
 // ToolCall is a model's request to call a function.
@@ -241,6 +306,11 @@ func (r *ChatRequest) validate() error {
 		if m.Role == "" {
 			return bad("message %d has no role", i)
 		}
+		for j, p := range m.Parts {
+			if err := p.validate(); err != nil {
+				return bad("message %d, part %d: %s", i, j, err)
+			}
+		}
 	}
 	switch {
 	case r.MaxTokens < 0:
@@ -283,24 +353,32 @@ type streamOptions struct {
 }
 
 // wireMessage is a Message as sent. It has no custom encoder, so that
-// encoding a request is one pass of encoding/json; Content is left out of
-// an assistant turn that only calls tools.
+// encoding a request is one pass of encoding/json. Content holds a *string
+// or the []ContentPart, and is left out of an assistant turn that only
+// calls tools.
 type wireMessage struct {
 	Role       string     `json:"role"`
-	Content    *string    `json:"content,omitempty"`
+	Content    any        `json:"content,omitempty"`
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
 }
 
+func toWire(m *Message) wireMessage {
+	w := wireMessage{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}
+	switch {
+	case len(m.Parts) > 0:
+		w.Content = m.Parts
+	case m.Content != "" || len(m.ToolCalls) == 0:
+		w.Content = &m.Content
+	}
+	return w
+}
+
 func wireMessages(msgs []Message) []wireMessage {
 	out := make([]wireMessage, len(msgs))
 	for i := range msgs {
-		m := &msgs[i]
-		out[i] = wireMessage{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}
-		if m.Content != "" || len(m.ToolCalls) == 0 {
-			out[i].Content = &m.Content
-		}
+		out[i] = toWire(&msgs[i])
 	}
 	return out
 }
@@ -427,11 +505,13 @@ type completionWire struct {
 	Choices           []struct {
 		Index   int `json:"index"`
 		Message struct {
-			Role       string     `json:"role"`
-			Content    *string    `json:"content"`
-			Name       string     `json:"name"`
-			ToolCalls  []ToolCall `json:"tool_calls"`
-			ToolCallID string     `json:"tool_call_id"`
+			Role             string     `json:"role"`
+			Content          *string    `json:"content"`
+			Reasoning        string     `json:"reasoning"`
+			ReasoningContent string     `json:"reasoning_content"`
+			Name             string     `json:"name"`
+			ToolCalls        []ToolCall `json:"tool_calls"`
+			ToolCallID       string     `json:"tool_call_id"`
 		} `json:"message"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
@@ -460,7 +540,8 @@ func decodeCompletion(data []byte) (chatWire, error) {
 		out.Choices = make([]Choice, len(w.Choices))
 		for i, ch := range w.Choices {
 			m := ch.Message
-			c := Choice{Index: ch.Index, Message: Message{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}}
+			c := Choice{Index: ch.Index, Message: Message{Role: m.Role, Reasoning: cmp.Or(m.ReasoningContent, m.Reasoning),
+				Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}}
 			if m.Content != nil {
 				c.Message.Content = *m.Content
 			}

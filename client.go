@@ -42,6 +42,9 @@ type Client struct {
 	// oneSource is tokens as a walk's source list, when it is not a chain,
 	// built once instead of on every call.
 	oneSource []indexedSource
+	models    *modelCache
+	order     providerOrder
+	walkAuto  bool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -57,6 +60,8 @@ func NewClient(opts ...Option) (*Client, error) {
 	s := settings{
 		baseURL:        DefaultBaseURL,
 		retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
+		modelsTTL:      DefaultModelsTTL,
+		order:          providerOrder{policy: OrderPreferred},
 		cooldown:       DefaultCooldown,
 		policy:         DefaultFallbackPolicy,
 		attemptTimeout: DefaultAttemptTimeout,
@@ -140,6 +145,9 @@ func NewClient(opts ...Option) (*Client, error) {
 		http:      newRetryClient(hc, retry),
 		transport: transport,
 		oneSource: []indexedSource{{i: 0, src: tokens}},
+		models:    newModelCache(s.modelsTTL),
+		order:     s.order,
+		walkAuto:  s.walkAuto,
 	}, nil
 }
 

@@ -361,8 +361,8 @@ type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Att
 // directs, and returns the result with every attempt made.
 func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, []Attempt, error) {
 	var zero T
+	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req)), time.Now())
 	now := time.Now()
-	cands, skipped := c.plan(c.candidates(req), now)
 	for _, s := range skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
 	}

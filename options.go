@@ -38,6 +38,9 @@ type settings struct {
 	policy         FallbackPolicy
 	attemptTimeout time.Duration
 	allowHTTP      bool
+	modelsTTL      time.Duration
+	order          providerOrder
+	walkAuto       bool
 }
 
 // RetryPolicy bounds the retries of one candidate (one model and provider).
@@ -125,6 +128,9 @@ func (c Candidate) validate() error {
 	}
 	if strings.Contains(c.Model, ":") {
 		return fmt.Errorf("model %q already names a provider after ':' and Provider is %q too: use one", c.Model, c.Provider)
+	}
+	if c.Provider == ProviderEvery {
+		return nil
 	}
 	return checkName("provider", c.Provider, false)
 }
@@ -350,4 +356,48 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// WithModelsTTL sets how long the router's model list ([Client.Models]) is
+// kept before it is fetched again; the default is [DefaultModelsTTL].
+func WithModelsTTL(d time.Duration) Option {
+	return func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("inference: WithModelsTTL: %s is not positive", d)
+		}
+		s.modelsTTL = d
+		return nil
+	}
+}
+
+// WithProviderOrder sets how the providers of an expanded candidate
+// ([ProviderEvery]) are ordered: [OrderPreferred] (the router's order, the
+// default), [OrderCheapest] or [OrderFastest]; the providers named in
+// first come before all others, in that order.
+func WithProviderOrder(policy ProviderPolicy, first ...string) Option {
+	return func(s *settings) error {
+		switch policy {
+		case OrderPreferred, OrderCheapest, OrderFastest:
+		default:
+			return fmt.Errorf("inference: WithProviderOrder: unknown policy %q", policy)
+		}
+		for _, p := range first {
+			if err := checkName("provider", p, false); err != nil {
+				return fmt.Errorf("inference: WithProviderOrder: %w", err)
+			}
+		}
+		s.order = providerOrder{policy: policy, first: append([]string(nil), first...)}
+		return nil
+	}
+}
+
+// WithProviderWalk makes candidates that leave the provider to the router
+// ("" or "auto") expand like [ProviderEvery]: every call walks the model's
+// live providers itself, so that one provider's 429s or 5xx do not reach
+// the caller.
+func WithProviderWalk() Option {
+	return func(s *settings) error {
+		s.walkAuto = true
+		return nil
+	}
 }

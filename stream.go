@@ -2,6 +2,7 @@ package inference
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,8 @@ func (c *ChunkChoice) UnmarshalJSON(data []byte) error {
 // or repeating it.
 func (c ChatChunk) hasContent() bool {
 	for _, ch := range c.Choices {
-		if ch.Delta.Content != "" || len(ch.Delta.ToolCalls) > 0 || ch.FinishReason != "" {
+		if ch.Delta.Content != "" || ch.Delta.Reasoning != "" || len(ch.Delta.Parts) > 0 ||
+			len(ch.Delta.ToolCalls) > 0 || ch.FinishReason != "" {
 			return true
 		}
 	}
@@ -281,9 +283,11 @@ type chunkWire struct {
 	Choices []struct {
 		Index int `json:"index"`
 		Delta struct {
-			Role      string     `json:"role"`
-			Content   string     `json:"content"`
-			ToolCalls []ToolCall `json:"tool_calls"`
+			Role             string     `json:"role"`
+			Content          string     `json:"content"`
+			Reasoning        string     `json:"reasoning"`
+			ReasoningContent string     `json:"reasoning_content"`
+			ToolCalls        []ToolCall `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
@@ -322,7 +326,9 @@ func decodeChunk(data []byte, w *chunkWire) (ChatChunk, bool, error) {
 	if len(w.Choices) > 0 {
 		c.Choices = make([]ChunkChoice, len(w.Choices))
 		for i, ch := range w.Choices {
-			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: ch.Delta.Role, Content: ch.Delta.Content, ToolCalls: ch.Delta.ToolCalls}}
+			d := &ch.Delta
+			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: d.Role, Content: d.Content,
+				Reasoning: cmp.Or(d.ReasoningContent, d.Reasoning), ToolCalls: d.ToolCalls}}
 			if ch.FinishReason != nil {
 				cc.FinishReason = *ch.FinishReason
 			}
@@ -446,9 +452,10 @@ func (s *ChatStream) Response() *ChatResponse {
 // finish reason and usage kept. The zero value is ready to use.
 type ChatAccumulator struct {
 	resp ChatResponse
-	// content holds each choice's text as it grows: appending to a string
-	// per chunk would copy the whole answer on every chunk.
-	content []strings.Builder
+	// content and reasoning hold each choice's text as it grows: appending
+	// to a string per chunk would copy the whole answer on every chunk.
+	content   []strings.Builder
+	reasoning []strings.Builder
 }
 
 // Add folds one chunk in.
@@ -472,12 +479,15 @@ func (a *ChatAccumulator) Add(c ChatChunk) {
 		for len(a.resp.Choices) <= ch.Index {
 			a.resp.Choices = append(a.resp.Choices, Choice{Index: len(a.resp.Choices), Message: Message{Role: RoleAssistant}})
 			a.content = append(a.content, strings.Builder{})
+			a.reasoning = append(a.reasoning, strings.Builder{})
 		}
 		dst := &a.resp.Choices[ch.Index]
 		if ch.Delta.Role != "" {
 			dst.Message.Role = ch.Delta.Role
 		}
 		a.content[ch.Index].WriteString(ch.Delta.Content)
+		a.reasoning[ch.Index].WriteString(ch.Delta.Reasoning)
+		dst.Message.Parts = append(dst.Message.Parts, ch.Delta.Parts...)
 		for _, tc := range ch.Delta.ToolCalls {
 			mergeToolCall(&dst.Message, tc)
 		}
@@ -516,6 +526,8 @@ func (a *ChatAccumulator) Response() *ChatResponse {
 	r.Choices = make([]Choice, len(a.resp.Choices))
 	for i, ch := range a.resp.Choices {
 		ch.Message.Content = a.content[i].String()
+		ch.Message.Reasoning = a.reasoning[i].String()
+		ch.Message.Parts = append([]ContentPart(nil), ch.Message.Parts...)
 		ch.Message.ToolCalls = append([]ToolCall(nil), ch.Message.ToolCalls...)
 		r.Choices[i] = ch
 	}

@@ -50,6 +50,10 @@ type Router struct {
 	requests []Request
 	users    map[string]HubUser
 	models   map[string]HubModel
+
+	listed       []inference.RouterModel
+	listAnswer   Answer
+	listRequests int
 }
 
 // script is a queue of answers; the last one repeats.
@@ -198,7 +202,7 @@ func (r *Router) Reset() {
 }
 
 func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
-	if r.serveHub(w, hr) {
+	if r.serveHub(w, hr) || r.serveList(w, hr) {
 		return
 	}
 	if hr.Method != http.MethodPost || hr.URL.Path != "/v1/chat/completions" {
