@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -342,40 +343,55 @@ func (c *Client) firstToken(ctx context.Context) (Token, error) {
 	return tok, nil
 }
 
-// hubGet GETs a Hub path with the token, through the same retries and
-// middleware as chat calls, and decodes the JSON answer into out.
+// hubGet GETs a Hub path with the token and decodes the JSON answer into
+// out.
 func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any) error {
-	st := &attemptState{token: tok, cand: about}
-	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodGet, c.hub.String()+path, nil)
+	data, err := c.get(ctx, tok, c.hub.String()+path, about, maxHubBody)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && about.Model != "" && apiErr.StatusCode == http.StatusUnauthorized &&
+		apiErr.Kind == ErrUnauthorized && !strings.Contains(strings.ToLower(apiErr.Message), "invalid credentials") {
+		// The Hub answers 401 for a repository the token may not see,
+		// unless the token itself is bad (huggingface_hub does the same).
+		apiErr.Kind = ErrModelNotFound
+	}
 	if err != nil {
-		return fmt.Errorf("inference: building the Hub request: %w", err)
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return &APIError{Kind: ErrProvider, StatusCode: http.StatusOK, Model: about.Model,
+			Message: cleanText(redact.String("the Hub's answer is not the JSON expected: "+err.Error(), tok.value()), maxMessageLen),
+			hubURL:  c.hub.String()}
+	}
+	return nil
+}
+
+// get GETs url with the token, through the same retries and middleware as
+// chat calls, and returns the body of a 2xx answer (at most limit bytes) or
+// the classified failure. It serves the Hub calls and the model list.
+func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate, limit int) ([]byte, error) {
+	st := &attemptState{token: tok, cand: about}
+	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inference: building the request for %s: %w", url, err)
 	}
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", userAgent)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return c.noAnswer(ctx, ctx, about, tok, err)
+		return nil, c.noAnswer(ctx, ctx, about, tok, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		e := c.classify(resp, data, about, tok)
-		// The Hub answers 401 for a repository the token may not see,
-		// unless the token itself is bad (huggingface_hub does the same).
-		if about.Model != "" && resp.StatusCode == http.StatusUnauthorized && e.Kind == ErrUnauthorized &&
-			!strings.Contains(strings.ToLower(e.Message), "invalid credentials") {
-			e.Kind = ErrModelNotFound
-		}
-		return e
+		return nil, c.classify(resp, data, about, tok)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxHubBody))
+	data, err := readCapped(resp.Body, limit, resp.ContentLength)
 	if err != nil {
-		return c.noAnswer(ctx, ctx, about, tok, fmt.Errorf("reading the Hub's answer: %w", err))
+		return nil, c.noAnswer(ctx, ctx, about, tok, fmt.Errorf("reading the answer: %w", err))
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return &APIError{Kind: ErrProvider, StatusCode: resp.StatusCode, Model: about.Model,
-			Message:   cleanText(redact.String("the Hub's answer is not the JSON expected: "+err.Error(), tok.value()), maxMessageLen),
-			RequestID: cleanText(redact.String(requestID(resp.Header), tok.value()), 256), hubURL: c.hub.String()}
+	if len(data) > limit {
+		return nil, &APIError{Kind: ErrProvider, StatusCode: resp.StatusCode, Model: about.Model,
+			Message: fmt.Sprintf("the answer is larger than %d MiB", limit>>20), hubURL: c.hub.String()}
 	}
-	return nil
+	return data, nil
 }

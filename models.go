@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // DefaultModelsTTL is how long the router's model list is kept before it
@@ -160,29 +157,13 @@ func (c *Client) fetchModels(ctx context.Context) (map[string]RouterModel, []str
 	if err != nil {
 		tok = Token{} // the list is public; send no token rather than fail
 	}
-	st := &attemptState{token: tok}
-	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodGet, c.base.String()+"/v1/models", nil)
+	data, err := c.get(ctx, tok, c.base.String()+"/v1/models", Candidate{}, maxModelsBody)
 	if err != nil {
-		return nil, nil, fmt.Errorf("inference: building the models request: %w", err)
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", userAgent)
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, nil, c.noAnswer(ctx, ctx, Candidate{}, tok, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, nil, c.classify(resp, data, Candidate{}, tok)
-	}
-	data, err := readCapped(resp.Body, maxModelsBody, resp.ContentLength)
-	if err != nil {
-		return nil, nil, c.noAnswer(ctx, ctx, Candidate{}, tok, fmt.Errorf("reading the model list: %w", err))
+		return nil, nil, err
 	}
 	list, err := decodeModelList(data)
-	if err != nil || len(data) > maxModelsBody {
-		return nil, nil, &APIError{Kind: ErrProvider, StatusCode: resp.StatusCode, Message: "the router's model list is not readable", Cause: err, hubURL: c.hub.String()}
+	if err != nil {
+		return nil, nil, &APIError{Kind: ErrProvider, StatusCode: http.StatusOK, Message: "the router's model list is not readable", Cause: err, hubURL: c.hub.String()}
 	}
 	models := make(map[string]RouterModel, len(list))
 	order := make([]string, 0, len(list))
