@@ -222,6 +222,9 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	if err == nil {
 		out, err = c.decodeChat(ctx, actx, resp, cand, tok)
 		resp.Body.Close()
+		if out != nil {
+			out.RequestID = att.RequestID
+		}
 	}
 	att.Err = err
 	att.Duration = time.Since(start)
@@ -395,6 +398,5 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
 		out.Provider = cleanText(redact.String(p, tok.value()), 64)
 	}
-	out.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
 	return &out, nil
 }

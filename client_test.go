@@ -635,3 +635,16 @@ func TestReadCapped(t *testing.T) {
 		assert.Equal(t, tt.want, string(got), tt.name)
 	}
 }
+
+func TestAnswerCarriesRequestIDAndProvider(t *testing.T) {
+	rt := newRouter(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "served-42")
+		completion("ok")(w, r)
+	})
+	c := newTestClient(t, rt)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "served-42", resp.RequestID)
+	assert.Equal(t, "served-42", resp.Attempts[0].RequestID)
+	assert.Equal(t, "together", resp.Provider)
+}
