@@ -19,6 +19,8 @@ import (
 
 // ChatChunk is one event of a streamed chat completion.
 type ChatChunk struct {
+	// ID, Created and Model name the stream: they are read from its first
+	// chunk that carries an id, and repeated on every later chunk.
 	ID      string        `json:"id"`
 	Created int64         `json:"created"`
 	Model   string        `json:"model"`
@@ -277,9 +279,21 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 // chunk it cannot hold (content given as parts) is decoded again with the
 // tolerant Message decoder.
 type chunkWire struct {
+	chunkMeta
+	chunkBody
+}
+
+// chunkMeta names the stream. It is decoded until a chunk carries it, then
+// kept as the stream's: decoding it again on every chunk cost about a fifth
+// of the decoding time.
+type chunkMeta struct {
 	ID      string `json:"id"`
 	Created int64  `json:"created"`
 	Model   string `json:"model"`
+}
+
+// chunkBody is what each chunk adds.
+type chunkBody struct {
 	Choices []struct {
 		Index int `json:"index"`
 		Delta struct {
@@ -296,18 +310,24 @@ type chunkWire struct {
 }
 
 // reset empties w for the next chunk but keeps its Choices array:
-// encoding/json decodes into existing elements without zeroing them.
+// encoding/json decodes into existing elements without zeroing them. The
+// meta is kept.
 func (w *chunkWire) reset() {
 	choices := w.Choices[:cap(w.Choices)]
 	clear(choices)
-	*w = chunkWire{Choices: choices[:0]}
+	w.chunkBody = chunkBody{Choices: choices[:0]}
 }
 
 // decodeChunk decodes one event's JSON into w (reused across chunks),
-// reporting whether it is an error event ({"error": ...}).
+// reporting whether it is an error event ({"error": ...}). Once w's meta
+// is known, only the body is decoded, and the chunk carries the meta.
 func decodeChunk(data []byte, w *chunkWire) (ChatChunk, bool, error) {
 	w.reset()
-	err := json.Unmarshal(data, w)
+	var target any = w
+	if w.ID != "" {
+		target = &w.chunkBody
+	}
+	err := json.Unmarshal(data, target)
 	if err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if !errors.As(err, &typeErr) {
@@ -325,7 +345,8 @@ func decodeChunk(data []byte, w *chunkWire) (ChatChunk, bool, error) {
 	c := ChatChunk{ID: w.ID, Created: w.Created, Model: w.Model, Usage: w.Usage}
 	if len(w.Choices) > 0 {
 		c.Choices = make([]ChunkChoice, len(w.Choices))
-		for i, ch := range w.Choices {
+		for i := range w.Choices {
+			ch := &w.Choices[i]
 			d := &ch.Delta
 			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: d.Role, Content: d.Content,
 				Reasoning: cmp.Or(d.ReasoningContent, d.Reasoning), ToolCalls: d.ToolCalls}}
