@@ -240,8 +240,8 @@ func (c *Client) exchange(ctx, actx context.Context, req *ChatRequest, cand Cand
 	if err != nil {
 		return nil, err
 	}
-	st := &attemptState{token: tok, cand: cand}
-	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(actx, st), http.MethodPost, c.chatURL, body)
+	reqCtx, st := withAttempt(actx, tok, cand)
+	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, http.MethodPost, c.chatURL, body)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request: %w", err)
 	}

@@ -369,8 +369,8 @@ func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candi
 // chat calls, and returns the body of a 2xx answer (at most limit bytes) or
 // the classified failure. It serves the Hub calls and the model list.
 func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate, limit int) ([]byte, error) {
-	st := &attemptState{token: tok, cand: about}
-	hreq, err := retryablehttp.NewRequestWithContext(withAttempt(ctx, st), http.MethodGet, url, nil)
+	reqCtx, _ := withAttempt(ctx, tok, about)
+	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request for %s: %w", url, err)
 	}

@@ -24,7 +24,7 @@ type Token struct {
 	// pointer, because fmt prints unexported fields by reflection without
 	// calling their methods, and follows pointers for some verbs; a function
 	// prints as an address whatever the verb.
-	reveal func() (value, authorization string)
+	reveal func() (value string, authorization []string)
 	// Source says where the token came from: "static", "HF_TOKEN",
 	// "HUGGING_FACE_HUB_TOKEN", "token file /path", "oauth".
 	Source string
@@ -43,8 +43,9 @@ type Token struct {
 // error never contains the text.
 func NewToken(value, source string) (Token, error) {
 	v, err := normalizeToken(value)
-	// Built once, so that sending the token costs no allocation per request.
-	authorization := "Bearer " + v
+	// Built once, so that sending the token costs no allocation per
+	// request; the transport only reads header values.
+	authorization := []string{"Bearer " + v}
 	if err != nil {
 		if source != "" {
 			return Token{}, fmt.Errorf("%w from %s: %s", ErrInvalidToken, source, err)
@@ -52,7 +53,7 @@ func NewToken(value, source string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: %s", ErrInvalidToken, err)
 	}
 	return Token{
-		reveal: func() (string, string) { return v, authorization },
+		reveal: func() (string, []string) { return v, authorization },
 		Source: source,
 		OAuth:  strings.HasPrefix(v, "hf_oauth_"),
 	}, nil
@@ -67,10 +68,10 @@ func (t Token) value() string {
 	return v
 }
 
-// authorization is the Authorization header value that carries the token.
-func (t Token) authorization() string {
+// authorization is the Authorization header's values that carry the token.
+func (t Token) authorization() []string {
 	if t.reveal == nil {
-		return ""
+		return nil
 	}
 	_, h := t.reveal()
 	return h

@@ -38,8 +38,25 @@ type attemptState struct {
 
 type attemptKey struct{}
 
-func withAttempt(ctx context.Context, st *attemptState) context.Context {
-	return context.WithValue(ctx, attemptKey{}, st)
+// attemptContext carries an attemptState: one allocation where
+// context.WithValue and the state would take two.
+type attemptContext struct {
+	context.Context
+	st attemptState
+}
+
+func (c *attemptContext) Value(key any) any {
+	if key == (attemptKey{}) {
+		return &c.st
+	}
+	return c.Context.Value(key)
+}
+
+// withAttempt returns ctx carrying a new attemptState for token and
+// candidate, and that state.
+func withAttempt(ctx context.Context, token Token, cand Candidate) (context.Context, *attemptState) {
+	c := &attemptContext{Context: ctx, st: attemptState{token: token, cand: cand}}
+	return c, &c.st
 }
 
 func attemptFrom(ctx context.Context) *attemptState {
@@ -86,7 +103,7 @@ func authMiddleware(allowed hostSet) Middleware {
 				}
 			}
 			if send {
-				r2.Header["Authorization"] = []string{st.token.authorization()}
+				r2.Header["Authorization"] = st.token.authorization()
 			}
 			return next.RoundTrip(r2)
 		})
