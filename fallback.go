@@ -291,7 +291,7 @@ func (c *Client) tokenSources(now time.Time) []indexedSource {
 	var cooling []indexedSource
 	for i, s := range chain.sources {
 		is := indexedSource{i: i, src: s}
-		if c.cooldown > 0 && !c.cool.Until(sourceKey(i, s), now).IsZero() {
+		if c.cooldown > 0 && !c.cool.Empty() && !c.cool.Until(sourceKey(i, s), now).IsZero() {
 			cooling = append(cooling, is)
 			continue
 		}
