@@ -411,9 +411,11 @@ func TestLogLinesForDebuggingA403(t *testing.T) {
 
 func TestNoLoggingByDefault(t *testing.T) {
 	rt := newRouter(t, completion("ok"))
-	c := newTestClient(t, rt, WithLogger(nil))
-	_, err := c.Chat(t.Context(), chatReq("m/a", ""))
-	require.NoError(t, err)
+	for _, c := range []*Client{newTestClient(t, rt), newTestClient(t, rt, WithLogger(nil))} {
+		assert.False(t, c.logger.Enabled(t.Context(), slog.LevelError), "the default logger discards everything")
+		_, err := c.Chat(t.Context(), chatReq("m/a", ""))
+		require.NoError(t, err)
+	}
 }
 
 func TestTokenGoesOnlyToConfiguredHosts(t *testing.T) {
