@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -520,10 +521,20 @@ type completionWire struct {
 }
 
 // decodeCompletion decodes a success body, fast when it has the usual
-// shape and tolerantly when it does not.
-func decodeCompletion(data []byte) (chatWire, error) {
-	var w completionWire
-	err := json.Unmarshal(data, &w)
+// shape and tolerantly when it does not. wires pools completionWire values:
+// their Choices arrays are reused, and one allocation per call is saved.
+func decodeCompletion(data []byte, wires *sync.Pool) (chatWire, error) {
+	w, _ := wires.Get().(*completionWire)
+	if w == nil {
+		w = new(completionWire)
+	}
+	defer func() {
+		choices := w.Choices[:cap(w.Choices)]
+		clear(choices)
+		*w = completionWire{Choices: choices[:0]}
+		wires.Put(w)
+	}()
+	err := json.Unmarshal(data, w)
 	if err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if !errors.As(err, &typeErr) {

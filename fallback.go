@@ -211,12 +211,12 @@ func (a Attempt) Kind() error {
 
 // candidates is the call's walk: the request's own model first, then its
 // Fallbacks if set, else the client's; a candidate met twice is tried once.
-func (c *Client) candidates(req *ChatRequest) []Candidate {
+// It appends to out, which the caller may give room on its stack.
+func (c *Client) candidates(req *ChatRequest, out []Candidate) []Candidate {
 	rest := c.fallbacks
 	if req.Fallbacks != nil {
 		rest = req.Fallbacks
 	}
-	out := make([]Candidate, 0, 1+len(rest))
 	add := func(cand Candidate) {
 		if cand.Provider == ProviderAuto {
 			cand.Provider = ""
@@ -361,7 +361,8 @@ type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Att
 // directs, and returns the result with every attempt made.
 func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, []Attempt, error) {
 	var zero T
-	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req)), time.Now())
+	var room [4]Candidate
+	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req, room[:0])), time.Now())
 	now := time.Now()
 	for _, s := range skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
