@@ -12,8 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var errorsIs = errors.Is
-
 func TestClassifyFixtures(t *testing.T) {
 	tests := []struct {
 		fixture      string

@@ -3,6 +3,7 @@ package inference
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -146,7 +147,7 @@ func chatReq(model, provider string) ChatRequest {
 func kindsMatched(err error) []error {
 	var out []error
 	for _, k := range kinds {
-		if errorsIs(err, k) {
+		if errors.Is(err, k) {
 			out = append(out, k)
 		}
 	}

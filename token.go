@@ -368,8 +368,8 @@ func chainFailure(invalid bool, reasons []string) error {
 	return fmt.Errorf("%w; sources tried: %s", kind, strings.Join(reasons, "; "))
 }
 
-// sourceToken asks a source for its token, turning a nil source or a panic-
-// free but empty answer into a clear error.
+// sourceToken asks a source for its token, turning a nil source, or a
+// source that returns neither a token nor an error, into ErrNoToken.
 func sourceToken(ctx context.Context, s TokenSource) (Token, error) {
 	if s == nil {
 		return Token{}, fmt.Errorf("%w (nil TokenSource)", ErrNoToken)
