@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -484,83 +483,4 @@ type Attempt struct {
 	Retries int
 	// Duration is the time the attempt took, retries and waits included.
 	Duration time.Duration
-}
-
-// chatWire is what a success body is decoded into; Error catches providers
-// that answer 200 with an error object.
-type chatWire struct {
-	ChatResponse
-	Error json.RawMessage `json:"error"`
-}
-
-// completionWire is the lean form a completion is decoded into first:
-// plain fields and no custom decoders on the hot path, which lets
-// encoding/json decode in one pass. A body it cannot hold (content given as
-// parts) is decoded again into chatWire with the tolerant decoders.
-type completionWire struct {
-	ID                string `json:"id"`
-	Created           int64  `json:"created"`
-	Model             string `json:"model"`
-	Provider          string `json:"provider"`
-	SystemFingerprint string `json:"system_fingerprint"`
-	Choices           []struct {
-		Index   int `json:"index"`
-		Message struct {
-			Role             string     `json:"role"`
-			Content          *string    `json:"content"`
-			Reasoning        string     `json:"reasoning"`
-			ReasoningContent string     `json:"reasoning_content"`
-			Name             string     `json:"name"`
-			ToolCalls        []ToolCall `json:"tool_calls"`
-			ToolCallID       string     `json:"tool_call_id"`
-		} `json:"message"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage Usage           `json:"usage"`
-	Error json.RawMessage `json:"error"`
-}
-
-// decodeCompletion decodes a success body, fast when it has the usual
-// shape and tolerantly when it does not. wires pools completionWire values:
-// their Choices arrays are reused, and one allocation per call is saved.
-func decodeCompletion(data []byte, wires *sync.Pool) (chatWire, error) {
-	w, _ := wires.Get().(*completionWire)
-	if w == nil {
-		w = new(completionWire)
-	}
-	defer func() {
-		choices := w.Choices[:cap(w.Choices)]
-		clear(choices)
-		*w = completionWire{Choices: choices[:0]}
-		wires.Put(w)
-	}()
-	err := json.Unmarshal(data, w)
-	if err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) {
-			return chatWire{}, err
-		}
-		var slow chatWire
-		return slow, json.Unmarshal(data, &slow)
-	}
-	out := chatWire{Error: w.Error, ChatResponse: ChatResponse{
-		ID: w.ID, Created: w.Created, Model: w.Model, Provider: w.Provider,
-		SystemFingerprint: w.SystemFingerprint, Usage: w.Usage,
-	}}
-	if len(w.Choices) > 0 {
-		out.Choices = make([]Choice, len(w.Choices))
-		for i, ch := range w.Choices {
-			m := ch.Message
-			c := Choice{Index: ch.Index, Message: Message{Role: m.Role, Reasoning: cmp.Or(m.ReasoningContent, m.Reasoning),
-				Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}}
-			if m.Content != nil {
-				c.Message.Content = *m.Content
-			}
-			if ch.FinishReason != nil {
-				c.FinishReason = *ch.FinishReason
-			}
-			out.Choices[i] = c
-		}
-	}
-	return out, nil
 }

@@ -387,7 +387,7 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 	if isHTML(resp.Header, data) {
 		return nil, notCompletion("the answer is a web page, not a chat completion")
 	}
-	w, err := decodeCompletion(data, &c.wires)
+	w, err := decodeCompletion(data, cand.Model, &c.wires)
 	if err != nil {
 		return nil, notCompletion("the answer is not a JSON chat completion")
 	}

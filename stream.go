@@ -248,7 +248,7 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 		if len(data) == 0 {
 			continue
 		}
-		chunk, isError, decodeErr := decodeChunk(data, &s.wire)
+		chunk, isError, decodeErr := decodeChunk(data, &s.wire, s.cand.Model)
 		if ev.Type == "error" || isError {
 			s.done = true
 			t := readServerText(http.Header{}, data)
@@ -318,10 +318,11 @@ func (w *chunkWire) reset() {
 	w.chunkBody = chunkBody{Choices: choices[:0]}
 }
 
-// decodeChunk decodes one event's JSON into w (reused across chunks),
-// reporting whether it is an error event ({"error": ...}). Once w's meta
-// is known, only the body is decoded, and the chunk carries the meta.
-func decodeChunk(data []byte, w *chunkWire) (ChatChunk, bool, error) {
+// decodeChunkStd decodes one event's JSON with encoding/json into w
+// (reused across chunks), reporting whether it is an error event
+// ({"error": ...}). Once w's meta is known, only the body is decoded, and
+// the chunk carries the meta.
+func decodeChunkStd(data []byte, w *chunkWire) (ChatChunk, bool, error) {
 	w.reset()
 	var target any = w
 	if w.ID != "" {
