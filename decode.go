@@ -164,20 +164,28 @@ func decodeCompletionFast(data []byte, model string) (w chatWire, ok bool) {
 	return w, true
 }
 
-func readChoices(r *jsonread.Reader, model string) []Choice {
+// readArray reads an array whose elements readElem reads; null and an
+// empty array are nil, as encoding/json gives them here.
+func readArray[T any](r *jsonread.Reader, readElem func(*T)) []T {
 	if r.Null() || !r.Array() {
 		return nil
 	}
-	var choices []Choice
+	var out []T
 	for r.More(']') {
-		if choices == nil {
+		if out == nil {
 			// Nearly every answer has one choice.
-			choices = make([]Choice, 0, 1)
+			out = make([]T, 0, 1)
 		}
-		choices = append(choices, Choice{})
-		c := &choices[len(choices)-1]
+		out = append(out, *new(T))
+		readElem(&out[len(out)-1])
+	}
+	return out
+}
+
+func readChoices(r *jsonread.Reader, model string) []Choice {
+	return readArray(r, func(c *Choice) {
 		if r.Null() || !r.Object() {
-			continue
+			return
 		}
 		var seen uint16
 		for r.More('}') {
@@ -192,8 +200,7 @@ func readChoices(r *jsonread.Reader, model string) []Choice {
 				r.Skip()
 			}
 		}
-	}
-	return choices
+	})
 }
 
 func readMessage(r *jsonread.Reader, m *Message, model string) {
@@ -384,18 +391,9 @@ func decodeChunkFast(data []byte, meta *chunkMeta, model string) (c ChatChunk, i
 }
 
 func readChunkChoices(r *jsonread.Reader) []ChunkChoice {
-	if r.Null() || !r.Array() {
-		return nil
-	}
-	var choices []ChunkChoice
-	for r.More(']') {
-		if choices == nil {
-			choices = make([]ChunkChoice, 0, 1)
-		}
-		choices = append(choices, ChunkChoice{})
-		c := &choices[len(choices)-1]
+	return readArray(r, func(c *ChunkChoice) {
 		if r.Null() || !r.Object() {
-			continue
+			return
 		}
 		var seen uint16
 		for r.More('}') {
@@ -410,8 +408,7 @@ func readChunkChoices(r *jsonread.Reader) []ChunkChoice {
 				r.Skip()
 			}
 		}
-	}
-	return choices
+	})
 }
 
 func readDelta(r *jsonread.Reader, d *Message) {

@@ -1,7 +1,8 @@
 // Package benchmarks compares this client with plain net/http and
 // encoding/json (the floor), openai-go and go-openai, on one loopback fake
 // router that serves the same bytes to all. It is a separate module so that
-// the library's go.mod stays lean. Run: go test -bench . -count 6 -benchmem
+// the library's go.mod stays lean. Run: go test -bench . -count 6 -benchmem,
+// or scripts/interleaved.sh for medians on a shared machine (see README).
 package benchmarks
 
 import (

@@ -156,19 +156,12 @@ func (r *Reader) More(closer byte) bool {
 // encoding/json would match it only after unescaping. The bytes are valid
 // until the next call.
 func (r *Reader) Key() []byte {
-	if r.Peek() != String {
+	key, unusual := r.rawString()
+	if unusual&escaped != 0 {
 		r.bad = true
-		return nil
 	}
-	start := r.pos + 1
-	end, unusual := r.scanString()
-	if r.bad || unusual&escaped != 0 {
-		r.bad = true
-		return nil
-	}
-	key := r.data[start:end]
 	r.skipSpace()
-	if r.pos >= len(r.data) || r.data[r.pos] != ':' {
+	if r.bad || r.pos >= len(r.data) || r.data[r.pos] != ':' {
 		r.bad = true
 		return nil
 	}
@@ -180,21 +173,30 @@ func (r *Reader) Key() []byte {
 // replaced by U+FFFD as encoding/json does. The bytes are valid until the
 // next call.
 func (r *Reader) StringBytes() []byte {
-	if r.Peek() != String {
-		r.bad = true
-		return nil
-	}
-	start := r.pos + 1
-	end, unusual := r.scanString()
+	raw, unusual := r.rawString()
 	if r.bad {
 		return nil
 	}
-	raw := r.data[start:end]
 	if unusual == 0 || unusual == multiByte && utf8.Valid(raw) {
 		return raw
 	}
 	r.scratch = unescape(r.scratch[:0], raw)
 	return r.scratch
+}
+
+// rawString reads a string and returns the bytes between its quotes, and
+// what they hold beyond printable ASCII.
+func (r *Reader) rawString() (raw []byte, unusual int) {
+	if r.Peek() != String {
+		r.bad = true
+		return nil, 0
+	}
+	start := r.pos + 1
+	end, unusual := r.scanString()
+	if r.bad {
+		return nil, 0
+	}
+	return r.data[start:end], unusual
 }
 
 // String reads a string; see StringBytes.
