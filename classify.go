@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hfkit/inference/internal/jsonread"
 	"github.com/hfkit/inference/internal/redact"
 )
 
@@ -178,66 +179,109 @@ func readServerText(h http.Header, body []byte) serverText {
 // providers' own {"code","reason","message"} and {"detail":...}.
 func readJSONError(body []byte) serverText {
 	var t serverText
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil {
+	const (
+		errorMember = iota
+		errorDescription
+		errorType
+		errorsMember
+		detail
+		reason
+		code
+		message
+	)
+	var top [8]json.RawMessage
+	if !pickMembers(body, []string{"error", "error_description", "error_type", "errors", "detail", "reason", "code", "message"}, top[:]) {
 		// Not JSON after all: show it as text, bounded later.
 		t.message = string(body)
 		return t
 	}
-	if raw, ok := top["error"]; ok {
+	if raw := top[errorMember]; raw != nil {
 		switch {
 		case isJSONString(raw):
 			t.message = jsonString(raw)
 		case len(raw) > 0 && raw[0] == '{':
-			var inner map[string]json.RawMessage
-			if json.Unmarshal(raw, &inner) == nil {
-				t.message = jsonText(inner["message"])
-				t.code = jsonText(inner["code"])
+			var inner [3]json.RawMessage // message, code, type
+			if pickMembers(raw, []string{"message", "code", "type"}, inner[:]) {
+				t.message = jsonText(inner[0])
+				t.code = jsonText(inner[1])
 				if t.code == "" {
-					t.code = jsonText(inner["type"])
+					t.code = jsonText(inner[2])
 				}
-				t.errorType = jsonText(inner["type"])
+				t.errorType = jsonText(inner[2])
 			}
 		default:
 			t.message = jsonText(raw)
 		}
 	}
-	if desc := jsonText(top["error_description"]); desc != "" {
+	if desc := jsonText(top[errorDescription]); desc != "" {
 		// OAuth: "error" is the code, the description says why.
 		t.code, t.message = t.message, desc
 	}
-	if et := jsonText(top["error_type"]); et != "" {
+	if et := jsonText(top[errorType]); et != "" {
 		t.errorType = et
 		if t.code == "" {
 			t.code = et
 		}
 	}
-	if t.message == "" {
-		if raw, ok := top["errors"]; ok {
-			t.message = jsonText(raw)
-		}
+	if t.message == "" && top[errorsMember] != nil {
+		t.message = jsonText(top[errorsMember])
 	}
-	if raw, ok := top["detail"]; ok {
+	if raw := top[detail]; raw != nil {
 		t.fromProvider = true
 		if t.message == "" {
 			t.message = jsonText(raw)
 		}
 	}
-	if _, hasReason := top["reason"]; hasReason || isJSONNumber(top["code"]) {
+	if top[reason] != nil || isJSONNumber(top[code]) {
 		// A provider's native shape, such as Novita's
 		// {"code":400,"reason":"INVALID_REQUEST_BODY","message":...}.
 		t.fromProvider = true
-		if r := jsonText(top["reason"]); r != "" && t.code == "" {
+		if r := jsonText(top[reason]); r != "" && t.code == "" {
 			t.code = r
 		}
 	}
 	if t.message == "" {
-		t.message = jsonText(top["message"])
+		t.message = jsonText(top[message])
 	}
 	if t.code == "" {
-		t.code = jsonText(top["code"])
+		t.code = jsonText(top[code])
 	}
 	return t
+}
+
+// pickMembers sets raw[i] to the value of the member names[i] of the JSON
+// object body, as its JSON text (nil when absent, the last one when
+// repeated), and reports whether body is an object: what decoding into a
+// map[string]json.RawMessage and looking the names up gives, without the
+// map. Bodies the reader declines (escaped names, very deep nesting,
+// invalid JSON) are decoded into the map.
+func pickMembers(body []byte, names []string, raw []json.RawMessage) bool {
+	var r jsonread.Reader
+	r.Reset(body)
+	if r.Object() {
+		clear(raw)
+		for r.More('}') {
+			key := r.Key()
+			value := r.Skip()
+			for i, name := range names {
+				if string(key) == name {
+					raw[i] = value
+				}
+			}
+		}
+		if r.End() {
+			return true
+		}
+	}
+	clear(raw)
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	for i, name := range names {
+		raw[i] = m[name]
+	}
+	return true
 }
 
 // jsonText renders a JSON value as plain text: a string as itself, a number
@@ -264,12 +308,12 @@ func jsonText(raw json.RawMessage) string {
 		}
 		return strings.Join(parts, "; ")
 	case '{':
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
+		var fields [4]json.RawMessage
+		if !pickMembers(raw, []string{"message", "msg", "detail", "error"}, fields[:]) {
 			return ""
 		}
-		for _, k := range []string{"message", "msg", "detail", "error"} {
-			if s := jsonText(obj[k]); s != "" {
+		for _, f := range fields {
+			if s := jsonText(f); s != "" {
 				return s
 			}
 		}
@@ -289,12 +333,14 @@ func isJSONNumber(raw json.RawMessage) bool {
 	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
 }
 
+// jsonString is the value of a JSON string, or "" when raw is not one.
 func jsonString(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
+	var r jsonread.Reader
+	r.Reset(raw)
+	if s := r.String(); r.End() {
+		return s
 	}
-	return s
+	return ""
 }
 
 // isHTML reports whether a body is a web page, by its content type or its
