@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -46,8 +45,6 @@ type Client struct {
 	models    *modelCache
 	order     providerOrder
 	walkAuto  bool
-	// wires pools the structs success bodies are decoded into.
-	wires sync.Pool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -387,7 +384,7 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 	if isHTML(resp.Header, data) {
 		return nil, notCompletion("the answer is a web page, not a chat completion")
 	}
-	w, err := decodeCompletion(data, cand.Model, &c.wires)
+	w, err := decodeCompletion(data, cand.Model)
 	if err != nil {
 		return nil, notCompletion("the answer is not a JSON chat completion")
 	}

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"sync"
 
 	"github.com/hfkit/inference/internal/jsonread"
 )
@@ -28,11 +27,11 @@ type chatWire struct {
 
 // decodeCompletion decodes a success body. model is the model asked for:
 // an answer naming the same model shares its string.
-func decodeCompletion(data []byte, model string, wires *sync.Pool) (chatWire, error) {
+func decodeCompletion(data []byte, model string) (chatWire, error) {
 	if w, ok := decodeCompletionFast(data, model); ok {
 		return w, nil
 	}
-	return decodeCompletionStd(data, wires)
+	return decodeCompletionStd(data)
 }
 
 // The member names each object of an answer has, in the order of the bits
@@ -285,19 +284,9 @@ type completionWire struct {
 
 // decodeCompletionStd decodes a success body with encoding/json: into
 // completionWire when it has the usual shape, and tolerantly into chatWire
-// when it does not. wires pools completionWire values, whose Choices arrays
-// are reused.
-func decodeCompletionStd(data []byte, wires *sync.Pool) (chatWire, error) {
-	w, _ := wires.Get().(*completionWire)
-	if w == nil {
-		w = new(completionWire)
-	}
-	defer func() {
-		choices := w.Choices[:cap(w.Choices)]
-		clear(choices)
-		*w = completionWire{Choices: choices[:0]}
-		wires.Put(w)
-	}()
+// when it does not.
+func decodeCompletionStd(data []byte) (chatWire, error) {
+	w := new(completionWire)
 	err := json.Unmarshal(data, w)
 	if err != nil {
 		var typeErr *json.UnmarshalTypeError

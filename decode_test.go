@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,17 +68,16 @@ func TestDecodeCompletionFastAgreesWithEncodingJSON(t *testing.T) {
 		body string
 		fast bool
 	}{"F13 multimodal fixture", string(f13), strings.Contains(string(f13), `"content":"`)})
-	var wires sync.Pool
 	for _, tc := range bodies {
 		t.Run(tc.name, func(t *testing.T) {
-			want, wantErr := decodeCompletionStd([]byte(tc.body), &wires)
+			want, wantErr := decodeCompletionStd([]byte(tc.body))
 			fast, ok := decodeCompletionFast([]byte(tc.body), "m/a")
 			assert.Equal(t, tc.fast, ok, "fast path taken")
 			if ok {
 				require.NoError(t, wantErr, "the fast path accepted what encoding/json refuses")
 				assert.Equal(t, want, fast)
 			}
-			got, err := decodeCompletion([]byte(tc.body), "m/a", &wires)
+			got, err := decodeCompletion([]byte(tc.body), "m/a")
 			assert.Equal(t, wantErr, err)
 			assert.Equal(t, want, got)
 		})
@@ -122,13 +120,12 @@ func FuzzDecodeCompletion(f *testing.F) {
 	for _, tc := range completionBodies {
 		f.Add([]byte(tc.body))
 	}
-	var wires sync.Pool
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fast, ok := decodeCompletionFast(data, "m/a")
 		if !ok {
 			return
 		}
-		want, err := decodeCompletionStd(data, &wires)
+		want, err := decodeCompletionStd(data)
 		if err != nil {
 			t.Fatalf("fast path accepted %q, encoding/json: %v", data, err)
 		}
@@ -139,7 +136,6 @@ func FuzzDecodeCompletion(f *testing.F) {
 }
 
 func BenchmarkDecodeCompletion(b *testing.B) {
-	var wires sync.Pool
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -151,7 +147,7 @@ func BenchmarkDecodeCompletion(b *testing.B) {
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := decodeCompletionStd(longCompletion, &wires); err != nil {
+			if _, err := decodeCompletionStd(longCompletion); err != nil {
 				b.Fatal(err)
 			}
 		}
