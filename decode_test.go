@@ -100,6 +100,23 @@ var longCompletion = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","
 	`"choices":[{"index":0,"message":{"role":"assistant","content":"` + strings.Repeat("Open models let anyone inspect, adapt and run them. ", 17) + `"},"finish_reason":"stop"}],` +
 	`"usage":{"prompt_tokens":24,"completion_tokens":180,"total_tokens":204}}`)
 
+// escapedCompletion is an answer whose content has escapes (new lines),
+// as most real answers do.
+var escapedCompletion = []byte(`{"id":"chatcmpl-esc","model":"meta-llama/Llama-3.3-70B-Instruct","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+	strings.Repeat(`Open models let anyone inspect.\nAdapt and run them. `, 20) + `"},"finish_reason":"stop"}]}`)
+
+// TestDecodeCompletionEscapedAllocations pins the cost of unescaping: one
+// buffer of the escaped text's size, not append's doublings.
+func TestDecodeCompletionEscapedAllocations(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() {
+		w, ok := decodeCompletionFast(escapedCompletion, "meta-llama/Llama-3.3-70B-Instruct")
+		if !ok || !strings.Contains(w.Text(), "inspect.\nAdapt") {
+			t.Fatal("fast path declined or did not unescape")
+		}
+	})
+	assert.Equal(t, 4.0, allocs, "id, unescaping buffer, content, choices")
+}
+
 // TestDecodeCompletionAllocations pins the fast path's cost: the id, the
 // content and the choices array, nothing else (role, finish reason and the
 // model asked for are shared strings).
@@ -140,6 +157,14 @@ func BenchmarkDecodeCompletion(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, ok := decodeCompletionFast(longCompletion, "meta-llama/Llama-3.3-70B-Instruct"); !ok {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("fast-escaped", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := decodeCompletionFast(escapedCompletion, "meta-llama/Llama-3.3-70B-Instruct"); !ok {
 				b.Fatal("declined")
 			}
 		}

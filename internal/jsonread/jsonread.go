@@ -180,6 +180,12 @@ func (r *Reader) StringBytes() []byte {
 	if unusual == 0 || unusual == multiByte && utf8.Valid(raw) {
 		return raw
 	}
+	if cap(r.scratch) < len(raw) {
+		// Unescaped text is no longer than its escaped form (but for
+		// invalid UTF-8, each byte of which becomes three): one
+		// allocation instead of append's doublings.
+		r.scratch = make([]byte, 0, len(raw))
+	}
 	r.scratch = unescape(r.scratch[:0], raw)
 	return r.scratch
 }
@@ -490,8 +496,14 @@ func unescape(dst, raw []byte) []byte {
 			}
 			i += 2
 		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
+			// Copy the run of plain ASCII up to the next escape or
+			// multi-byte sequence at once.
+			j := i + 1
+			for j < len(raw) && raw[j] < utf8.RuneSelf && raw[j] != '\\' {
+				j++
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
 		default:
 			rr, size := utf8.DecodeRune(raw[i:])
 			dst = utf8.AppendRune(dst, rr)
