@@ -354,8 +354,7 @@ func decodeChunkFast(data []byte, meta *chunkMeta, model string) (c ChatChunk, i
 				*c.Usage = readUsage(&r)
 			}
 		case 2:
-			raw := r.Skip()
-			isError = len(raw) > 0 && string(raw) != "null"
+			isError = isJSONError(r.Skip())
 		case 3:
 			if !r.Null() {
 				m.ID = r.String()
