@@ -183,23 +183,30 @@ func readArray[T any](r *jsonread.Reader, readElem func(*T)) []T {
 
 func readChoices(r *jsonread.Reader, model string) []Choice {
 	return readArray(r, func(c *Choice) {
-		if r.Null() || !r.Object() {
-			return
-		}
-		var seen uint16
-		for r.More('}') {
-			switch member(r, choiceKeys, &seen) {
-			case 0:
-				c.Index = optInt(r)
-			case 1:
-				readMessage(r, &c.Message, messageKeys, model)
-			case 2:
-				c.FinishReason = optUsual(r, model)
-			default:
-				r.Skip()
-			}
-		}
+		readChoice(r, choiceKeys, &c.Index, &c.Message, messageKeys, &c.FinishReason, model)
 	})
+}
+
+// readChoice reads a choice of a completion or of a chunk: the same three
+// members (keys), whose message (a chunk's delta) has the members
+// messageKeys.
+func readChoice(r *jsonread.Reader, keys []string, index *int, m *Message, messageKeys []string, finish *string, model string) {
+	if r.Null() || !r.Object() {
+		return
+	}
+	var seen uint16
+	for r.More('}') {
+		switch member(r, keys, &seen) {
+		case 0:
+			*index = optInt(r)
+		case 1:
+			readMessage(r, m, messageKeys, model)
+		case 2:
+			*finish = optUsual(r, model)
+		default:
+			r.Skip()
+		}
+	}
 }
 
 // readMessage reads a message, or a chunk's delta when keys is deltaKeys.
@@ -381,21 +388,6 @@ func decodeChunkFast(data []byte, meta *chunkMeta, model string) (c ChatChunk, i
 
 func readChunkChoices(r *jsonread.Reader) []ChunkChoice {
 	return readArray(r, func(c *ChunkChoice) {
-		if r.Null() || !r.Object() {
-			return
-		}
-		var seen uint16
-		for r.More('}') {
-			switch member(r, chunkChoiceKeys, &seen) {
-			case 0:
-				c.Index = optInt(r)
-			case 1:
-				readMessage(r, &c.Delta, deltaKeys, "")
-			case 2:
-				c.FinishReason = optUsual(r, "")
-			default:
-				r.Skip()
-			}
-		}
+		readChoice(r, chunkChoiceKeys, &c.Index, &c.Delta, deltaKeys, &c.FinishReason, "")
 	})
 }
