@@ -17,11 +17,15 @@ const (
 	RoleUser      = "user"
 	RoleAssistant = "assistant"
 	RoleTool      = "tool"
+	// RoleDeveloper is the newer OpenAI name for system instructions,
+	// which some providers accept.
+	RoleDeveloper = "developer"
 )
 
 // Message is one turn of a conversation.
 type Message struct {
-	// Role is RoleSystem, RoleUser, RoleAssistant or RoleTool.
+	// Role is RoleSystem, RoleDeveloper, RoleUser, RoleAssistant or
+	// RoleTool; any other is refused before sending.
 	Role string
 	// Content is the text of the turn. It may be empty on an assistant
 	// turn that only calls tools. In an answer whose content came as parts,
@@ -219,6 +223,34 @@ type ToolChoice struct {
 	Function string
 }
 
+// validate checks the choice against the tools the request offers.
+func (t *ToolChoice) validate(tools []Tool) error {
+	if t == nil {
+		return nil
+	}
+	if t.Function != "" {
+		if t.Mode != "" {
+			return fmt.Errorf("both Mode %q and Function %q are set: use one", cleanText(t.Mode, 32), cleanText(t.Function, 64))
+		}
+		for _, tool := range tools {
+			if tool.Function.Name == t.Function {
+				return nil
+			}
+		}
+		return fmt.Errorf("the Function %q is not among the request's Tools", cleanText(t.Function, 64))
+	}
+	switch t.Mode {
+	case "auto", "none":
+		return nil
+	case "required":
+		if len(tools) == 0 {
+			return errors.New("the Mode \"required\" needs Tools, and the request has none")
+		}
+		return nil
+	}
+	return fmt.Errorf("the Mode %q is not one of auto, none, required", cleanText(t.Mode, 32))
+}
+
 // MarshalJSON encodes the string form for a mode and the object form for a
 // function.
 func (t ToolChoice) MarshalJSON() ([]byte, error) {
@@ -303,8 +335,12 @@ func (r *ChatRequest) validate() error {
 		return bad("no messages")
 	}
 	for i, m := range r.Messages {
-		if m.Role == "" {
-			return bad("message %d has no role", i)
+		switch m.Role {
+		case RoleSystem, RoleUser, RoleAssistant, RoleTool, RoleDeveloper:
+		case "":
+			return bad("message %d has no role (Role is empty)", i)
+		default:
+			return bad("message %d: Role %q is not one of system, developer, user, assistant, tool", i, cleanText(m.Role, 32))
 		}
 		for j, p := range m.Parts {
 			if err := p.validate(); err != nil {
@@ -321,6 +357,16 @@ func (r *ChatRequest) validate() error {
 		return bad("TopP %v is outside (0, 1]", *r.TopP)
 	case r.ResponseFormat != nil && r.ResponseFormat.Type == "json_schema" && r.ResponseFormat.JSONSchema == nil:
 		return bad("ResponseFormat json_schema needs JSONSchema")
+	}
+	if f := r.ResponseFormat; f != nil {
+		switch f.Type {
+		case "text", "json_object", "json_schema":
+		default:
+			return bad("ResponseFormat.Type %q is not one of text, json_object, json_schema", cleanText(f.Type, 32))
+		}
+	}
+	if err := r.ToolChoice.validate(r.Tools); err != nil {
+		return bad("ToolChoice: %s", err)
 	}
 	for i, c := range r.Fallbacks {
 		if err := c.validate(); err != nil {
@@ -444,6 +490,9 @@ type ChatResponse struct {
 	// Attempts lists every attempt of the call in order; the last one
 	// served the answer.
 	Attempts []Attempt `json:"-"`
+	// Skipped are the candidates not tried because they were cooling down
+	// after failing in an earlier call.
+	Skipped []Candidate `json:"-"`
 }
 
 // Text returns the content of the first choice, or "" when there is none.

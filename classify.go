@@ -66,12 +66,20 @@ func classify(f failure) *APIError {
 	if hfCode := f.header.Get("X-Error-Code"); hfCode != "" {
 		e.Code = clean(hfCode, 128)
 	}
-	e.Kind = kindOf(f.status, f.header.Get("X-Error-Code"), text)
+	html := isHTML(f.header, bytes.TrimSpace(f.body))
+	e.Kind = kindOf(f.status, f.header.Get("X-Error-Code"), html, e.FromProvider, text)
+	if html && e.Message == "" && (f.status < 200 || f.status > 299) {
+		e.Message = clean(describePage(f.status, f.body), 256)
+	}
 	return e
 }
 
-// kindOf decides the kind. See classify for the order.
-func kindOf(status int, errorCode string, text serverText) error {
+// kindOf decides the kind. See classify for the order. Words decide only
+// where the status leaves the kind open: the token, scope and gated texts
+// for a 401 or 403, the model and billing texts for a 4xx the router or
+// the Hub sent. A provider's own 4xx is decided by its code and status, so
+// that "Invalid token in prompt" stays a refused request.
+func kindOf(status int, errorCode string, html, fromProvider bool, text serverText) error {
 	if status == http.StatusTooManyRequests {
 		return ErrRateLimited
 	}
@@ -81,75 +89,130 @@ func kindOf(status int, errorCode string, text serverText) error {
 	case "RepoNotFound", "RevisionNotFound", "EntryNotFound":
 		return ErrModelNotFound
 	}
-	if status >= 400 && status < 500 {
-		if k := kindFromText(text); k != nil {
-			return k
-		}
-	}
-	switch {
-	case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity,
-		status == http.StatusRequestEntityTooLarge:
-		return ErrInvalidRequest
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		return ErrUnauthorized
-	case status == http.StatusPaymentRequired:
-		return ErrPaymentRequired
-	case status == http.StatusNotFound:
-		return ErrModelNotFound
-	case status == http.StatusGone:
-		return ErrModelNotSupported
-	case status == http.StatusRequestTimeout:
-		return ErrProvider
-	case status >= 400 && status < 500:
-		return ErrInvalidRequest
-	default:
+	if status < 400 || status >= 500 {
 		// 5xx, and statuses that should never reach a client (1xx, 3xx, or
 		// a 2xx that is not a chat completion): the far side failed.
 		return ErrProvider
 	}
+	if k := kindFromCode(text); k != nil {
+		return k
+	}
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		if html && text.message == "" {
+			// A CDN's or a proxy's page says nothing about the token.
+			return ErrProvider
+		}
+		if k := credentialKind(text.message); k != nil {
+			return k
+		}
+		return ErrUnauthorized
+	case http.StatusPaymentRequired:
+		return ErrPaymentRequired
+	case http.StatusNotFound:
+		return ErrModelNotFound
+	case http.StatusGone:
+		return ErrModelNotSupported
+	case http.StatusRequestTimeout:
+		return ErrProvider
+	}
+	if !fromProvider {
+		if k := routerKind(text.message); k != nil {
+			return k
+		}
+	}
+	return ErrInvalidRequest
 }
 
-// kindFromText recognises the kinds whose status is ambiguous from the words
-// and codes Hugging Face and the providers use (hf-api-facts.md §6).
-func kindFromText(t serverText) error {
-	code := strings.ToLower(t.code)
-	msg := strings.ToLower(t.message)
-	has := func(subs ...string) bool {
-		for _, s := range subs {
-			if strings.Contains(msg, s) {
-				return true
-			}
-		}
-		return false
+// kindFromCode reads the machine-readable codes the router and the
+// providers use; a code decides whatever the 4xx status.
+func kindFromCode(t serverText) error {
+	switch strings.ToLower(t.code) {
+	case "model_not_supported":
+		return ErrModelNotSupported
+	case "model_not_found":
+		return ErrModelNotFound
+	case "rate_limit_exceeded":
+		return ErrRateLimited
 	}
-	switch {
-	case has("sufficient permissions to call inference providers"):
+	if t.errorType == "overloaded" {
+		return ErrProvider
+	}
+	return nil
+}
+
+// credentialKind reads a 401's or 403's words (hf-api-facts.md §6): a
+// missing scope, a gated model, or refused credentials.
+func credentialKind(message string) error {
+	switch msg := strings.ToLower(message); {
+	case containsAny(msg, "sufficient permissions to call inference providers"):
 		return ErrMissingScope
-	case has("is restricted and you are not in the authorized list",
+	case containsAny(msg, "is restricted and you are not in the authorized list",
 		"you must have access to it and be authenticated",
 		"unless the model owner gives you access",
 		"gated repo", "gated model"):
 		return ErrGatedModel
-	case code == "model_not_supported",
-		has("not supported by any provider", "not supported by provider",
-			"no longer supported by provider", "is not supported by the provider"):
-		return ErrModelNotSupported
-	case code == "model_not_found",
-		has("does not exist") && strings.Contains(msg, "model"),
-		has("repository not found"):
-		return ErrModelNotFound
-	case has("depleted your monthly included credits", "exceeded your monthly included credits",
-		"pre-paid credits"):
-		return ErrPaymentRequired
-	case code == "rate_limit_exceeded":
-		return ErrRateLimited
-	case has("invalid credentials", "invalid token", "invalid username or password",
-		"access to this resource is disabled"):
-		return ErrUnauthorized
-	case t.errorType == "overloaded":
-		return ErrProvider
 	}
 	return nil
+}
+
+// routerKind reads the words of a 4xx the router or the Hub sent about the
+// model or the account.
+func routerKind(message string) error {
+	switch msg := strings.ToLower(message); {
+	case containsAny(msg, "not supported by any provider", "not supported by provider",
+		"no longer supported by provider", "is not supported by the provider"):
+		return ErrModelNotSupported
+	case containsAny(msg, "repository not found"):
+		return ErrModelNotFound
+	case containsAny(msg, "depleted your monthly included credits", "exceeded your monthly included credits",
+		"pre-paid credits"):
+		return ErrPaymentRequired
+	}
+	return nil
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// describePage is the message of an HTML error page, which is never shown:
+// its status and, when it has a plain one, its title, such as "the gateway
+// answered 504 Gateway Time-out with an HTML page".
+func describePage(status int, body []byte) string {
+	title := pageTitle(body)
+	code := strconv.Itoa(status)
+	switch {
+	case strings.HasPrefix(title, code):
+		return "the gateway answered " + title + " with an HTML page"
+	case title != "":
+		return "the gateway answered " + strings.TrimSpace(code+" "+http.StatusText(status)) + " with an HTML page titled \"" + title + "\""
+	}
+	return "the gateway answered " + strings.TrimSpace(code+" "+http.StatusText(status)) + " with an HTML page"
+}
+
+// pageTitle is the text of a page's <title>, when it is short and plain.
+func pageTitle(body []byte) string {
+	head := body[:min(len(body), 4096)]
+	start := bytes.Index(bytes.ToLower(head), []byte("<title>"))
+	if start < 0 {
+		return ""
+	}
+	rest := head[start+len("<title>"):]
+	end := bytes.IndexByte(rest, '<')
+	if end < 0 {
+		return ""
+	}
+	title := strings.TrimSpace(string(rest[:end]))
+	if len(title) > 80 || strings.ContainsAny(title, "&;{}") {
+		return ""
+	}
+	return cleanText(title, 80)
 }
 
 // readServerText gets the message and code out of any of the body shapes the

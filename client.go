@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,15 +96,8 @@ func NewClient(opts ...Option) (*Client, error) {
 		return nil, err
 	}
 
-	var tokens TokenSource
-	switch {
-	case s.tokenSet && s.tokenSource != nil:
-		return nil, errors.New("inference: NewClient: WithToken and WithTokenSource were both given; use one")
-	case s.tokenSet:
-		tokens = StaticToken(s.token)
-	case s.tokenSource != nil:
-		tokens = s.tokenSource
-	default:
+	tokens := s.tokenSource
+	if tokens == nil {
 		tokens = EnvToken()
 	}
 
@@ -156,6 +148,9 @@ func NewClient(opts ...Option) (*Client, error) {
 // stays usable. Call it when done with a client whose transport is not
 // shared.
 func (c *Client) CloseIdleConnections() {
+	if c == nil {
+		return
+	}
 	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
 	}
@@ -189,17 +184,34 @@ func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.Str
 // call at once, retry waits included, and the error then matches
 // context.Canceled or context.DeadlineExceeded.
 func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	resp, attempts, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+	resp, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
 		return c.attempt(ctx, &req, cand, tok)
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp.Attempts = attempts
+	resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
 	return resp, nil
+}
+
+// usable reports why a call cannot start: a nil context, or a client not
+// made by NewClient. Both are ErrInvalidRequest: nothing is sent.
+func (c *Client) usable(ctx context.Context) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("%w: nil *Client: make one with NewClient", ErrInvalidRequest)
+	case c.http == nil:
+		return fmt.Errorf("%w: the Client was not made by NewClient (its zero value is not usable)", ErrInvalidRequest)
+	case ctx == nil:
+		return fmt.Errorf("%w: nil Context: pass context.Background() or the request's context", ErrInvalidRequest)
+	}
+	return nil
 }
 
 // attempt sends the request to one candidate, with retries, and reads the
@@ -264,6 +276,10 @@ func (c *Client) exchange(ctx, actx context.Context, req *ChatRequest, cand Cand
 		// The rest of a long body is dropped with the connection.
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The caller's deadline ended the read: theirs is the answer.
+			return nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
+		}
 		return nil, c.classify(resp, data, cand, tok)
 	}
 	return resp, nil
@@ -309,15 +325,41 @@ func (c *Client) transportError(cand Candidate, tok Token, err error) *APIError 
 	if provider == ProviderAuto {
 		provider = ""
 	}
+	cause := redactedCause(err, tok.value())
 	return &APIError{
 		Kind:     ErrProvider,
-		Message:  cleanText(redact.String(err.Error(), tok.value()), maxMessageLen),
+		Message:  cleanText(cause.Error(), maxMessageLen),
 		Model:    cand.Model,
 		Provider: provider,
-		Cause:    err,
+		Cause:    cause,
 		hubURL:   c.hub.String(),
 	}
 }
+
+// redactedCause is a transport error whose text holds no token: a
+// redirect's Location, in a *url.Error, may echo one. A *url.Error keeps
+// its type with its URL made safe; anything else whose text would leak is
+// wrapped so that its text is redacted and errors.As still reaches it.
+func redactedCause(err error, secret string) error {
+	if ue, ok := err.(*url.Error); ok {
+		safe := *ue
+		safe.URL = redact.String(withoutUserInfo(ue.URL), secret)
+		err = &safe
+	}
+	if text := err.Error(); redact.String(text, secret) != text {
+		return &redactedError{err: err, text: redact.String(text, secret)}
+	}
+	return err
+}
+
+// redactedError is an error shown with its tokens removed.
+type redactedError struct {
+	err  error
+	text string
+}
+
+func (e *redactedError) Error() string { return e.text }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // readCapped reads at most limit+1 bytes of r, so that the caller can tell
 // an over-long body. A known size (a Content-Length, else -1) sizes the

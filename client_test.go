@@ -533,7 +533,6 @@ func TestNewClientRejectsBadOptions(t *testing.T) {
 		{"query in base", []Option{WithBaseURL("https://router.example/?x=1")}, "query"},
 		{"user info in hub", []Option{WithHubURL("https://user:pass@hub.example")}, "user info"},
 		{"unparseable", []Option{WithBaseURL("http://[::1")}, "not a URL"},
-		{"both token options", []Option{WithToken(testToken), WithTokenSource(EnvToken())}, "both given"},
 		{"nil source", []Option{WithTokenSource(nil)}, "nil TokenSource"},
 		{"nil http client", []Option{WithHTTPClient(nil)}, "nil *http.Client"},
 		{"nil middleware", []Option{WithMiddleware(nil)}, "middleware 0 is nil"},

@@ -114,6 +114,11 @@ type DiagnoseOptions struct {
 // unknown.
 func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis {
 	d := &Diagnosis{}
+	if err := c.usable(ctx); err != nil {
+		d.add(Check{Name: "client", Status: CheckProblem, Cause: err.Error(),
+			Fix: "Make the client with NewClient and pass a non-nil context"})
+		return d
+	}
 	hub := c.hub.String()
 
 	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
@@ -153,6 +158,8 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckProblem, Cause: shortCause(err),
 			Fix: "The token is invalid or expired: create a new one at " + hub + "/settings/tokens, or log out and log in again"})
 		return d
+	case unreachable(err):
+		d.add(c.unreachableHub("token accepted by the Hub", err))
 	default:
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckUnknown, Cause: shortCause(err)})
 	}
@@ -161,6 +168,23 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 		c.diagnoseModel(ctx, d, tok, model, opts)
 	}
 	return d
+}
+
+// unreachable reports a call that got no answer at all (refused, reset,
+// no route, timed out), as opposed to an answer that said no.
+func unreachable(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == 0 && apiErr.Cause != nil
+}
+
+// unreachableHub is the check of a Hub call that got no answer: the Hub,
+// not a provider, is what could not be reached.
+func (c *Client) unreachableHub(name string, err error) Check {
+	var apiErr *APIError
+	errors.As(err, &apiErr)
+	return Check{Name: name, Status: CheckUnknown,
+		Cause: "the Hub at " + c.hub.String() + " cannot be reached: " + apiErr.Message,
+		Fix:   "Check the network connection, or the Hub's URL (WithHubURL or HF_ENDPOINT; hfdoctor -hub-url)"}
 }
 
 func describeWhoami(w *WhoAmI) string {
@@ -214,6 +238,8 @@ func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, mod
 		d.add(Check{Name: "model exists: " + model, Status: CheckProblem, Cause: shortCause(err),
 			Fix: "Check the model id (it is case-sensitive); models served by Inference Providers are listed at " + hub + "/models?inference_provider=all"})
 		return
+	case unreachable(err):
+		d.add(c.unreachableHub("model exists: "+model, err))
 	case err != nil:
 		d.add(Check{Name: "model exists: " + model, Status: CheckUnknown, Cause: shortCause(err)})
 	default:
@@ -362,7 +388,11 @@ func (c *Client) probe(ctx context.Context, cand Candidate) (check Check, refuse
 	check.Status = CheckProblem
 	check.Cause = shortCause(last)
 	var apiErr *APIError
-	if errors.As(last, &apiErr) {
+	switch {
+	case unreachable(last) && errors.As(last, &apiErr):
+		check.Cause = "the router at " + c.base.String() + " cannot be reached: " + apiErr.Message
+		check.Fix = "Check the network connection, or the router's URL (WithBaseURL; hfdoctor -router-url)"
+	case errors.As(last, &apiErr):
 		check.Fix = apiErr.hint()
 	}
 	if ctx.Err() != nil {

@@ -22,7 +22,11 @@
 // [errors.As] with an [*APIError] gives the status, the server's message, the
 // request id to quote to support, the provider and how long to wait. Error
 // text says what happened and what to do, such as which OAuth scope or token
-// permission is missing.
+// permission is missing. A [*FallbackError] matches the kind of the attempt
+// that ended the walk, its last; the others are in its Attempts. A
+// [*JSONDecodeError] matches [ErrProvider]. Only a cancelled or expired
+// context gives no kind: the error then matches [context.Canceled] or
+// [context.DeadlineExceeded].
 //
 // # Tokens
 //

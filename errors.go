@@ -119,7 +119,9 @@ type APIError struct {
 	// shape) rather than from the router or the Hub.
 	FromProvider bool
 	// Cause is the transport error when no response arrived (connection
-	// refused, reset, attempt timeout), else nil.
+	// refused, reset, attempt timeout), else nil. Its text holds no token
+	// (a redirect's Location may echo one); use errors.As on it to reach a
+	// *net.OpError or *url.Error.
 	Cause error
 
 	hubURL string
@@ -149,7 +151,7 @@ func (e *APIError) Error() string {
 	case e.Message != "":
 		b.WriteString(": ")
 		b.WriteString(strings.TrimRight(e.Message, ". "))
-	case e.StatusCode != 0:
+	case http.StatusText(e.StatusCode) != "":
 		b.WriteString(": ")
 		b.WriteString(http.StatusText(e.StatusCode))
 	}
@@ -197,6 +199,10 @@ func (e *APIError) hint() string {
 		}
 		return "The token is invalid or expired: create a new one at " + hub + "/settings/tokens, or log in again"
 	case ErrGatedModel:
+		if e.Model != "" && strings.Contains(e.Message, hub+"/"+e.Model) {
+			// The server's message links the same page already.
+			return "Request access on that page and wait for approval, or use another model"
+		}
 		if e.Model != "" {
 			return "Request access at " + hub + "/" + e.Model + " and wait for approval, or use another model"
 		}

@@ -84,10 +84,12 @@ func coolsDown(err error) bool {
 }
 
 // FallbackError is a call in which no candidate served an answer. Attempts
-// lists every attempt in order. [errors.Is] and [errors.As] look into every
-// attempt's error, so errors.Is(err, ErrGatedModel) is true when any
-// candidate was gated, and errors.As(err, &apiErr) finds the first
-// *APIError.
+// lists every attempt in order, each with its own error. The error as a
+// whole is the failure that ended the walk, its last attempt's: it matches
+// exactly that attempt's kind with [errors.Is], and [errors.As] gives that
+// attempt's *APIError. A gated primary followed by a 402 on the fallback is
+// [ErrPaymentRequired], not also [ErrGatedModel]; read Attempts for the
+// others.
 type FallbackError struct {
 	// Attempts are the attempts made, in order, each with its error.
 	Attempts []Attempt
@@ -125,15 +127,13 @@ func (e *FallbackError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns each attempt's error, for errors.Is and errors.As.
-func (e *FallbackError) Unwrap() []error {
-	errs := make([]error, 0, len(e.Attempts))
-	for _, a := range e.Attempts {
-		if a.Err != nil {
-			errs = append(errs, a.Err)
-		}
+// Unwrap returns the error of the last attempt, the one that ended the
+// walk, so that errors.Is and errors.As see its kind and *APIError only.
+func (e *FallbackError) Unwrap() error {
+	if len(e.Attempts) == 0 {
+		return nil
 	}
-	return errs
+	return e.Attempts[len(e.Attempts)-1].Err
 }
 
 // last is the *APIError of the final attempt, if it has one.
@@ -218,9 +218,7 @@ func (c *Client) candidates(req *ChatRequest, out []Candidate) []Candidate {
 		rest = req.Fallbacks
 	}
 	add := func(cand Candidate) {
-		if cand.Provider == ProviderAuto {
-			cand.Provider = ""
-		}
+		cand = cand.normalized()
 		// Lists are short: a linear scan beats a map's allocations.
 		if !slices.Contains(out, cand) {
 			out = append(out, cand)
@@ -359,7 +357,14 @@ type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Att
 
 // walk tries the candidates in order until one serves, as the policy
 // directs, and returns the result with every attempt made.
-func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, []Attempt, error) {
+// trail is what a walk leaves besides its result: every attempt, and the
+// candidates skipped while cooling down.
+type trail struct {
+	attempts []Attempt
+	skipped  []Candidate
+}
+
+func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
 	var zero T
 	var room [4]Candidate
 	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req, room[:0])), time.Now())
@@ -370,7 +375,7 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 	tokens := tokenCursor{c: c, sources: c.tokenSources(now)}
 	tok, ok := tokens.advance(ctx)
 	if !ok {
-		return zero, nil, tokens.failure(ctx)
+		return zero, trail{skipped: skipped}, tokens.failure(ctx)
 	}
 
 	var attempts []Attempt
@@ -380,10 +385,10 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 		out, att, err := try(ctx, cand, tok)
 		attempts = append(attempts, att)
 		if err == nil {
-			return out, attempts, nil
+			return out, trail{attempts, skipped}, nil
 		}
 		if ctx.Err() != nil {
-			return zero, attempts, fail()
+			return zero, trail{attempts, skipped}, fail()
 		}
 		switch c.policy(err) {
 		case NextToken:
@@ -391,7 +396,7 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 			c.coolDown(sourceKey(tokens.current.i, tokens.current.src), c.cooldown, len(tokens.sources) > 1)
 			next, ok := tokens.advance(ctx)
 			if !ok {
-				return zero, attempts, c.logFailure(ctx, fail())
+				return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
 			}
 			tok = next
 			c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, tok, err),
@@ -408,9 +413,9 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 			i++
 			continue
 		}
-		return zero, attempts, c.logFailure(ctx, fail())
+		return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
 	}
-	return zero, attempts, c.logFailure(ctx, fail())
+	return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
 }
 
 // coolCandidate skips a failed candidate in later calls: for the cooldown,

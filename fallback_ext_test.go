@@ -226,13 +226,20 @@ func TestFallbackErrorAccount(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Chat(t.Context(), chatReq("ardent-figment/gated-model", ""))
 	require.Error(t, err)
-	for _, k := range []error{inference.ErrGatedModel, inference.ErrProvider, inference.ErrRateLimited} {
-		assert.ErrorIs(t, err, k)
+	// The call matches the kind of the failure that ended it, only; the
+	// others stay readable in Attempts.
+	assert.ErrorIs(t, err, inference.ErrRateLimited)
+	for _, k := range []error{inference.ErrGatedModel, inference.ErrProvider, inference.ErrPaymentRequired} {
+		assert.NotErrorIs(t, err, k)
 	}
-	assert.NotErrorIs(t, err, inference.ErrPaymentRequired)
 	var apiErr *inference.APIError
 	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, inference.ErrGatedModel, apiErr.Kind, "As finds the first attempt's error")
+	assert.Equal(t, inference.ErrRateLimited, apiErr.Kind, "As finds the last attempt's error")
+	var fe *inference.FallbackError
+	require.ErrorAs(t, err, &fe)
+	require.Len(t, fe.Attempts, 3)
+	assert.Equal(t, []error{inference.ErrGatedModel, inference.ErrProvider, inference.ErrRateLimited},
+		[]error{fe.Attempts[0].Kind(), fe.Attempts[1].Kind(), fe.Attempts[2].Kind()})
 
 	text := err.Error()
 	for _, want := range []string{

@@ -132,6 +132,9 @@ type whoamiWire struct {
 // Failures are classified like Chat's: an invalid token is
 // [ErrUnauthorized].
 func (c *Client) Whoami(ctx context.Context) (*WhoAmI, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	tok, err := c.firstToken(ctx)
 	if err != nil {
 		return nil, err
@@ -234,6 +237,9 @@ func (m *ModelInfo) Live() []ProviderMapping {
 // gated, and which providers serve it. A missing or private model is
 // [ErrModelNotFound].
 func (c *Client) Model(ctx context.Context, id string) (*ModelInfo, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkName("model", id, true); err != nil || id == "" || strings.Contains(id, ":") {
 		return nil, fmt.Errorf("%w: %q is not a model id", ErrInvalidRequest, id)
 	}
@@ -383,6 +389,9 @@ func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("inference: GET %s: %w", url, ctxErr)
+		}
 		return nil, c.classify(resp, data, about, tok)
 	}
 	data, err := readCapped(resp.Body, limit, resp.ContentLength)

@@ -93,6 +93,9 @@ func (mc *modelCache) release() { <-mc.lock }
 // refresh fails and an older list is held, the older list is returned and
 // the failure is logged at warn; with no list held, the failure is returned.
 func (c *Client) Models(ctx context.Context) ([]RouterModel, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.refreshModels(ctx, false); err != nil {
 		return nil, err
 	}
@@ -109,11 +112,19 @@ func (c *Client) Models(ctx context.Context) ([]RouterModel, error) {
 
 // RefreshModels fetches the router's model list now, whatever the cache's
 // age. On failure the cached list, if any, is kept and the error returned.
-func (c *Client) RefreshModels(ctx context.Context) error { return c.refreshModels(ctx, true) }
+func (c *Client) RefreshModels(ctx context.Context) error {
+	if err := c.usable(ctx); err != nil {
+		return err
+	}
+	return c.refreshModels(ctx, true)
+}
 
 // RouterModel returns one model of the router's list, from the cache like
 // Models. A model the router does not list is [ErrModelNotFound].
 func (c *Client) RouterModel(ctx context.Context, id string) (*RouterModel, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.refreshModels(ctx, false); err != nil {
 		return nil, err
 	}

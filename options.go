@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hfkit/inference/internal/redact"
 )
 
 // Default endpoints.
@@ -24,8 +26,6 @@ type Option func(*settings) error
 
 // settings is what the options build; NewClient turns it into a Client.
 type settings struct {
-	token          string
-	tokenSet       bool
 	tokenSource    TokenSource
 	baseURL        string
 	hubURL         string
@@ -76,9 +76,6 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxWait == 0 {
 		p.MaxWait = DefaultMaxWait
 	}
-	if p.MaxWait < p.MinWait {
-		p.MaxWait = p.MinWait
-	}
 	return p
 }
 
@@ -100,6 +97,21 @@ func (c Candidate) wireModel() string {
 		return c.Model
 	}
 	return c.Model + ":" + c.Provider
+}
+
+// normalized is the one spelling of a candidate: "auto" is "", and a
+// provider named in the model ("org/m:together") moves to Provider, so that
+// two spellings of the same candidate compare equal.
+func (c Candidate) normalized() Candidate {
+	if c.Provider == ProviderAuto {
+		c.Provider = ""
+	}
+	if c.Provider == "" {
+		if model, provider, ok := strings.Cut(c.Model, ":"); ok && provider != "" {
+			c.Model, c.Provider = model, provider
+		}
+	}
+	return c
 }
 
 // Provider values with a meaning of their own.
@@ -155,19 +167,21 @@ func checkName(what, s string, model bool) error {
 
 // WithToken authenticates with a fixed token, such as one read from a secret
 // store. The token is checked by NewClient: a malformed one is
-// [ErrInvalidToken]. It cannot be combined with [WithTokenSource].
+// [ErrInvalidToken]. WithToken and [WithTokenSource] set the same thing: of
+// several, the last one given wins.
 func WithToken(token string) Option {
 	return func(s *settings) error {
 		if _, err := normalizeToken(token); err != nil {
 			return fmt.Errorf("%w: WithToken: %s", ErrInvalidToken, err)
 		}
-		s.token, s.tokenSet = token, true
+		s.tokenSource = StaticToken(token)
 		return nil
 	}
 }
 
 // WithTokenSource authenticates with tokens from ts, asked before each call.
-// Without a token option the client uses [EnvToken].
+// Without a token option the client uses [EnvToken]. Of several token
+// options ([WithToken] included), the last one given wins.
 func WithTokenSource(ts TokenSource) Option {
 	return func(s *settings) error {
 		if ts == nil {
@@ -180,7 +194,9 @@ func WithTokenSource(ts TokenSource) Option {
 
 // WithBaseURL sets the router's URL, by default [DefaultBaseURL]. Chat
 // requests go to {base}/v1/chat/completions. The URL must be absolute http or
-// https, without query or fragment; a path prefix is kept.
+// https, without user info, query or fragment; a path prefix is kept. A
+// trailing "/v1", as OpenAI clients expect it ("https://router.huggingface.co/v1"),
+// is accepted and dropped, so that requests do not go to /v1/v1/....
 func WithBaseURL(u string) Option {
 	return func(s *settings) error {
 		if _, err := parseBase("WithBaseURL", u); err != nil {
@@ -205,20 +221,67 @@ func WithHubURL(u string) Option {
 }
 
 // parseBase checks an endpoint URL and returns it without a trailing slash.
+// Its errors never quote user info or a query, where a token may hide.
 func parseBase(opt, raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return nil, fmt.Errorf("inference: %s: %q is not a URL: %w", opt, raw, err)
+		return nil, fmt.Errorf("inference: %s: %q is not a URL", opt, safeURL(raw))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("inference: %s: %q must be an absolute http or https URL", opt, raw)
+		return nil, fmt.Errorf("inference: %s: %q must be an absolute http or https URL", opt, safeURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("inference: %s: %q must not carry a query, fragment or user info", opt, raw)
+		return nil, fmt.Errorf("inference: %s: %q must not carry user info, a query or a fragment", opt, safeURL(raw))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
+	if opt == "WithBaseURL" {
+		// The router's API lives under /v1, which OpenAI clients put in
+		// the base URL; the client adds it itself.
+		u.Path = strings.TrimSuffix(u.Path, "/v1")
+	}
 	u.RawPath = ""
 	return u, nil
+}
+
+// withoutUserInfo is raw with any user info replaced, for a URL the
+// client requested or was redirected to; its query is the client's own.
+func withoutUserInfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return safeURL(raw)
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	return u.String()
+}
+
+// safeURL is a URL fit for an error message: user info and query values
+// replaced, fragments dropped, and anything shaped like a token redacted.
+func safeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		// Not parsable: cut what could be user info or a query.
+		s := raw
+		if at := strings.LastIndex(s, "@"); at >= 0 {
+			s = "[redacted]@" + s[at+1:]
+			if i := strings.Index(raw, "//"); i >= 0 && i < at {
+				s = raw[:i+2] + s
+			}
+		}
+		if q := strings.IndexAny(s, "?#"); q >= 0 {
+			s = s[:q] + "?[redacted]"
+		}
+		return redact.String(s)
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "[redacted]"
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return redact.String(u.String())
 }
 
 // WithHTTPClient sends requests through a copy of hc: its Timeout,
@@ -284,6 +347,10 @@ func WithRetry(p RetryPolicy) Option {
 	return func(s *settings) error {
 		if p.MaxRetries < 0 || p.MinWait < 0 || p.MaxWait < 0 {
 			return fmt.Errorf("inference: WithRetry: negative values in %+v", p)
+		}
+		if d := p.withDefaults(); d.MinWait > d.MaxWait {
+			return fmt.Errorf("inference: WithRetry: MinWait %s is longer than MaxWait %s (zero means %s and %s)",
+				d.MinWait, d.MaxWait, DefaultMinWait, DefaultMaxWait)
 		}
 		s.retry = p
 		return nil

@@ -11,6 +11,8 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hfkit/inference/internal/redact"
@@ -77,8 +79,8 @@ func (c ChatChunk) hasContent() bool {
 }
 
 // ChatStream is a streamed chat completion. Read it with Next and Current
-// (or All), then check Err; always Close it. It is not safe for concurrent
-// use.
+// (or All), then check Err; always Close it. Read it from one goroutine;
+// Close alone may be called from any goroutine, at any time.
 //
 //	stream, err := c.ChatStream(ctx, req)
 //	if err != nil { ... }
@@ -108,7 +110,15 @@ type ChatStream struct {
 	finished  bool // a finish_reason arrived
 	content   bool // a chunk with content arrived
 	attempts  []Attempt
+	skipped   []Candidate
 	requestID string
+
+	// closeOnce, closed and closedByCaller may be used by Close from
+	// another goroutine than the one reading; everything else belongs to
+	// the reader.
+	closeOnce      sync.Once
+	closed         atomic.Bool
+	closedByCaller atomic.Bool
 }
 
 // ChatStream sends the request with "stream": true and returns once the
@@ -124,16 +134,19 @@ type ChatStream struct {
 // An http.Client given to [WithHTTPClient] should have no Timeout, which
 // would cut long streams.
 func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	s, attempts, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
+	s, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
 		return c.openStream(ctx, &req, cand, tok)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.attempts = attempts
+	s.attempts, s.skipped = tr.attempts, tr.skipped
 	return s, nil
 }
 
@@ -200,8 +213,11 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 	for !s.content && !s.done {
 		chunk, err := s.read()
 		if err != nil {
+			// Only the attempt's own timer can have ended sctx here; closing
+			// the stream ends it too, so look before closing.
+			timedOut := ctx.Err() == nil && sctx.Err() != nil
 			s.close()
-			if ctx.Err() == nil && sctx.Err() != nil {
+			if timedOut {
 				err = c.noAnswer(ctx, sctx, cand, tok, context.Cause(sctx))
 			}
 			return fail(err)
@@ -245,10 +261,15 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 			s.done = true
 			return nil, nil
 		}
-		if len(data) == 0 {
+		if len(data) == 0 && ev.Type != "error" {
 			continue
 		}
-		chunk, isError, decodeErr := decodeChunk(data, &s.wire, s.cand.Model)
+		var chunk ChatChunk
+		var isError bool
+		var decodeErr error
+		if len(data) > 0 {
+			chunk, isError, decodeErr = decodeChunk(data, &s.wire, s.cand.Model)
+		}
 		if ev.Type == "error" || isError {
 			s.done = true
 			t := readServerText(http.Header{}, data)
@@ -391,6 +412,9 @@ func (s *ChatStream) streamError(msg, code string, cause error) error {
 // Next advances to the next chunk, returning false at the end of the
 // stream or on failure; then Err tells which.
 func (s *ChatStream) Next() bool {
+	if s.closed.Load() {
+		return false
+	}
 	if len(s.pending) > 0 {
 		s.cur, s.pending = s.pending[0], s.pending[1:]
 		return true
@@ -400,8 +424,16 @@ func (s *ChatStream) Next() bool {
 	}
 	chunk, err := s.read()
 	if err != nil {
-		s.err = err
 		s.close()
+		if s.closedByCaller.Load() {
+			// Close, from another goroutine, cut the read short: the
+			// caller ended the stream, which is not a failure.
+			return false
+		}
+		s.err = err
+		if n := len(s.attempts); n > 0 {
+			s.attempts[n-1].Err = err // the attempt that served failed after all
+		}
 		return false
 	}
 	if chunk == nil {
@@ -422,21 +454,27 @@ func (s *ChatStream) Current() ChatChunk { return s.cur }
 func (s *ChatStream) Err() error { return s.err }
 
 // Close releases the connection. It may be called at any time, more than
-// once; reading after Close ends the stream.
+// once, and from any goroutine: a Next blocked in another goroutine then
+// returns false at once, and Err stays as it was (nil unless the stream had
+// already failed). Next after Close returns false.
 func (s *ChatStream) Close() error {
+	s.closedByCaller.Store(true)
 	s.close()
-	s.pending = nil
 	return nil
 }
 
+// close ends the stream's request and releases its connection, once; it
+// is safe from any goroutine. Fields that Next reads are left to Next.
 func (s *ChatStream) close() {
-	s.done = true
-	if s.cancel != nil {
-		s.cancel(nil)
-	}
-	if s.body != nil {
-		s.body.Close()
-	}
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.cancel != nil {
+			s.cancel(nil)
+		}
+		if s.body != nil {
+			s.body.Close()
+		}
+	})
 }
 
 // All ranges over the chunks; a failure comes last, as a zero chunk with
@@ -465,7 +503,7 @@ func (s *ChatStream) Attempts() []Attempt { return s.attempts }
 // failure it holds everything received before it.
 func (s *ChatStream) Response() *ChatResponse {
 	r := s.acc.Response()
-	r.Attempts = s.attempts
+	r.Attempts, r.Skipped = s.attempts, s.skipped
 	return r
 }
 

@@ -14,7 +14,9 @@ import (
 
 // JSONDecodeError is a structured-output call whose reply could not be
 // decoded into the type asked for, even after asking the model once more.
-// It keeps both raw replies.
+// It keeps both raw replies. It matches [ErrProvider]: the provider answered,
+// but not with what was asked, as with any 2xx that is not what was asked
+// for; another model or provider may do better.
 type JSONDecodeError struct {
 	// Raw is the last reply, as the model sent it.
 	Raw string
@@ -29,23 +31,33 @@ func (e *JSONDecodeError) Error() string {
 	return fmt.Sprintf("inference: the reply is not the JSON asked for, even after asking again (%d bytes kept in Raw): %v", len(e.Raw), e.Err)
 }
 
+// Is reports whether target is ErrProvider, the kind of this error.
+func (e *JSONDecodeError) Is(target error) bool { return target == ErrProvider }
+
 // Unwrap returns the decoding error.
 func (e *JSONDecodeError) Unwrap() error { return e.Err }
 
 // ChatJSON asks for a reply in JSON and decodes it into a T. Unless the
 // request sets ResponseFormat, it asks with a JSON schema derived from T's
 // fields and json tags (a `description:"..."` tag describes a field to the
-// model), or for a JSON object when no schema can be derived.
+// model), or for a JSON object when no schema can be derived (T is an
+// interface, or has its own JSON encoding).
+//
 // The reply is read tolerantly: a JSON value alone, inside a ```json fence,
-// or after leading prose. When it still does not decode, the model is asked
-// once more, told the decoding error; a second failure is a
-// [*JSONDecodeError] that keeps the raw replies. The returned ChatResponse
-// is the one the value came from (or the last one).
+// or after leading prose. It must be the value asked for: null is refused,
+// and so is an object that lacks a field the schema requires (every field of
+// a struct without omitempty or omitzero, at any depth). When the reply does
+// not pass, the model is asked once more, told what was wrong, by the
+// candidate that answered (then the candidates after it that have not
+// failed); a second failure is a [*JSONDecodeError] that keeps the raw
+// replies. The returned ChatResponse is the one the value came from (or the
+// last one), and its Attempts list the attempts of both asks.
 func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest) (T, *ChatResponse, error) {
 	var zero T
-	if c == nil {
-		return zero, nil, errors.New("inference: ChatJSON: nil *Client")
+	if err := c.usable(ctx); err != nil {
+		return zero, nil, err
 	}
+	schema, _ := jsonSchema(reflect.TypeFor[T](), 0)
 	if req.ResponseFormat == nil {
 		req.ResponseFormat = responseFormatFor(reflect.TypeFor[T]())
 	}
@@ -54,39 +66,137 @@ func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest) (T, *ChatR
 		return zero, nil, err
 	}
 	first := resp.Text()
-	v, decodeErr := decodeReply[T](first)
+	v, decodeErr := decodeReply[T](first, schema)
 	if decodeErr == nil {
 		return v, resp, nil
 	}
 
 	// Ask once more, showing the model its reply and what was wrong.
-	retry := req
+	retry := reaskRequest(c, &req, resp.Attempts)
 	retry.Messages = append(slices.Clip(req.Messages),
 		AssistantMessage(first),
 		UserMessage("Your reply could not be read as the JSON value asked for: "+decodeErr.Error()+
 			". Reply again with only that JSON value: no prose, no code fence."))
+	firstAttempts := resp.Attempts
 	resp, err = c.Chat(ctx, retry)
 	if err != nil {
+		var fe *FallbackError
+		if errors.As(err, &fe) {
+			fe.Attempts = append(slices.Clip(firstAttempts), fe.Attempts...)
+		}
 		return zero, nil, err
 	}
-	v, decodeErr = decodeReply[T](resp.Text())
+	resp.Attempts = append(slices.Clip(firstAttempts), resp.Attempts...)
+	v, decodeErr = decodeReply[T](resp.Text(), schema)
 	if decodeErr != nil {
 		return zero, resp, &JSONDecodeError{Raw: resp.Text(), FirstRaw: first, Err: decodeErr}
 	}
 	return v, resp, nil
 }
 
-// decodeReply finds the JSON value in a reply and decodes it.
-func decodeReply[T any](reply string) (T, error) {
+// reaskRequest is req sent to the candidate that served the first answer,
+// then to the candidates of req's walk that have not failed, so that a
+// re-ask neither starts over at a gated model nor loses the walk.
+func reaskRequest(c *Client, req *ChatRequest, attempts []Attempt) ChatRequest {
+	retry := *req
+	if len(attempts) == 0 {
+		return retry
+	}
+	served := attempts[len(attempts)-1].Candidate
+	tried := func(cand Candidate) bool {
+		return slices.ContainsFunc(attempts, func(a Attempt) bool { return a.Candidate == cand })
+	}
+	retry.Model, retry.Provider = served.Model, served.Provider
+	retry.Fallbacks = []Candidate{}
+	for _, cand := range c.candidates(req, nil) {
+		if !tried(cand) {
+			retry.Fallbacks = append(retry.Fallbacks, cand)
+		}
+	}
+	return retry
+}
+
+// decodeReply finds the JSON value in a reply, checks it against the
+// schema asked for (when there is one) and decodes it.
+func decodeReply[T any](reply string, schema map[string]any) (T, error) {
 	var v T
 	raw, err := extractJSON(reply)
 	if err != nil {
+		return v, err
+	}
+	if string(raw) == "null" {
+		return v, errors.New("the reply is null, not the JSON value asked for")
+	}
+	if err := checkRequired(schema, raw, "the reply"); err != nil {
 		return v, err
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return v, fmt.Errorf("the JSON does not fit the expected shape: %w", err)
 	}
 	return v, nil
+}
+
+// checkRequired reports the first field that the schema requires and raw
+// lacks, in objects at any depth (arrays' items included). Names match as
+// encoding/json matches them: exactly, else without regard to case. What
+// is not an object or array where the schema expects one is left to the
+// decoder to refuse.
+func checkRequired(schema map[string]any, raw json.RawMessage, path string) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	switch schema["type"] {
+	case "object":
+		if raw[0] != '{' {
+			return nil
+		}
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return nil
+		}
+		lookup := func(name string) (json.RawMessage, bool) {
+			if v, ok := fields[name]; ok {
+				return v, true
+			}
+			for k, v := range fields {
+				if strings.EqualFold(k, name) {
+					return v, true
+				}
+			}
+			return nil, false
+		}
+		required, _ := schema["required"].([]string)
+		for _, name := range required {
+			if _, ok := lookup(name); !ok {
+				return fmt.Errorf("%s lacks the required field %q", path, name)
+			}
+		}
+		props, _ := schema["properties"].(map[string]any)
+		for name, sub := range props {
+			subSchema, _ := sub.(map[string]any)
+			if v, ok := lookup(name); ok && subSchema != nil {
+				if err := checkRequired(subSchema, v, path+"."+name); err != nil {
+					return err
+				}
+			}
+		}
+	case "array":
+		items, _ := schema["items"].(map[string]any)
+		if raw[0] != '[' || items == nil {
+			return nil
+		}
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) != nil {
+			return nil
+		}
+		for i, item := range list {
+			if err := checkRequired(items, item, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // maxJSONStarts bounds how many '{' or '[' positions extractJSON tries, so
@@ -101,8 +211,8 @@ func extractJSON(reply string) ([]byte, error) {
 	if len(text) == 0 {
 		return nil, errors.New("the reply is empty")
 	}
-	if (text[0] == '{' || text[0] == '[') && json.Valid(text) {
-		return text, nil
+	if json.Valid(text) {
+		return text, nil // a whole reply of JSON: an object, an array, or a string, number or boolean
 	}
 	for rest := text; ; {
 		i := bytes.Index(rest, []byte("```"))
@@ -180,11 +290,12 @@ func matchingClose(b []byte) int {
 	return 0
 }
 
-// responseFormatFor asks for a JSON schema derived from t, or for a JSON
-// object when none can be derived or t's JSON is not an object.
+// responseFormatFor asks for a JSON schema derived from t, whatever its
+// root type (a slice asks for an array, which json_object would forbid), or
+// for a JSON object when no schema can be derived or it names no type.
 func responseFormatFor(t reflect.Type) *ResponseFormat {
 	schema, ok := jsonSchema(t, 0)
-	if !ok || schema["type"] != "object" {
+	if !ok || schema["type"] == nil {
 		return &ResponseFormat{Type: "json_object"}
 	}
 	raw, err := json.Marshal(schema)

@@ -121,9 +121,13 @@ func TestJSONSchemaDerivation(t *testing.T) {
 	type withChan struct {
 		C chan int `json:"c"`
 	}
-	for _, typ := range []reflect.Type{reflect.TypeFor[recursive](), reflect.TypeFor[withChan](), reflect.TypeFor[[]string](), reflect.TypeFor[int](), reflect.TypeFor[map[int]string]()} {
+	for _, typ := range []reflect.Type{reflect.TypeFor[recursive](), reflect.TypeFor[withChan](), reflect.TypeFor[map[int]string](), reflect.TypeFor[any]()} {
 		assert.Equal(t, &ResponseFormat{Type: "json_object"}, responseFormatFor(typ), typ.String())
 	}
+	// A root that is not an object is asked for by its schema: json_object
+	// would forbid it.
+	assert.JSONEq(t, `{"type":"array","items":{"type":"string"}}`, string(responseFormatFor(reflect.TypeFor[[]string]()).JSONSchema.Schema))
+	assert.JSONEq(t, `{"type":"integer"}`, string(responseFormatFor(reflect.TypeFor[int]()).JSONSchema.Schema))
 	assert.Equal(t, "json_schema", responseFormatFor(reflect.TypeFor[map[string]string]()).Type)
 	assert.Equal(t, "response", schemaName(reflect.TypeFor[map[string]string]()))
 }

@@ -181,7 +181,7 @@ type staticSource struct {
 }
 
 func (s staticSource) Token(ctx context.Context) (Token, error) {
-	if err := ctx.Err(); err != nil {
+	if err := contextDone(ctx); err != nil {
 		return Token{}, err
 	}
 	return s.tok, s.err
@@ -202,7 +202,7 @@ type envSource struct{}
 func (envSource) String() string { return "EnvToken" }
 
 func (envSource) Token(ctx context.Context) (Token, error) {
-	if err := ctx.Err(); err != nil {
+	if err := contextDone(ctx); err != nil {
 		return Token{}, err
 	}
 	for _, name := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"} {
@@ -272,7 +272,7 @@ type oauthSource struct{ ts oauth2.TokenSource }
 func (oauthSource) String() string { return "OAuthToken" }
 
 func (s oauthSource) Token(ctx context.Context) (Token, error) {
-	if err := ctx.Err(); err != nil {
+	if err := contextDone(ctx); err != nil {
 		return Token{}, err
 	}
 	if s.ts == nil {
@@ -339,6 +339,9 @@ func (c chainSource) String() string {
 }
 
 func (c chainSource) Token(ctx context.Context) (Token, error) {
+	if err := contextDone(ctx); err != nil {
+		return Token{}, err
+	}
 	var reasons []string
 	invalid := false
 	for _, s := range c.sources {
@@ -366,6 +369,15 @@ func chainFailure(invalid bool, reasons []string) error {
 		return fmt.Errorf("%w (the token chain is empty)", kind)
 	}
 	return fmt.Errorf("%w; sources tried: %s", kind, strings.Join(reasons, "; "))
+}
+
+// contextDone is ctx's error, or an ErrInvalidRequest for a nil ctx, which
+// would otherwise panic deep inside a call.
+func contextDone(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil Context: pass context.Background() or the request's context", ErrInvalidRequest)
+	}
+	return ctx.Err()
 }
 
 // sourceToken asks a source for its token, turning a nil source, or a

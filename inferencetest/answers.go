@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hfkit/inference"
 )
 
 // Answer writes the router's response to one request. The ready-made
@@ -15,16 +17,17 @@ import (
 // hf-api-facts notes); write your own for anything else.
 type Answer func(w http.ResponseWriter, req *Request)
 
-// Reply answers with a chat completion whose content is text, served by
-// provider "together". A streaming request gets the same text as a stream
-// of chunks, a finish reason and [DONE].
+// Reply answers with a chat completion whose content is text, served by the
+// provider the request pinned ("org/model:groq" is served by groq), else by
+// "together". A streaming request gets the same text as a stream of chunks,
+// a finish reason and [DONE].
 func Reply(text string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
 		if req.Stream {
 			Stream(splitWords(text)...)(w, req)
 			return
 		}
-		writeCompletion(w, req, text, "together")
+		writeCompletion(w, req, text, providerOr(req, "together"))
 	}
 }
 
@@ -77,7 +80,7 @@ func splitWords(text string) []string {
 // usage chunk and [DONE], flushing after each event.
 func Stream(pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
-		startStream(w)
+		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))
 		}
@@ -91,7 +94,7 @@ func Stream(pieces ...string) Answer {
 // ends without [DONE], as a provider that fails mid-generation does.
 func StreamError(message string, pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
-		startStream(w)
+		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))
 		}
@@ -103,18 +106,20 @@ func StreamError(message string, pieces ...string) Answer {
 // StreamCut streams the pieces and stops: no finish reason, no [DONE].
 func StreamCut(pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
-		startStream(w)
+		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))
 		}
 	}
 }
 
-func startStream(w http.ResponseWriter) {
+// startStream sends a stream's headers; the provider is the one the
+// request pinned, else "together", unless an answer set it already.
+func startStream(w http.ResponseWriter, req *Request) {
 	w.Header().Set("Content-Type", "text/event-stream;charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache, no-transform")
 	if w.Header().Get("X-Inference-Provider") == "" {
-		w.Header().Set("X-Inference-Provider", "together")
+		w.Header().Set("X-Inference-Provider", providerOr(req, "together"))
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -257,11 +262,14 @@ func ProviderBadRequest() Answer {
 		"X-Inference-Provider", "novita", "X-Trace-Id", "2cc3c5e741689ba673540eef4722106e")
 }
 
+// providerOr is the provider a request pinned, or def when it left the
+// choice to the router ("", "auto" or a policy such as "fastest").
 func providerOr(req *Request, def string) string {
-	if req.Provider != "" {
-		return req.Provider
+	switch req.Provider {
+	case "", inference.ProviderAuto, inference.ProviderFastest, inference.ProviderCheapest, inference.ProviderPreferred:
+		return def
 	}
-	return def
+	return req.Provider
 }
 
 // Delay waits d (or until the client goes away) before answering with a.

@@ -98,6 +98,6 @@ func printAttempts(out io.Writer, attempts []inference.Attempt) {
 		if a.Err != nil {
 			outcome = fmt.Sprint(a.Kind())
 		}
-		fmt.Fprintf(out, "  %d. %-50s HTTP %d, %d retries: %s\n", i+1, a.Candidate, a.StatusCode, a.Retries, outcome)
+		fmt.Fprintf(out, "  %d. %-50s HTTP %d, retried %d×: %s\n", i+1, a.Candidate, a.StatusCode, a.Retries, outcome)
 	}
 }

@@ -82,7 +82,7 @@ func run(ctx context.Context, out io.Writer, live bool, model, provider string, 
 	fmt.Fprintf(out, "%s answered: %s\n", resp.Provider, resp.Text())
 	fmt.Fprintf(out, "tokens: %d prompt + %d completion\n", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	for i, a := range resp.Attempts {
-		fmt.Fprintf(out, "attempt %d: %s status %d, %d retries, token from %s\n", i+1, a.Candidate, a.StatusCode, a.Retries, a.TokenSource)
+		fmt.Fprintf(out, "attempt %d: %s status %d, retried %d×, token from %s\n", i+1, a.Candidate, a.StatusCode, a.Retries, a.TokenSource)
 	}
 	return nil
 }

@@ -3,6 +3,11 @@
 // CR; lines starting with ':' are comments; "data" lines of one event are
 // joined with LF; "event" and "id" set the event's type and id; a blank line
 // dispatches the event.
+//
+// One departure from the specification: an "error" event with no data is
+// dispatched (with empty Data) rather than dropped, because a server that
+// sends a bare "event: error" is reporting a failure that a client must not
+// ignore.
 package sse
 
 import (
@@ -64,7 +69,7 @@ func (r *Reader) Next() (Event, error) {
 	for r.scan.Scan() {
 		line := r.scan.Bytes()
 		if len(line) == 0 {
-			if !hasData {
+			if !hasData && r.typ != "error" {
 				r.typ = ""
 				continue // a blank line with no data dispatches nothing
 			}
@@ -105,7 +110,7 @@ func (r *Reader) Next() (Event, error) {
 		}
 		return Event{}, err
 	}
-	if hasData {
+	if hasData || r.typ == "error" {
 		return r.event(), nil
 	}
 	return Event{}, io.EOF

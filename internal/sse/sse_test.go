@@ -104,3 +104,19 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestEmptyErrorEventIsDispatched(t *testing.T) {
+	r := NewReader(strings.NewReader("data: a\n\nevent: error\n\nevent: ping\n\nevent: error\n"), 0)
+	var got []Event
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, Event{Type: ev.Type, Data: append([]byte(nil), ev.Data...)})
+	}
+	require.Len(t, got, 3)
+	assert.Equal(t, "error", got[1].Type)
+	assert.Empty(t, got[1].Data)
+	assert.Equal(t, "error", got[2].Type, "an error event at the end of the stream counts too")
+}
