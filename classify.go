@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hfkit/inference/internal/jsonread"
 	"github.com/hfkit/inference/internal/redact"
@@ -170,15 +168,6 @@ func routerKind(message string) error {
 		return ErrPaymentRequired
 	}
 	return nil
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // describePage is the message of an HTML error page, which is never shown:
@@ -430,104 +419,4 @@ func requestID(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-// retryAfter reads how long the server asked the caller to wait: from
-// retry-after-ms, else Retry-After (delay-seconds or an HTTP date), else the
-// Hub's RateLimit header when its remaining count r is 0. It returns 0 when
-// none says, and never a negative duration.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e12 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil {
-			if s > 0 && s < 1e9 {
-				return time.Duration(s * float64(time.Second))
-			}
-			return 0
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			if d := t.Sub(now); d > 0 {
-				return d
-			}
-			return 0
-		}
-	}
-	if v := h.Get("RateLimit"); v != "" {
-		return rateLimitReset(v)
-	}
-	return 0
-}
-
-// rateLimitReset reads the IETF draft header the Hub sends,
-// `"api";r=0;t=55`: when nothing remains (r=0), wait t seconds.
-func rateLimitReset(v string) time.Duration {
-	var remaining, reset = -1, -1
-	for _, part := range strings.Split(v, ";") {
-		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(val))
-		if err != nil {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "r":
-			remaining = n
-		case "t":
-			reset = n
-		}
-	}
-	if remaining == 0 && reset > 0 {
-		return time.Duration(reset) * time.Second
-	}
-	return 0
-}
-
-// cleanText makes server text safe to show: valid UTF-8, no control
-// characters (a hostile server could send terminal escapes), runs of white
-// space folded to one space, and at most max bytes, cut on a rune boundary.
-func cleanText(s string, max int) string {
-	if s == "" || isClean(s, max) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(min(len(s), max+4))
-	space := false
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			b.WriteString("…")
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// isClean reports whether cleanText would return s unchanged: short
-// enough, printable ASCII, no leading, trailing or doubled spaces. Most
-// headers and messages are, and skip the copy.
-func isClean(s string, max int) bool {
-	if len(s) > max || s[0] == ' ' || s[len(s)-1] == ' ' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || (c == ' ' && s[i+1] == ' ') {
-			return false
-		}
-	}
-	return true
 }

@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/hfkit/inference/internal/redact"
 )
@@ -338,17 +335,6 @@ func providerMappings(raw json.RawMessage) ([]ProviderMapping, error) {
 	return out, nil
 }
 
-// firstToken is the token a Hub call uses: the first valid one of the
-// client's sources.
-func (c *Client) firstToken(ctx context.Context) (Token, error) {
-	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
-	tok, ok := tokens.advance(ctx)
-	if !ok {
-		return Token{}, tokens.failure(ctx)
-	}
-	return tok, nil
-}
-
 // hubGet GETs a Hub path with the token and decodes the JSON answer into
 // out.
 func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any) error {
@@ -369,38 +355,4 @@ func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candi
 			hubURL:  c.hub.String()}
 	}
 	return nil
-}
-
-// get GETs url with the token, through the same retries and middleware as
-// chat calls, and returns the body of a 2xx answer (at most limit bytes) or
-// the classified failure. It serves the Hub calls and the model list.
-func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate, limit int) ([]byte, error) {
-	reqCtx, _ := withAttempt(ctx, tok, about)
-	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("inference: building the request for %s: %w", url, err)
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", userAgent)
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, c.noAnswer(ctx, ctx, about, tok, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("inference: GET %s: %w", url, ctxErr)
-		}
-		return nil, c.classify(resp, data, about, tok)
-	}
-	data, err := readCapped(resp.Body, limit, resp.ContentLength)
-	if err != nil {
-		return nil, c.noAnswer(ctx, ctx, about, tok, fmt.Errorf("reading the answer: %w", err))
-	}
-	if len(data) > limit {
-		return nil, &APIError{Kind: ErrProvider, StatusCode: resp.StatusCode, Model: about.Model,
-			Message: fmt.Sprintf("the answer is larger than %d MiB", limit>>20), hubURL: c.hub.String()}
-	}
-	return data, nil
 }

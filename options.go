@@ -4,20 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
-
-	"github.com/hfkit/inference/internal/redact"
-)
-
-// Default endpoints.
-const (
-	// DefaultBaseURL is the Inference Providers router.
-	DefaultBaseURL = "https://router.huggingface.co"
-	defaultHubURL  = "https://huggingface-proxy-6ci.pages.dev"
 )
 
 // Option configures a [Client]. Options are checked by [NewClient], which
@@ -41,128 +29,6 @@ type settings struct {
 	modelsTTL      time.Duration
 	order          providerOrder
 	walkAuto       bool
-}
-
-// RetryPolicy bounds the retries of one candidate (one model and provider).
-// Only connection failures, 5xx answers and 429s are retried; a 429 or 5xx
-// whose Retry-After asks for longer than MaxWait is not waited for.
-type RetryPolicy struct {
-	// MaxRetries is how many times a failed attempt is repeated; 0 means
-	// no retry.
-	MaxRetries int
-	// MinWait is the first backoff; zero means 500 ms.
-	MinWait time.Duration
-	// MaxWait caps every wait, including one a server asks for; zero
-	// means 8 s.
-	MaxWait time.Duration
-}
-
-// Defaults of [RetryPolicy], used when no [WithRetry] is given.
-const (
-	DefaultMaxRetries = 2
-	DefaultMinWait    = 500 * time.Millisecond
-	DefaultMaxWait    = 8 * time.Second
-	// DefaultCooldown is how long a failing candidate is skipped.
-	DefaultCooldown = 30 * time.Second
-	// DefaultAttemptTimeout bounds the time spent on one candidate.
-	DefaultAttemptTimeout = 2 * time.Minute
-)
-
-// withDefaults fills the zero waits.
-func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MinWait == 0 {
-		p.MinWait = DefaultMinWait
-	}
-	if p.MaxWait == 0 {
-		p.MaxWait = DefaultMaxWait
-	}
-	return p
-}
-
-// Candidate is one model, optionally pinned to a provider, that a call may
-// be served by. Provider "" or "auto" lets the router choose; a provider
-// name such as "together" pins it; "fastest", "cheapest" and "preferred" ask
-// the router for that policy.
-type Candidate struct {
-	Model    string
-	Provider string
-}
-
-// String is the model as the router receives it: "model" or
-// "model:provider".
-func (c Candidate) String() string { return c.wireModel() }
-
-func (c Candidate) wireModel() string {
-	if c.Provider == "" || c.Provider == ProviderAuto {
-		return c.Model
-	}
-	return c.Model + ":" + c.Provider
-}
-
-// normalized is the one spelling of a candidate: "auto" is "", and a
-// provider named in the model ("org/m:together") moves to Provider, so that
-// two spellings of the same candidate compare equal.
-func (c Candidate) normalized() Candidate {
-	if c.Provider == ProviderAuto {
-		c.Provider = ""
-	}
-	if c.Provider == "" {
-		if model, provider, ok := strings.Cut(c.Model, ":"); ok && provider != "" {
-			c.Model, c.Provider = model, provider
-		}
-	}
-	return c
-}
-
-// Provider values with a meaning of their own.
-const (
-	// ProviderAuto lets the router choose (the same as "").
-	ProviderAuto = "auto"
-	// ProviderFastest asks for the provider with the highest throughput.
-	ProviderFastest = "fastest"
-	// ProviderCheapest asks for the lowest price per output token.
-	ProviderCheapest = "cheapest"
-	// ProviderPreferred asks for the first available provider in the
-	// user's order at https://huggingface-proxy-6ci.pages.dev/settings/inference-providers.
-	ProviderPreferred = "preferred"
-)
-
-// validate reports what is wrong with a candidate, or nil.
-func (c Candidate) validate() error {
-	if c.Model == "" {
-		return errors.New("the model is empty")
-	}
-	if err := checkName("model", c.Model, true); err != nil {
-		return err
-	}
-	if c.Provider == "" {
-		return nil
-	}
-	if strings.Contains(c.Model, ":") {
-		return fmt.Errorf("model %q already names a provider after ':' and Provider is %q too: use one", c.Model, c.Provider)
-	}
-	if c.Provider == ProviderEvery {
-		return nil
-	}
-	return checkName("provider", c.Provider, false)
-}
-
-// checkName refuses names that would corrupt a request: control characters,
-// white space, and (for providers) anything outside [a-z0-9._-].
-func checkName(what, s string, model bool) error {
-	if len(s) > 256 {
-		return fmt.Errorf("the %s is longer than 256 bytes", what)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c == 0x7f {
-			return fmt.Errorf("the %s %q contains white space or a control character", what, s)
-		}
-		if !model && !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("the provider %q may hold only lower-case letters, digits, '-', '_' and '.'", s)
-		}
-	}
-	return nil
 }
 
 // WithToken authenticates with a fixed token, such as one read from a secret
@@ -218,70 +84,6 @@ func WithHubURL(u string) Option {
 		s.hubURL = u
 		return nil
 	}
-}
-
-// parseBase checks an endpoint URL and returns it without a trailing slash.
-// Its errors never quote user info or a query, where a token may hide.
-func parseBase(opt, raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return nil, fmt.Errorf("inference: %s: %q is not a URL", opt, safeURL(raw))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("inference: %s: %q must be an absolute http or https URL", opt, safeURL(raw))
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("inference: %s: %q must not carry user info, a query or a fragment", opt, safeURL(raw))
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	if opt == "WithBaseURL" {
-		// The router's API lives under /v1, which OpenAI clients put in
-		// the base URL; the client adds it itself.
-		u.Path = strings.TrimSuffix(u.Path, "/v1")
-	}
-	u.RawPath = ""
-	return u, nil
-}
-
-// withoutUserInfo is raw with any user info replaced, for a URL the
-// client requested or was redirected to; its query is the client's own.
-func withoutUserInfo(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return safeURL(raw)
-	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	return u.String()
-}
-
-// safeURL is a URL fit for an error message: user info and query values
-// replaced, fragments dropped, and anything shaped like a token redacted.
-func safeURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		// Not parsable: cut what could be user info or a query.
-		s := raw
-		if at := strings.LastIndex(s, "@"); at >= 0 {
-			s = "[redacted]@" + s[at+1:]
-			if i := strings.Index(raw, "//"); i >= 0 && i < at {
-				s = raw[:i+2] + s
-			}
-		}
-		if q := strings.IndexAny(s, "?#"); q >= 0 {
-			s = s[:q] + "?[redacted]"
-		}
-		return redact.String(s)
-	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "[redacted]"
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return redact.String(u.String())
 }
 
 // WithHTTPClient sends requests through a copy of hc: its Timeout,
@@ -406,23 +208,6 @@ func WithInsecureHTTP() Option {
 		s.allowHTTP = true
 		return nil
 	}
-}
-
-// checkTransportSecurity refuses a plain-http endpoint off loopback unless
-// WithInsecureHTTP was given.
-func checkTransportSecurity(opt string, u *url.URL, allowHTTP bool) error {
-	if u.Scheme == "https" || allowHTTP || isLoopback(u.Hostname()) {
-		return nil
-	}
-	return fmt.Errorf("inference: %s: %q would send the token in clear text: use https, or WithInsecureHTTP() for a trusted network", opt, u.String())
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // WithModelsTTL sets how long the router's model list ([Client.Models]) is

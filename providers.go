@@ -8,15 +8,6 @@ import (
 	"strings"
 )
 
-// ProviderEvery is a provider value that expands a candidate into one
-// candidate per live provider of its model, from the router's model list,
-// ordered by [WithProviderOrder]. Providers that cannot take the request
-// (no tool support when it has tools, no structured output when it asks
-// for it, a context shorter than the request's estimate) are left out.
-// When the list cannot be had, the candidate falls back to the router's
-// choice (the model alone), never to an error.
-const ProviderEvery = "*"
-
 // ProviderPolicy orders the providers of an expanded candidate.
 type ProviderPolicy string
 

@@ -5,10 +5,104 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
+
+// retryAfter reads how long the server asked the caller to wait: from
+// retry-after-ms, else Retry-After (delay-seconds or an HTTP date), else the
+// Hub's RateLimit header when its remaining count r is 0. It returns 0 when
+// none says, and never a negative duration.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e12 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 && s < 1e9 {
+				return time.Duration(s * float64(time.Second))
+			}
+			return 0
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := t.Sub(now); d > 0 {
+				return d
+			}
+			return 0
+		}
+	}
+	if v := h.Get("RateLimit"); v != "" {
+		return rateLimitReset(v)
+	}
+	return 0
+}
+
+// rateLimitReset reads the IETF draft header the Hub sends,
+// `"api";r=0;t=55`: when nothing remains (r=0), wait t seconds.
+func rateLimitReset(v string) time.Duration {
+	var remaining, reset = -1, -1
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(val))
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "r":
+			remaining = n
+		case "t":
+			reset = n
+		}
+	}
+	if remaining == 0 && reset > 0 {
+		return time.Duration(reset) * time.Second
+	}
+	return 0
+}
+
+// RetryPolicy bounds the retries of one candidate (one model and provider).
+// Only connection failures, 5xx answers and 429s are retried; a 429 or 5xx
+// whose Retry-After asks for longer than MaxWait is not waited for.
+type RetryPolicy struct {
+	// MaxRetries is how many times a failed attempt is repeated; 0 means
+	// no retry.
+	MaxRetries int
+	// MinWait is the first backoff; zero means 500 ms.
+	MinWait time.Duration
+	// MaxWait caps every wait, including one a server asks for; zero
+	// means 8 s.
+	MaxWait time.Duration
+}
+
+// Defaults of [RetryPolicy], used when no [WithRetry] is given.
+const (
+	DefaultMaxRetries = 2
+	DefaultMinWait    = 500 * time.Millisecond
+	DefaultMaxWait    = 8 * time.Second
+	// DefaultCooldown is how long a failing candidate is skipped.
+	DefaultCooldown = 30 * time.Second
+	// DefaultAttemptTimeout bounds the time spent on one candidate.
+	DefaultAttemptTimeout = 2 * time.Minute
+)
+
+// withDefaults fills the zero waits.
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MinWait == 0 {
+		p.MinWait = DefaultMinWait
+	}
+	if p.MaxWait == 0 {
+		p.MaxWait = DefaultMaxWait
+	}
+	return p
+}
 
 // newRetryClient builds the one retry loop of the client: retryablehttp
 // replays the request body, drains discarded answers, and sleeps with the

@@ -2,9 +2,7 @@ package inference
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,23 +44,6 @@ type ChunkChoice struct {
 	// Delta holds what this chunk adds: content, or tool call pieces.
 	Delta        Message `json:"delta"`
 	FinishReason string  `json:"finish_reason"`
-}
-
-// UnmarshalJSON accepts a null finish_reason.
-func (c *ChunkChoice) UnmarshalJSON(data []byte) error {
-	var w struct {
-		Index        int     `json:"index"`
-		Delta        Message `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return err
-	}
-	*c = ChunkChoice{Index: w.Index, Delta: w.Delta}
-	if w.FinishReason != nil {
-		c.FinishReason = *w.FinishReason
-	}
-	return nil
 }
 
 // hasContent reports whether a chunk carries part of the answer: once one
@@ -295,94 +276,6 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 	}
 }
 
-// chunkWire is the lean form a chunk is decoded into first: plain fields
-// and no custom decoders, which let encoding/json decode in one pass. A
-// chunk it cannot hold (content given as parts) is decoded again with the
-// tolerant Message decoder.
-type chunkWire struct {
-	chunkMeta
-	chunkBody
-}
-
-// chunkMeta names the stream. It is decoded until a chunk carries it, then
-// kept as the stream's: decoding it again on every chunk cost about a fifth
-// of the decoding time.
-type chunkMeta struct {
-	ID      string `json:"id"`
-	Created int64  `json:"created"`
-	Model   string `json:"model"`
-}
-
-// chunkBody is what each chunk adds.
-type chunkBody struct {
-	Choices []struct {
-		Index int `json:"index"`
-		Delta struct {
-			Role             string     `json:"role"`
-			Content          string     `json:"content"`
-			Reasoning        string     `json:"reasoning"`
-			ReasoningContent string     `json:"reasoning_content"`
-			ToolCalls        []ToolCall `json:"tool_calls"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *Usage          `json:"usage"`
-	Error json.RawMessage `json:"error"`
-}
-
-// reset empties w for the next chunk but keeps its Choices array:
-// encoding/json decodes into existing elements without zeroing them. The
-// meta is kept.
-func (w *chunkWire) reset() {
-	choices := w.Choices[:cap(w.Choices)]
-	clear(choices)
-	w.chunkBody = chunkBody{Choices: choices[:0]}
-}
-
-// decodeChunkStd decodes one event's JSON with encoding/json into w
-// (reused across chunks), reporting whether it is an error event
-// ({"error": ...}). Once w's meta is known, only the body is decoded, and
-// the chunk carries the meta.
-func decodeChunkStd(data []byte, w *chunkWire) (ChatChunk, bool, error) {
-	w.reset()
-	var target any = w
-	if w.ID != "" {
-		target = &w.chunkBody
-	}
-	err := json.Unmarshal(data, target)
-	if err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) {
-			return ChatChunk{}, false, err
-		}
-		var slow struct {
-			ChatChunk
-			Error json.RawMessage `json:"error"`
-		}
-		if err := json.Unmarshal(data, &slow); err != nil {
-			return ChatChunk{}, false, err
-		}
-		return slow.ChatChunk, isJSONError(slow.Error), nil
-	}
-	c := ChatChunk{ID: w.ID, Created: w.Created, Model: w.Model, Usage: w.Usage}
-	if len(w.Choices) > 0 {
-		c.Choices = make([]ChunkChoice, len(w.Choices))
-		for i := range w.Choices {
-			ch := &w.Choices[i]
-			d := &ch.Delta
-			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: d.Role, Content: d.Content,
-				Reasoning: cmp.Or(d.ReasoningContent, d.Reasoning), ToolCalls: d.ToolCalls}}
-			if ch.FinishReason != nil {
-				cc.FinishReason = *ch.FinishReason
-			}
-			c.Choices[i] = cc
-		}
-	}
-	return c, isJSONError(w.Error), nil
-}
-
-func isJSONError(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
-
 // streamError is a failure of the stream: ErrStream once content has
 // arrived, else ErrProvider, so the walk may still try elsewhere.
 func (s *ChatStream) streamError(msg, code string, cause error) error {
@@ -505,91 +398,4 @@ func (s *ChatStream) Response() *ChatResponse {
 	r := s.acc.Response()
 	r.Attempts, r.Skipped = s.attempts, s.skipped
 	return r
-}
-
-// ChatAccumulator joins streamed chunks into a ChatResponse: content
-// appended per choice, tool call pieces joined by their index, the last
-// finish reason and usage kept. The zero value is ready to use.
-type ChatAccumulator struct {
-	resp ChatResponse
-	// content and reasoning hold each choice's text as it grows: appending
-	// to a string per chunk would copy the whole answer on every chunk.
-	content   []strings.Builder
-	reasoning []strings.Builder
-}
-
-// Add folds one chunk in.
-func (a *ChatAccumulator) Add(c ChatChunk) {
-	if a.resp.ID == "" {
-		a.resp.ID = c.ID
-	}
-	if a.resp.Model == "" {
-		a.resp.Model = c.Model
-	}
-	if a.resp.Created == 0 {
-		a.resp.Created = c.Created
-	}
-	if c.Usage != nil {
-		a.resp.Usage = *c.Usage
-	}
-	for _, ch := range c.Choices {
-		if ch.Index < 0 || ch.Index > 1024 {
-			continue // not a plausible choice index; ignore rather than allocate
-		}
-		for len(a.resp.Choices) <= ch.Index {
-			a.resp.Choices = append(a.resp.Choices, Choice{Index: len(a.resp.Choices), Message: Message{Role: RoleAssistant}})
-			a.content = append(a.content, strings.Builder{})
-			a.reasoning = append(a.reasoning, strings.Builder{})
-		}
-		dst := &a.resp.Choices[ch.Index]
-		if ch.Delta.Role != "" {
-			dst.Message.Role = ch.Delta.Role
-		}
-		a.content[ch.Index].WriteString(ch.Delta.Content)
-		a.reasoning[ch.Index].WriteString(ch.Delta.Reasoning)
-		dst.Message.Parts = append(dst.Message.Parts, ch.Delta.Parts...)
-		for _, tc := range ch.Delta.ToolCalls {
-			mergeToolCall(&dst.Message, tc)
-		}
-		if ch.FinishReason != "" {
-			dst.FinishReason = ch.FinishReason
-		}
-	}
-}
-
-// mergeToolCall adds a tool call piece to the call with the same index,
-// or starts a new call.
-func mergeToolCall(m *Message, piece ToolCall) {
-	for i := range m.ToolCalls {
-		tc := &m.ToolCalls[i]
-		if tc.Index != piece.Index {
-			continue
-		}
-		if piece.ID != "" {
-			tc.ID = piece.ID
-		}
-		if piece.Type != "" {
-			tc.Type = piece.Type
-		}
-		if tc.Function.Name == "" {
-			tc.Function.Name = piece.Function.Name
-		}
-		tc.Function.Arguments += piece.Function.Arguments
-		return
-	}
-	m.ToolCalls = append(m.ToolCalls, piece)
-}
-
-// Response returns the joined answer so far. The result is a copy.
-func (a *ChatAccumulator) Response() *ChatResponse {
-	r := a.resp
-	r.Choices = make([]Choice, len(a.resp.Choices))
-	for i, ch := range a.resp.Choices {
-		ch.Message.Content = a.content[i].String()
-		ch.Message.Reasoning = a.reasoning[i].String()
-		ch.Message.Parts = append([]ContentPart(nil), ch.Message.Parts...)
-		ch.Message.ToolCalls = append([]ToolCall(nil), ch.Message.ToolCalls...)
-		r.Choices[i] = ch
-	}
-	return &r
 }

@@ -11,10 +11,98 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/hfkit/inference/internal/redact"
+	"golang.org/x/oauth2"
 )
+
+func sourceKey(i int, s TokenSource) string {
+	return fmt.Sprintf("token source %d %s", i, sourceName(s))
+}
+
+// tokenSources is the client's sources in the order a call tries them:
+// the members of a ChainTokens (those cooling after a refusal last), or the
+// one source.
+func (c *Client) tokenSources(now time.Time) []indexedSource {
+	chain, ok := c.tokens.(chainSource)
+	if !ok {
+		return c.oneSource
+	}
+	ready := make([]indexedSource, 0, len(chain.sources))
+	var cooling []indexedSource
+	for i, s := range chain.sources {
+		is := indexedSource{i: i, src: s}
+		if c.cooldown > 0 && !c.cool.Empty() && !c.cool.Until(sourceKey(i, s), now).IsZero() {
+			cooling = append(cooling, is)
+			continue
+		}
+		ready = append(ready, is)
+	}
+	return append(ready, cooling...)
+}
+
+type indexedSource struct {
+	i   int
+	src TokenSource
+}
+
+// tokenCursor walks a call's token sources: it hands out the next source's
+// valid token, logging the sources it skips.
+type tokenCursor struct {
+	c       *Client
+	sources []indexedSource
+	next    int
+	current indexedSource
+	reasons []string
+	invalid bool
+	lastErr error
+}
+
+// advance moves to the next source with a valid token.
+func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
+	for tc.next < len(tc.sources) {
+		s := tc.sources[tc.next]
+		tc.next++
+		tok, err := sourceToken(ctx, s.src)
+		if err == nil {
+			tc.current = s
+			return tok, true
+		}
+		if ctx.Err() != nil {
+			return Token{}, false
+		}
+		tc.lastErr = err
+		tc.invalid = tc.invalid || errors.Is(err, ErrInvalidToken)
+		tc.reasons = append(tc.reasons, sourceName(s.src)+": "+err.Error())
+		if len(tc.sources) > 1 {
+			tc.c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
+				slog.String("source", sourceName(s.src)), slog.String("reason", err.Error()))
+		}
+	}
+	return Token{}, false
+}
+
+// failure is why no first token could be had: the context's end, the one
+// source's own error, or the chain's summary.
+func (tc *tokenCursor) failure(ctx context.Context) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("inference: getting a token: %w", ctxErr)
+	}
+	if _, isChain := tc.c.tokens.(chainSource); !isChain && tc.lastErr != nil {
+		return tc.lastErr
+	}
+	return chainFailure(tc.invalid, tc.reasons)
+}
+
+// firstToken is the token a Hub call uses: the first valid one of the
+// client's sources.
+func (c *Client) firstToken(ctx context.Context) (Token, error) {
+	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
+	tok, ok := tokens.advance(ctx)
+	if !ok {
+		return Token{}, tokens.failure(ctx)
+	}
+	return tok, nil
+}
 
 // Token is a Hugging Face token and where it came from. Its value never
 // leaves the package in printable form: every printed form (%v, %+v, %#v, %s,

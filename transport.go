@@ -1,10 +1,8 @@
 package inference
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/hfkit/inference/internal/redact"
@@ -23,62 +21,6 @@ type RoundTripperFunc func(*http.Request) (*http.Response, error)
 
 // RoundTrip calls f(r).
 func (f RoundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// attemptState is what one call tells the transport chain about the
-// request in flight: which token to send, for which candidate, and where
-// the retry count is kept. It travels in the request's context because it
-// belongs to that request alone; configuration never does.
-type attemptState struct {
-	token Token
-	cand  Candidate
-	// tries counts the HTTP attempts made for this candidate; it is
-	// written only by the goroutine running the call.
-	tries int
-}
-
-type attemptKey struct{}
-
-// attemptContext carries an attemptState: one allocation where
-// context.WithValue and the state would take two.
-type attemptContext struct {
-	context.Context
-	st attemptState
-}
-
-func (c *attemptContext) Value(key any) any {
-	if key == (attemptKey{}) {
-		return &c.st
-	}
-	return c.Context.Value(key)
-}
-
-// withAttempt returns ctx carrying a new attemptState for token and
-// candidate, and that state.
-func withAttempt(ctx context.Context, token Token, cand Candidate) (context.Context, *attemptState) {
-	c := &attemptContext{Context: ctx, st: attemptState{token: token, cand: cand}}
-	return c, &c.st
-}
-
-func attemptFrom(ctx context.Context) *attemptState {
-	st, _ := ctx.Value(attemptKey{}).(*attemptState)
-	return st
-}
-
-// hostSet is the origins (scheme and host with port) that may receive the
-// token.
-type hostSet []string
-
-func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
-
-func (h hostSet) allows(u *url.URL) bool {
-	o := origin(u)
-	for _, allowed := range h {
-		if o == allowed {
-			return true
-		}
-	}
-	return false
-}
 
 // authMiddleware adds the call's token to requests for the router and the
 // Hub only, and strips any Authorization header from requests to other

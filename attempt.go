@@ -1,0 +1,141 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Attempt is one candidate tried during a call, and how it ended.
+type Attempt struct {
+	Candidate
+	// Err is nil for the attempt that served the answer.
+	Err error
+	// StatusCode is the final HTTP status, or 0 when none arrived.
+	StatusCode int
+	// RequestID is the request id of the final answer, if any.
+	RequestID string
+	// TokenSource is the source of the token sent.
+	TokenSource string
+	// Retries is how many times the attempt was repeated.
+	Retries int
+	// Duration is the time the attempt took, retries and waits included.
+	Duration time.Duration
+}
+
+// attemptTimeoutError is the cause of an attempt that ran out of its own
+// time (WithAttemptTimeout), as opposed to the caller's context.
+type attemptTimeoutError struct{ d time.Duration }
+
+func (e attemptTimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the attempt timeout of %s", e.d)
+}
+
+// summary is one attempt in a FallbackError's paragraph: the candidate, the
+// token source, and why it failed, short.
+func (a Attempt) summary() string {
+	var b strings.Builder
+	b.WriteString(a.Candidate.String())
+	if a.TokenSource != "" {
+		b.WriteString(" (token from ")
+		b.WriteString(a.TokenSource)
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	var apiErr *APIError
+	switch {
+	case a.Err == nil:
+		b.WriteString("served")
+		return b.String()
+	case errors.As(a.Err, &apiErr):
+		b.WriteString(strings.TrimPrefix(apiErr.kindText(), "inference: "))
+		if apiErr.StatusCode != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", apiErr.StatusCode)
+		}
+		if apiErr.Message != "" {
+			b.WriteString(", ")
+			b.WriteString(cleanText(strings.TrimRight(apiErr.Message, ". "), 200))
+		}
+	default:
+		b.WriteString(strings.TrimPrefix(a.Err.Error(), "inference: "))
+	}
+	if a.Retries > 0 {
+		fmt.Fprintf(&b, ", after %d %s", a.Retries, plural(a.Retries, "retry", "retries"))
+	}
+	if apiErr != nil && apiErr.RequestID != "" {
+		b.WriteString(", request id ")
+		b.WriteString(apiErr.RequestID)
+	}
+	return b.String()
+}
+
+// Kind returns the kind of the attempt's failure (such as ErrGatedModel),
+// or nil for the attempt that served the answer or a failure of no kind
+// (a cancelled context).
+func (a Attempt) Kind() error {
+	var apiErr *APIError
+	if errors.As(a.Err, &apiErr) {
+		return apiErr.Kind
+	}
+	for _, k := range kinds {
+		if errors.Is(a.Err, k) {
+			return k
+		}
+	}
+	return nil
+}
+
+// tryFunc makes one attempt at one candidate with one token: a Chat call,
+// or opening a stream up to its first chunk.
+type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Attempt, error)
+
+// walk tries the candidates in order until one serves, as the policy
+// directs, and returns the result with every attempt made.
+// trail is what a walk leaves besides its result: every attempt, and the
+// candidates skipped while cooling down.
+type trail struct {
+	attempts []Attempt
+	skipped  []Candidate
+}
+
+// attemptState is what one call tells the transport chain about the
+// request in flight: which token to send, for which candidate, and where
+// the retry count is kept. It travels in the request's context because it
+// belongs to that request alone; configuration never does.
+type attemptState struct {
+	token Token
+	cand  Candidate
+	// tries counts the HTTP attempts made for this candidate; it is
+	// written only by the goroutine running the call.
+	tries int
+}
+
+type attemptKey struct{}
+
+// attemptContext carries an attemptState: one allocation where
+// context.WithValue and the state would take two.
+type attemptContext struct {
+	context.Context
+	st attemptState
+}
+
+func (c *attemptContext) Value(key any) any {
+	if key == (attemptKey{}) {
+		return &c.st
+	}
+	return c.Context.Value(key)
+}
+
+// withAttempt returns ctx carrying a new attemptState for token and
+// candidate, and that state.
+func withAttempt(ctx context.Context, token Token, cand Candidate) (context.Context, *attemptState) {
+	c := &attemptContext{Context: ctx, st: attemptState{token: token, cand: cand}}
+	return c, &c.st
+}
+
+func attemptFrom(ctx context.Context) *attemptState {
+	st, _ := ctx.Value(attemptKey{}).(*attemptState)
+	return st
+}
