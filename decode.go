@@ -4,70 +4,36 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hfkit/inference/internal/jsonread"
 )
 
-// UnmarshalJSON accepts content as a string, null, or an array of parts
-// (kept in Parts, their text joined in Content), and reasoning under
-// "reasoning" or "reasoning_content".
-func (m *Message) UnmarshalJSON(data []byte) error {
-	var w struct {
-		Role             string          `json:"role"`
-		Content          json.RawMessage `json:"content"`
-		Reasoning        string          `json:"reasoning"`
-		ReasoningContent string          `json:"reasoning_content"`
-		Name             string          `json:"name"`
-		ToolCalls        []ToolCall      `json:"tool_calls"`
-		ToolCallID       string          `json:"tool_call_id"`
-	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return err
-	}
-	*m = Message{Role: w.Role, Reasoning: cmp.Or(w.ReasoningContent, w.Reasoning), Name: w.Name, ToolCalls: w.ToolCalls, ToolCallID: w.ToolCallID}
-	c := bytes.TrimSpace(w.Content)
-	switch {
-	case len(c) == 0 || string(c) == "null":
-	case c[0] == '"':
-		return json.Unmarshal(c, &m.Content)
-	case c[0] == '[':
-		if err := json.Unmarshal(c, &m.Parts); err != nil {
-			return fmt.Errorf("message content: %w", err)
-		}
-		var b strings.Builder
-		for _, p := range m.Parts {
-			b.WriteString(p.Text)
-		}
-		m.Content = b.String()
-	default:
-		return fmt.Errorf("message content: unexpected JSON %.20s", c)
-	}
-	return nil
-}
-
-// UnmarshalJSON reads the index that streamed tool call pieces carry.
-func (t *ToolCall) UnmarshalJSON(data []byte) error {
-	type plain ToolCall
-	var w struct {
-		plain
-		Index int `json:"index"`
-	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return err
-	}
-	*t = ToolCall(w.plain)
-	t.Index = w.Index
-	return nil
-}
+// Decoding an answer happens on every call and every stream chunk, so it
+// has two tiers. The fast one, decodeCompletionFast and decodeChunkFast,
+// reads the usual shapes in one pass with internal/jsonread, without
+// reflection. Anything it declines goes to encoding/json, straight into the
+// public types (decodeCompletionStd, decodeChunkStd), whose own decoders
+// (Message.UnmarshalJSON, ToolCall.UnmarshalJSON) read the shapes the fast
+// tier leaves out, such as content given as parts. The fast tier either
+// gives exactly what encoding/json gives or declines; FuzzDecodeCompletion
+// and FuzzDecodeChunk check that on arbitrary bodies. On a 1 KiB completion
+// it takes about a seventh of the time and a sixth of the allocations
+// (BenchmarkDecodeCompletion).
+//
+// A field of Message is read in two places: its tagged field in Message,
+// which encoding/json reads, and its case in readMessage with its name in
+// messageKeys.
 
 // chatWire is what a success body is decoded into; Error catches providers
 // that answer 200 with an error object.
 type chatWire struct {
 	ChatResponse
 	Error json.RawMessage `json:"error"`
+	// RequestID shadows ChatResponse's: the request id comes from the
+	// answer's headers, never from its body.
+	RequestID json.RawMessage `json:"request_id"`
 }
 
 // decodeCompletion decodes a success body. model is the model asked for:
@@ -77,6 +43,19 @@ func decodeCompletion(data []byte, model string) (chatWire, error) {
 		return w, nil
 	}
 	return decodeCompletionStd(data)
+}
+
+// decodeCompletionStd decodes a success body with encoding/json.
+func decodeCompletionStd(data []byte) (chatWire, error) {
+	var w chatWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return chatWire{}, err
+	}
+	w.RequestID = nil
+	if len(w.Choices) == 0 {
+		w.Choices = nil // as the fast tier gives it: "no choices" either way
+	}
+	return w, nil
 }
 
 // The member names each object of an answer has, in the order of the bits
@@ -89,7 +68,6 @@ var (
 	usageKeys       = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
 	chunkKeys       = []string{"choices", "usage", "error", "id", "created", "model"}
 	chunkChoiceKeys = []string{"index", "delta", "finish_reason"}
-	deltaKeys       = messageKeys[:5] // a chunk's delta has no name or tool_call_id
 )
 
 // member reads the next member name of an object whose known names are
@@ -254,7 +232,7 @@ func readChoice(r *jsonread.Reader, keys []string, index *int, m *Message, messa
 	}
 }
 
-// readMessage reads a message, or a chunk's delta when keys is deltaKeys.
+// readMessage reads a message or a chunk's delta.
 func readMessage(r *jsonread.Reader, m *Message, keys []string, model string) {
 	if r.Null() || !r.Object() {
 		return
@@ -308,76 +286,63 @@ func readUsage(r *jsonread.Reader) (u Usage) {
 	return u
 }
 
-// completionWire is the lean form encoding/json decodes a completion into
-// first: plain fields and no custom decoders, which lets it decode in one
-// pass. A body it cannot hold (content given as parts) is decoded again
-// into chatWire with the tolerant decoders.
-type completionWire struct {
-	ID                string `json:"id"`
-	Created           int64  `json:"created"`
-	Model             string `json:"model"`
-	Provider          string `json:"provider"`
-	SystemFingerprint string `json:"system_fingerprint"`
-	Choices           []struct {
-		Index   int `json:"index"`
-		Message struct {
-			Role             string     `json:"role"`
-			Content          *string    `json:"content"`
-			Reasoning        string     `json:"reasoning"`
-			ReasoningContent string     `json:"reasoning_content"`
-			Name             string     `json:"name"`
-			ToolCalls        []ToolCall `json:"tool_calls"`
-			ToolCallID       string     `json:"tool_call_id"`
-		} `json:"message"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage Usage           `json:"usage"`
-	Error json.RawMessage `json:"error"`
+// chunkState is what decoding a stream keeps from chunk to chunk: the
+// stream's meta.
+type chunkState struct {
+	chunkMeta
 }
 
-// decodeCompletionStd decodes a success body with encoding/json: into
-// completionWire when it has the usual shape, and tolerantly into chatWire
-// when it does not.
-func decodeCompletionStd(data []byte) (chatWire, error) {
-	w := new(completionWire)
-	err := json.Unmarshal(data, w)
-	if err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) {
-			return chatWire{}, err
-		}
-		var slow chatWire
-		return slow, json.Unmarshal(data, &slow)
-	}
-	out := chatWire{Error: w.Error, ChatResponse: ChatResponse{
-		ID: w.ID, Created: w.Created, Model: w.Model, Provider: w.Provider,
-		SystemFingerprint: w.SystemFingerprint, Usage: w.Usage,
-	}}
-	if len(w.Choices) > 0 {
-		out.Choices = make([]Choice, len(w.Choices))
-		for i, ch := range w.Choices {
-			m := ch.Message
-			c := Choice{Index: ch.Index, Message: Message{Role: m.Role, Reasoning: cmp.Or(m.ReasoningContent, m.Reasoning),
-				Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}}
-			if m.Content != nil {
-				c.Message.Content = *m.Content
-			}
-			if ch.FinishReason != nil {
-				c.FinishReason = *ch.FinishReason
-			}
-			out.Choices[i] = c
-		}
-	}
-	return out, nil
+// chunkMeta names the stream. It is decoded until a chunk carries an id,
+// then kept as the stream's: decoding it again on every chunk cost about a
+// fifth of the decoding time.
+type chunkMeta struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+}
+
+// chunkFields is what each chunk adds.
+type chunkFields struct {
+	Choices []ChunkChoice   `json:"choices"`
+	Usage   *Usage          `json:"usage"`
+	Error   json.RawMessage `json:"error"`
 }
 
 // decodeChunk decodes one event's JSON, fast when it can; see
 // decodeChunkStd for what it returns. model is the model asked for.
-func decodeChunk(data []byte, w *chunkWire, model string) (ChatChunk, bool, error) {
-	if c, isError, ok := decodeChunkFast(data, &w.chunkMeta, model); ok {
+func decodeChunk(data []byte, st *chunkState, model string) (ChatChunk, bool, error) {
+	if c, isError, ok := decodeChunkFast(data, &st.chunkMeta, model); ok {
 		return c, isError, nil
 	}
-	return decodeChunkStd(data, w)
+	return decodeChunkStd(data, st)
+}
+
+// decodeChunkStd decodes one event's JSON with encoding/json, reporting
+// whether it is an error event ({"error": ...}). Until st holds the
+// stream's id, the chunk's meta is read into st (a field the chunk lacks
+// keeps its earlier value); then only what the chunk adds is read, and the
+// chunk carries st's meta.
+func decodeChunkStd(data []byte, st *chunkState) (ChatChunk, bool, error) {
+	var f chunkFields
+	if st.ID != "" {
+		if err := json.Unmarshal(data, &f); err != nil {
+			return ChatChunk{}, false, err
+		}
+	} else {
+		w := struct {
+			chunkMeta
+			chunkFields
+		}{chunkMeta: st.chunkMeta}
+		if err := json.Unmarshal(data, &w); err != nil {
+			return ChatChunk{}, false, err
+		}
+		st.chunkMeta, f = w.chunkMeta, w.chunkFields
+	}
+	if len(f.Choices) == 0 {
+		f.Choices = nil // as the fast tier gives it
+	}
+	c := ChatChunk{ID: st.ID, Created: st.Created, Model: st.Model, Choices: f.Choices, Usage: f.Usage}
+	return c, isJSONError(f.Error), nil
 }
 
 // decodeChunkFast decodes a chunk of the usual shape as decodeChunkStd
@@ -433,111 +398,59 @@ func decodeChunkFast(data []byte, meta *chunkMeta, model string) (c ChatChunk, i
 
 func readChunkChoices(r *jsonread.Reader) []ChunkChoice {
 	return readArray(r, func(c *ChunkChoice) {
-		readChoice(r, chunkChoiceKeys, &c.Index, &c.Delta, deltaKeys, &c.FinishReason, "")
+		readChoice(r, chunkChoiceKeys, &c.Index, &c.Delta, messageKeys, &c.FinishReason, "")
 	})
 }
 
-// UnmarshalJSON accepts a null finish_reason.
-func (c *ChunkChoice) UnmarshalJSON(data []byte) error {
-	var w struct {
-		Index        int     `json:"index"`
-		Delta        Message `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	}
+// UnmarshalJSON accepts content as a string, null, or an array of parts
+// (kept in Parts, their text joined in Content), and reasoning under
+// "reasoning" or "reasoning_content". The other fields are read by their
+// tags.
+func (m *Message) UnmarshalJSON(data []byte) error {
+	type fields Message // the tagged fields, without this method
+	*m = Message{}
+	w := struct {
+		*fields
+		Content          json.RawMessage `json:"content"`
+		ReasoningContent string          `json:"reasoning_content"`
+	}{fields: (*fields)(m)}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*c = ChunkChoice{Index: w.Index, Delta: w.Delta}
-	if w.FinishReason != nil {
-		c.FinishReason = *w.FinishReason
+	m.Reasoning = cmp.Or(w.ReasoningContent, m.Reasoning)
+	c := bytes.TrimSpace(w.Content)
+	switch {
+	case len(c) == 0 || string(c) == "null":
+	case c[0] == '"':
+		return json.Unmarshal(c, &m.Content)
+	case c[0] == '[':
+		if err := json.Unmarshal(c, &m.Parts); err != nil {
+			return fmt.Errorf("message content: %w", err)
+		}
+		var b strings.Builder
+		for _, p := range m.Parts {
+			b.WriteString(p.Text)
+		}
+		m.Content = b.String()
+	default:
+		return fmt.Errorf("message content: unexpected JSON %.20s", c)
 	}
 	return nil
 }
 
-// chunkWire is the lean form a chunk is decoded into first: plain fields
-// and no custom decoders, which let encoding/json decode in one pass. A
-// chunk it cannot hold (content given as parts) is decoded again with the
-// tolerant Message decoder.
-type chunkWire struct {
-	chunkMeta
-	chunkBody
-}
-
-// chunkMeta names the stream. It is decoded until a chunk carries it, then
-// kept as the stream's: decoding it again on every chunk cost about a fifth
-// of the decoding time.
-type chunkMeta struct {
-	ID      string `json:"id"`
-	Created int64  `json:"created"`
-	Model   string `json:"model"`
-}
-
-// chunkBody is what each chunk adds.
-type chunkBody struct {
-	Choices []struct {
+// UnmarshalJSON reads the index that streamed tool call pieces carry.
+func (t *ToolCall) UnmarshalJSON(data []byte) error {
+	type plain ToolCall
+	var w struct {
+		plain
 		Index int `json:"index"`
-		Delta struct {
-			Role             string     `json:"role"`
-			Content          string     `json:"content"`
-			Reasoning        string     `json:"reasoning"`
-			ReasoningContent string     `json:"reasoning_content"`
-			ToolCalls        []ToolCall `json:"tool_calls"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *Usage          `json:"usage"`
-	Error json.RawMessage `json:"error"`
-}
-
-// reset empties w for the next chunk but keeps its Choices array:
-// encoding/json decodes into existing elements without zeroing them. The
-// meta is kept.
-func (w *chunkWire) reset() {
-	choices := w.Choices[:cap(w.Choices)]
-	clear(choices)
-	w.chunkBody = chunkBody{Choices: choices[:0]}
-}
-
-// decodeChunkStd decodes one event's JSON with encoding/json into w
-// (reused across chunks), reporting whether it is an error event
-// ({"error": ...}). Once w's meta is known, only the body is decoded, and
-// the chunk carries the meta.
-func decodeChunkStd(data []byte, w *chunkWire) (ChatChunk, bool, error) {
-	w.reset()
-	var target any = w
-	if w.ID != "" {
-		target = &w.chunkBody
 	}
-	err := json.Unmarshal(data, target)
-	if err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) {
-			return ChatChunk{}, false, err
-		}
-		var slow struct {
-			ChatChunk
-			Error json.RawMessage `json:"error"`
-		}
-		if err := json.Unmarshal(data, &slow); err != nil {
-			return ChatChunk{}, false, err
-		}
-		return slow.ChatChunk, isJSONError(slow.Error), nil
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
 	}
-	c := ChatChunk{ID: w.ID, Created: w.Created, Model: w.Model, Usage: w.Usage}
-	if len(w.Choices) > 0 {
-		c.Choices = make([]ChunkChoice, len(w.Choices))
-		for i := range w.Choices {
-			ch := &w.Choices[i]
-			d := &ch.Delta
-			cc := ChunkChoice{Index: ch.Index, Delta: Message{Role: d.Role, Content: d.Content,
-				Reasoning: cmp.Or(d.ReasoningContent, d.Reasoning), ToolCalls: d.ToolCalls}}
-			if ch.FinishReason != nil {
-				cc.FinishReason = *ch.FinishReason
-			}
-			c.Choices[i] = cc
-		}
-	}
-	return c, isJSONError(w.Error), nil
+	*t = ToolCall(w.plain)
+	t.Index = w.Index
+	return nil
 }
 
 func isJSONError(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }

@@ -211,7 +211,7 @@ func TestDecodeChunkFastAgreesWithEncodingJSON(t *testing.T) {
 	for _, tc := range chunkBodies {
 		for _, known := range []chunkMeta{{}, {ID: "s0", Created: 1, Model: "m/0"}} {
 			t.Run(fmt.Sprintf("%s/meta=%q", tc.name, known.ID), func(t *testing.T) {
-				std := chunkWire{chunkMeta: known}
+				std := chunkState{chunkMeta: known}
 				want, wantErrEvent, wantErr := decodeChunkStd([]byte(tc.body), &std)
 				meta := known
 				got, errEvent, ok := decodeChunkFast([]byte(tc.body), &meta, "m/a")
@@ -232,7 +232,7 @@ func TestDecodeChunkFastAgreesWithEncodingJSON(t *testing.T) {
 // TestDecodeChunkKeepsMetaAcrossChunks follows a stream whose first chunk
 // has no id: the meta is read until one arrives, then kept.
 func TestDecodeChunkKeepsMetaAcrossChunks(t *testing.T) {
-	var fast, std chunkWire
+	var fast, std chunkState
 	for _, body := range []string{
 		`{"model":"m/a","choices":[]}`,
 		`{"id":"s1","created":5,"choices":[{"delta":{"content":"a"}}]}`,
@@ -277,7 +277,7 @@ func FuzzDecodeChunk(f *testing.F) {
 			}
 			return
 		}
-		std := chunkWire{chunkMeta: known}
+		std := chunkState{chunkMeta: known}
 		want, wantErrEvent, err := decodeChunkStd(data, &std)
 		if err != nil {
 			t.Fatalf("fast path accepted %q, encoding/json: %v", data, err)
@@ -300,7 +300,7 @@ func BenchmarkDecodeChunk(b *testing.B) {
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {
-		w := chunkWire{chunkMeta: chunkMeta{ID: "s1"}}
+		w := chunkState{chunkMeta: chunkMeta{ID: "s1"}}
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := decodeChunkStd(body, &w); err != nil {

@@ -23,25 +23,25 @@ const (
 type Message struct {
 	// Role is RoleSystem, RoleDeveloper, RoleUser, RoleAssistant or
 	// RoleTool; any other is refused before sending.
-	Role string
+	Role string `json:"role"`
 	// Content is the text of the turn. It may be empty on an assistant
 	// turn that only calls tools. In an answer whose content came as parts,
 	// it is their text joined.
-	Content string
+	Content string `json:"-"`
 	// Parts, when set, is the content as parts (text and images, see
 	// [TextPart] and [ImagePart]) and is sent instead of Content, as the
 	// OpenAI-compatible array. Answers that came as parts keep them here.
-	Parts []ContentPart
+	Parts []ContentPart `json:"-"`
 	// Reasoning is the reasoning text some providers send beside the
 	// answer (reasoning or reasoning_content); it is never part of Content
 	// and is not sent back in requests.
-	Reasoning string
+	Reasoning string `json:"reasoning"`
 	// Name optionally names the author of the turn.
-	Name string
+	Name string `json:"name"`
 	// ToolCalls are the calls an assistant turn asks for.
-	ToolCalls []ToolCall
+	ToolCalls []ToolCall `json:"tool_calls"`
 	// ToolCallID links a RoleTool turn to the call it answers.
-	ToolCallID string
+	ToolCallID string `json:"tool_call_id"`
 }
 
 // ContentPart is one part of a multimodal message: Type "text" with Text,

@@ -84,7 +84,7 @@ type ChatStream struct {
 	pending   []ChatChunk
 	cur       ChatChunk
 	next      ChatChunk
-	wire      chunkWire
+	wire      chunkState
 	acc       ChatAccumulator
 	err       error
 	done      bool
