@@ -107,9 +107,10 @@ type trail struct {
 type attemptState struct {
 	token Token
 	cand  Candidate
-	// tries counts the HTTP attempts made for this candidate; it is
-	// written only by the goroutine running the call.
-	tries int
+	// retries is how many times the retry loop has sent the request
+	// again, as go-retryablehttp numbers its attempts; it is written only by
+	// the goroutine running the call.
+	retries int
 }
 
 type attemptKey struct{}

@@ -2,11 +2,8 @@ package inference
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/hfkit/inference/internal/redact"
 )
 
 // ChatResponse is a chat completion.
@@ -90,9 +87,9 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, erro
 
 // attempt sends the request to one candidate, with retries, and reads the
 // answer.
-func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (out *ChatResponse, att Attempt, err error) {
 	start := time.Now()
-	att := Attempt{Candidate: cand, TokenSource: tok.Source}
+	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	// The attempt's own deadline turns a provider that hangs into a failed
 	// attempt; its cause tells it apart from the caller's deadline.
 	actx := ctx
@@ -103,10 +100,14 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, attemptTimeoutError{c.timeout})
 		defer cancel()
 	}
-	var out *ChatResponse
-	resp, err := c.exchange(ctx, actx, req, cand, tok, false, &att)
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok}
+	var resp *http.Response
+	x.body, err = req.encode(cand, false)
 	if err == nil {
-		out, err = c.decodeChat(ctx, actx, resp, cand, tok)
+		resp, err = c.send(ctx, actx, x, &att)
+	}
+	if err == nil {
+		out, err = c.decodeChat(ctx, actx, resp, x)
 		resp.Body.Close()
 		if out != nil {
 			out.RequestID = att.RequestID
@@ -120,34 +121,16 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 // decodeChat reads a 2xx answer. A body that is not a chat completion (not
 // JSON, no choices, an error object, a web page) is an ErrProvider failure,
 // not an empty answer.
-func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand Candidate, tok Token) (*ChatResponse, error) {
-	var data []byte
-	notCompletion := func(why string) error {
-		// Only the start of the body is worth reading for a message.
-		e := c.classify(resp, data[:min(len(data), maxErrorBody)], cand, tok)
-		e.Kind = ErrProvider
-		if e.Message == "" {
-			e.Message = why
-		} else {
-			e.Message = why + ": " + e.Message
-		}
-		return e
-	}
-	const tooLarge = "the answer is larger than 32 MiB"
-	if resp.ContentLength > maxChatBody {
-		return nil, notCompletion(tooLarge)
-	}
-	data, err := readCapped(resp.Body, maxChatBody, resp.ContentLength)
+func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, x exchange) (*ChatResponse, error) {
+	data, err := c.read(ctx, actx, resp, x, maxChatBody)
 	if err != nil {
-		return nil, c.noAnswer(ctx, actx, cand, tok, fmt.Errorf("reading the answer: %w", err))
+		return nil, err
 	}
-	if len(data) > maxChatBody {
-		return nil, notCompletion(tooLarge)
-	}
+	notCompletion := func(why string) error { return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, why) }
 	if isHTML(resp.Header, data) {
 		return nil, notCompletion("the answer is a web page, not a chat completion")
 	}
-	w, err := decodeCompletion(data, cand.Model)
+	w, err := decodeCompletion(data, x.about.Model)
 	if err != nil {
 		return nil, notCompletion("the answer is not a JSON chat completion")
 	}
@@ -158,8 +141,8 @@ func (c *Client) decodeChat(ctx, actx context.Context, resp *http.Response, cand
 		return nil, notCompletion("the answer has no choices")
 	}
 	out := w.ChatResponse
-	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
-		out.Provider = cleanText(redact.String(p, tok.value()), 64)
+	if p := servedBy(resp.Header, x.tok); p != "" {
+		out.Provider = p
 	}
 	return &out, nil
 }

@@ -53,9 +53,6 @@ func classify(f failure) *APIError {
 		e.Provider = clean(p, 64)
 		e.FromProvider = true
 	}
-	if e.Provider == ProviderAuto {
-		e.Provider = ""
-	}
 
 	text := readServerText(f.header, f.body)
 	e.FromProvider = e.FromProvider || text.fromProvider

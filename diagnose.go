@@ -121,7 +121,7 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 	}
 	hub := c.hub.String()
 
-	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
+	tokens := c.newTokenCursor(time.Now())
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		err := tokens.failure(ctx)

@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,89 +15,150 @@ import (
 // userAgent identifies the library to the router.
 const userAgent = "hfkit-inference-go/0.1"
 
-// exchange sends the request for one candidate through the retry loop and
-// returns a 2xx response, whose body the caller closes, or the classified
-// failure. ctx is the caller's context, actx the attempt's (ctx with the
-// attempt timeout).
-func (c *Client) exchange(ctx, actx context.Context, req *ChatRequest, cand Candidate, tok Token, stream bool, att *Attempt) (*http.Response, error) {
-	body, err := req.encode(cand, stream)
-	if err != nil {
-		return nil, err
+// exchange is one HTTP call the client makes: a chat completion to the
+// router (streamed or not), or a GET of the router's model list or of a Hub
+// endpoint. Every call goes the same way: built here, sent through the
+// retry loop and the middleware chain, its failure read up to a cap and
+// classified once.
+type exchange struct {
+	method string
+	url    string
+	body   []byte // nil for a GET
+	accept string // the content type asked for
+	// about is the model (and provider) the call concerns, for errors and
+	// logs; zero for calls about no model.
+	about Candidate
+	tok   Token
+}
+
+// send makes the call and returns a 2xx response, whose body the caller
+// reads and closes, or the failure: the caller's context error when ctx
+// ended, else an *APIError classified from the answer or the transport
+// error. ctx is the caller's context, actx the attempt's (ctx with the
+// attempt's timeout, or ctx itself). att, when not nil, gets the retries,
+// the status and the request id.
+func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*http.Response, error) {
+	var body any
+	if x.body != nil {
+		body = x.body
 	}
-	reqCtx, st := withAttempt(actx, tok, cand)
-	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, http.MethodPost, c.chatURL, body)
+	reqCtx, st := withAttempt(actx, x.tok, x.about)
+	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, x.method, x.url, body)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request: %w", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if stream {
-		hreq.Header.Set("Accept", "text/event-stream")
-	} else {
-		hreq.Header.Set("Accept", "application/json")
+	if x.body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
 	}
+	hreq.Header.Set("Accept", x.accept)
 	hreq.Header.Set("User-Agent", userAgent)
 
 	resp, err := c.http.Do(hreq)
-	att.Retries = max(st.tries-1, 0)
-	if err != nil {
-		return nil, c.noAnswer(ctx, actx, cand, tok, err)
+	if att != nil {
+		att.Retries = st.retries
 	}
-	att.StatusCode = resp.StatusCode
-	att.RequestID = cleanText(redact.String(requestID(resp.Header), tok.value()), 256)
+	if err != nil {
+		return nil, c.noAnswer(ctx, actx, x, err)
+	}
+	if att != nil {
+		att.StatusCode = resp.StatusCode
+		att.RequestID = cleanText(redact.String(requestID(resp.Header), x.tok.value()), 256)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The rest of a long body is dropped with the connection.
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			// The caller's deadline ended the read: theirs is the answer.
-			return nil, fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
+			return nil, x.ended(ctxErr)
 		}
-		return nil, c.classify(resp, data, cand, tok)
+		return nil, c.classify(resp.StatusCode, resp.Header, data, x)
 	}
 	return resp, nil
+}
+
+// read reads a 2xx body of at most limit bytes. A longer one is a body that
+// is not what was asked for.
+func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange, limit int) ([]byte, error) {
+	tooLarge := fmt.Sprintf("the answer is larger than %d MiB", limit>>20)
+	if resp.ContentLength > int64(limit) {
+		return nil, c.notWhatWasAsked(resp.StatusCode, resp.Header, nil, x, tooLarge)
+	}
+	data, err := readCapped(resp.Body, limit, resp.ContentLength)
+	if err != nil {
+		return nil, c.noAnswer(ctx, actx, x, fmt.Errorf("reading the answer: %w", err))
+	}
+	if len(data) > limit {
+		return nil, c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, tooLarge)
+	}
+	return data, nil
+}
+
+// notWhatWasAsked is the failure of a 2xx answer that is not what was asked
+// for (not JSON, an error object, a web page, the wrong content type, too
+// large): an ErrProvider that says why, followed by the server's own words
+// when the body has any. It is the one place that rule is written.
+func (c *Client) notWhatWasAsked(status int, header http.Header, body []byte, x exchange, why string) *APIError {
+	// Only the start of the body is worth reading for a message.
+	e := c.classify(status, header, body[:min(len(body), maxErrorBody)], x)
+	e.Kind = ErrProvider
+	if e.Message == "" || isHTML(header, bytes.TrimSpace(body)) {
+		e.Message = why
+	} else {
+		e.Message = why + ": " + e.Message
+	}
+	return e
+}
+
+// servedBy is the provider that served an answer, from the router's
+// X-Inference-Provider header, cleaned; "" when the router did not say.
+func servedBy(h http.Header, tok Token) string {
+	p := h.Get("X-Inference-Provider")
+	if p == "" {
+		return ""
+	}
+	return cleanText(redact.String(p, tok.value()), 64)
+}
+
+// ended is the error of a call whose caller's context ended.
+func (x exchange) ended(ctxErr error) error {
+	if x.about.Model != "" {
+		return fmt.Errorf("inference: chat with %s: %w", x.about, ctxErr)
+	}
+	return fmt.Errorf("inference: %s %s: %w", x.method, x.url, ctxErr)
 }
 
 // noAnswer is the error of an attempt that got no usable answer: the
 // caller's context error when it ended, else a provider failure whose cause
 // is the transport error or the attempt's timeout.
-func (c *Client) noAnswer(ctx, actx context.Context, cand Candidate, tok Token, err error) error {
+func (c *Client) noAnswer(ctx, actx context.Context, x exchange, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("inference: chat with %s: %w", cand, ctxErr)
+		return x.ended(ctxErr)
 	}
 	if actx.Err() != nil {
 		err = context.Cause(actx)
 	}
-	return c.transportError(cand, tok, err)
-}
-
-// classify wraps the classifier with what the client knows.
-func (c *Client) classify(resp *http.Response, body []byte, cand Candidate, tok Token) *APIError {
-	return classify(failure{
-		status:  resp.StatusCode,
-		header:  resp.Header,
-		body:    body,
-		asked:   cand,
-		hubURL:  c.hub.String(),
-		secrets: []string{tok.value()},
-	})
-}
-
-// transportError is an attempt that got no answer: refused, reset, timed
-// out. It is a provider failure, with the transport error as its cause.
-func (c *Client) transportError(cand Candidate, tok Token, err error) *APIError {
-	provider := cand.Provider
-	if provider == ProviderAuto {
-		provider = ""
-	}
-	cause := redactedCause(err, tok.value())
+	cause := redactedCause(err, x.tok.value())
 	return &APIError{
 		Kind:     ErrProvider,
 		Message:  cleanText(cause.Error(), maxMessageLen),
-		Model:    cand.Model,
-		Provider: provider,
+		Model:    x.about.Model,
+		Provider: x.about.Provider,
 		Cause:    cause,
 		hubURL:   c.hub.String(),
 	}
+}
+
+// classify wraps the classifier with what the client knows.
+func (c *Client) classify(status int, header http.Header, body []byte, x exchange) *APIError {
+	return classify(failure{
+		status:  status,
+		header:  header,
+		body:    body,
+		asked:   x.about,
+		hubURL:  c.hub.String(),
+		secrets: []string{x.tok.value()},
+	})
 }
 
 // redactedCause is a transport error whose text holds no token: a
@@ -160,36 +222,23 @@ func readCapped(r io.Reader, limit int, sizeHint int64) ([]byte, error) {
 	}
 }
 
-// get GETs url with the token, through the same retries and middleware as
-// chat calls, and returns the body of a 2xx answer (at most limit bytes) or
-// the classified failure. It serves the Hub calls and the model list.
-func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate, limit int) ([]byte, error) {
-	reqCtx, _ := withAttempt(ctx, tok, about)
-	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
+// get GETs url with the token, through the same path as chat calls, and
+// hands the body of a 2xx answer (at most limit bytes) to decode. A body
+// decode refuses is an answer that is not what was asked for; what names
+// it in the error. It serves the Hub calls and the router's model list.
+func (c *Client) get(ctx context.Context, tok Token, url string, about Candidate, limit int, what string, decode func([]byte) error) error {
+	x := exchange{method: http.MethodGet, url: url, accept: "application/json", about: about, tok: tok}
+	resp, err := c.send(ctx, ctx, x, nil)
 	if err != nil {
-		return nil, fmt.Errorf("inference: building the request for %s: %w", url, err)
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", userAgent)
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, c.noAnswer(ctx, ctx, about, tok, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("inference: GET %s: %w", url, ctxErr)
-		}
-		return nil, c.classify(resp, data, about, tok)
-	}
-	data, err := readCapped(resp.Body, limit, resp.ContentLength)
+	data, err := c.read(ctx, ctx, resp, x, limit)
 	if err != nil {
-		return nil, c.noAnswer(ctx, ctx, about, tok, fmt.Errorf("reading the answer: %w", err))
+		return err
 	}
-	if len(data) > limit {
-		return nil, &APIError{Kind: ErrProvider, StatusCode: resp.StatusCode, Model: about.Model,
-			Message: fmt.Sprintf("the answer is larger than %d MiB", limit>>20), hubURL: c.hub.String()}
+	if err := decode(data); err != nil {
+		return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, what+": "+err.Error())
 	}
-	return data, nil
+	return nil
 }

@@ -215,7 +215,7 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 	for _, s := range skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
 	}
-	tokens := tokenCursor{c: c, sources: c.tokenSources(now)}
+	tokens := c.newTokenCursor(now)
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		return zero, trail{skipped: skipped}, tokens.failure(ctx)

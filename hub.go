@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/hfkit/inference/internal/redact"
 )
 
 // maxHubBody bounds a Hub answer; whoami and model info are small.
@@ -141,7 +139,7 @@ func (c *Client) Whoami(ctx context.Context) (*WhoAmI, error) {
 
 func (c *Client) whoami(ctx context.Context, tok Token) (*WhoAmI, error) {
 	var w whoamiWire
-	if err := c.hubGet(ctx, tok, "/api/whoami-v2", Candidate{}, &w); err != nil {
+	if err := c.hubGet(ctx, tok, "/api/whoami-v2", Candidate{}, &w, nil); err != nil {
 		return nil, err
 	}
 	out := &WhoAmI{
@@ -255,22 +253,23 @@ func (c *Client) model(ctx context.Context, tok Token, id string) (*ModelInfo, e
 		Mapping     json.RawMessage `json:"inferenceProviderMapping"`
 	}
 	path := "/api/models/" + escapeModelID(id) + "?expand%5B%5D=gated&expand%5B%5D=pipeline_tag&expand%5B%5D=inferenceProviderMapping"
-	if err := c.hubGet(ctx, tok, path, Candidate{Model: id}, &w); err != nil {
+	var providers []ProviderMapping
+	readMapping := func() (err error) {
+		if providers, err = providerMappings(w.Mapping); err != nil {
+			return fmt.Errorf("its inferenceProviderMapping is not readable: %w", err)
+		}
+		return nil
+	}
+	if err := c.hubGet(ctx, tok, path, Candidate{Model: id}, &w, readMapping); err != nil {
 		return nil, err
 	}
-	out := &ModelInfo{ID: w.ID, PipelineTag: w.PipelineTag}
+	out := &ModelInfo{ID: w.ID, PipelineTag: w.PipelineTag, Providers: providers}
 	if out.ID == "" {
 		out.ID = id
 	}
 	if g := jsonText(w.Gated); g != "false" {
 		out.Gated = g
 	}
-	providers, err := providerMappings(w.Mapping)
-	if err != nil {
-		return nil, &APIError{Kind: ErrProvider, StatusCode: http.StatusOK, Model: id,
-			Message: "the Hub's inferenceProviderMapping is not readable: " + err.Error(), hubURL: c.hub.String()}
-	}
-	out.Providers = providers
 	return out, nil
 }
 
@@ -336,9 +335,18 @@ func providerMappings(raw json.RawMessage) ([]ProviderMapping, error) {
 }
 
 // hubGet GETs a Hub path with the token and decodes the JSON answer into
-// out.
-func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any) error {
-	data, err := c.get(ctx, tok, c.hub.String()+path, about, maxHubBody)
+// out, then gives it to check, when not nil, for what JSON alone cannot
+// tell.
+func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any, check func() error) error {
+	err := c.get(ctx, tok, c.hub.String()+path, about, maxHubBody, "the Hub's answer is not the JSON expected", func(data []byte) error {
+		if err := json.Unmarshal(data, out); err != nil {
+			return err
+		}
+		if check != nil {
+			return check()
+		}
+		return nil
+	})
 	var apiErr *APIError
 	if errors.As(err, &apiErr) && about.Model != "" && apiErr.StatusCode == http.StatusUnauthorized &&
 		apiErr.Kind == ErrUnauthorized && !strings.Contains(strings.ToLower(apiErr.Message), "invalid credentials") {
@@ -346,13 +354,5 @@ func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candi
 		// unless the token itself is bad (huggingface_hub does the same).
 		apiErr.Kind = ErrModelNotFound
 	}
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return &APIError{Kind: ErrProvider, StatusCode: http.StatusOK, Model: about.Model,
-			Message: cleanText(redact.String("the Hub's answer is not the JSON expected: "+err.Error(), tok.value()), maxMessageLen),
-			hubURL:  c.hub.String()}
-	}
-	return nil
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 )
 
@@ -168,13 +167,14 @@ func (c *Client) fetchModels(ctx context.Context) (map[string]RouterModel, []str
 	if err != nil {
 		tok = Token{} // the list is public; send no token rather than fail
 	}
-	data, err := c.get(ctx, tok, c.base.String()+"/v1/models", Candidate{}, maxModelsBody)
+	var list []RouterModel
+	err = c.get(ctx, tok, c.base.String()+"/v1/models", Candidate{}, maxModelsBody, "the router's model list is not readable",
+		func(data []byte) (err error) {
+			list, err = decodeModelList(data)
+			return err
+		})
 	if err != nil {
 		return nil, nil, err
-	}
-	list, err := decodeModelList(data)
-	if err != nil {
-		return nil, nil, &APIError{Kind: ErrProvider, StatusCode: http.StatusOK, Message: "the router's model list is not readable", Cause: err, hubURL: c.hub.String()}
 	}
 	models := make(map[string]RouterModel, len(list))
 	order := make([]string, 0, len(list))

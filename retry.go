@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -104,24 +103,26 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	return p
 }
 
-// newRetryClient builds the one retry loop of the client: retryablehttp
-// replays the request body, drains discarded answers, and sleeps with the
-// context; the policy below decides when, and how long.
+// newRetryClient builds the one retry loop of the client, go-retryablehttp
+// used as it is meant to be: it replays the request body, drains discarded
+// answers, sleeps with the context, and gives up after p.MaxRetries; the
+// policy below decides which answers are worth another try and how long to
+// wait. When it gives up, it hands back the last answer (or transport
+// error) for the caller to classify.
 //
-// The attempt count is kept per call in attemptState rather than in
-// retryablehttp's RetryMax: retryablehttp closes the client's idle
-// connections whenever it gives up with retries exhausted, which would throw
-// away the pool under load. Stopping from CheckRetry ends the loop as a normal
-// answer instead, and the caller classifies it.
+// Giving up makes retryablehttp call the http.Client's
+// CloseIdleConnections, which reaches the transport only when the
+// outermost RoundTripper has that method; the client's middleware chain
+// does not, so the pool survives (TestGivingUpKeepsThePool).
 func newRetryClient(hc *http.Client, p RetryPolicy) *retryablehttp.Client {
 	return &retryablehttp.Client{
 		HTTPClient:   hc,
 		RetryWaitMin: p.MinWait,
 		RetryWaitMax: p.MaxWait,
-		RetryMax:     math.MaxInt32,
-		RequestLogHook: func(_ retryablehttp.Logger, r *http.Request, _ int) {
+		RetryMax:     p.MaxRetries,
+		RequestLogHook: func(_ retryablehttp.Logger, r *http.Request, n int) {
 			if st := attemptFrom(r.Context()); st != nil {
-				st.tries++
+				st.retries = n
 			}
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
@@ -149,9 +150,6 @@ func newRetryClient(hc *http.Client, p RetryPolicy) *retryablehttp.Client {
 func shouldRetry(ctx context.Context, p RetryPolicy, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
-	}
-	if st := attemptFrom(ctx); st != nil && st.tries > p.MaxRetries {
-		return false, err
 	}
 	if err != nil {
 		// retryablehttp knows which transport errors are permanent

@@ -151,28 +151,24 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 		return nil, att, err
 	}
 
-	resp, err := c.exchange(ctx, sctx, req, cand, tok, true, &att)
+	body, err := req.encode(cand, true)
+	if err != nil {
+		return fail(err)
+	}
+	x := exchange{method: http.MethodPost, url: c.chatURL, body: body, accept: "text/event-stream", about: cand, tok: tok}
+	resp, err := c.send(ctx, sctx, x, &att)
 	if err != nil {
 		return fail(err)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.Contains(strings.ToLower(ct), "text/event-stream") {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
-		e := c.classify(resp, data, cand, tok)
-		e.Kind = ErrProvider
-		why := fmt.Sprintf("the answer is not an event stream (Content-Type %q)", cleanText(ct, 64))
-		if e.Message != "" {
-			why += ": " + e.Message
-		}
-		e.Message = why
-		return fail(e)
+		return fail(c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x,
+			fmt.Sprintf("the answer is not an event stream (Content-Type %q)", cleanText(ct, 64))))
 	}
 	provider := cand.Provider
-	if p := resp.Header.Get("X-Inference-Provider"); p != "" {
-		provider = cleanText(redact.String(p, tok.value()), 64)
-	}
-	if provider == ProviderAuto {
-		provider = ""
+	if p := servedBy(resp.Header, tok); p != "" {
+		provider = p
 	}
 	s := &ChatStream{
 		ctx:       ctx,
@@ -199,7 +195,7 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 			timedOut := ctx.Err() == nil && sctx.Err() != nil
 			s.close()
 			if timedOut {
-				err = c.noAnswer(ctx, sctx, cand, tok, context.Cause(sctx))
+				err = c.noAnswer(ctx, sctx, x, context.Cause(sctx))
 			}
 			return fail(err)
 		}
@@ -210,7 +206,7 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 	if timer != nil && !timer.Stop() && sctx.Err() != nil {
 		// The timeout fired just as the first chunk arrived.
 		s.close()
-		return fail(c.noAnswer(ctx, sctx, cand, tok, context.Cause(sctx)))
+		return fail(c.noAnswer(ctx, sctx, x, context.Cause(sctx)))
 	}
 	att.Duration = time.Since(start)
 	return s, att, nil

@@ -45,16 +45,29 @@ type indexedSource struct {
 	src TokenSource
 }
 
-// tokenCursor walks a call's token sources: it hands out the next source's
-// valid token, logging the sources it skips.
+// tokenCursor walks token sources in order: it hands out the next
+// source's valid token, remembering why it skipped the others. It is the
+// one implementation of a chain: ChainTokens' Token and a client's walk
+// (which also moves on when the router refuses a token) both use it.
 type tokenCursor struct {
-	c       *Client
 	sources []indexedSource
+	// chained says the sources are a ChainTokens' members, whose failure
+	// lists every reason; a lone source's failure is its own error.
+	chained bool
+	// logger, when not nil, hears of each skipped source.
+	logger  *slog.Logger
 	next    int
 	current indexedSource
 	reasons []string
 	invalid bool
 	lastErr error
+}
+
+// newTokenCursor walks the client's sources, those cooling after a
+// refusal last.
+func (c *Client) newTokenCursor(now time.Time) tokenCursor {
+	_, chained := c.tokens.(chainSource)
+	return tokenCursor{sources: c.tokenSources(now), chained: chained, logger: c.logger}
 }
 
 // advance moves to the next source with a valid token.
@@ -73,30 +86,37 @@ func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
 		tc.lastErr = err
 		tc.invalid = tc.invalid || errors.Is(err, ErrInvalidToken)
 		tc.reasons = append(tc.reasons, sourceName(s.src)+": "+err.Error())
-		if len(tc.sources) > 1 {
-			tc.c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
+		if tc.logger != nil && len(tc.sources) > 1 {
+			tc.logger.LogAttrs(ctx, slog.LevelWarn, "inference: token source skipped",
 				slog.String("source", sourceName(s.src)), slog.String("reason", err.Error()))
 		}
 	}
 	return Token{}, false
 }
 
-// failure is why no first token could be had: the context's end, the one
-// source's own error, or the chain's summary.
+// failure is why no token could be had: the context's end, a lone
+// source's own error, or the chain's summary, of exactly one kind.
 func (tc *tokenCursor) failure(ctx context.Context) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("inference: getting a token: %w", ctxErr)
 	}
-	if _, isChain := tc.c.tokens.(chainSource); !isChain && tc.lastErr != nil {
+	if !tc.chained && tc.lastErr != nil {
 		return tc.lastErr
 	}
-	return chainFailure(tc.invalid, tc.reasons)
+	kind := ErrNoToken
+	if tc.invalid {
+		kind = ErrInvalidToken
+	}
+	if len(tc.reasons) == 0 {
+		return fmt.Errorf("%w (the token chain is empty)", kind)
+	}
+	return fmt.Errorf("%w; sources tried: %s", kind, strings.Join(tc.reasons, "; "))
 }
 
 // firstToken is the token a Hub call uses: the first valid one of the
 // client's sources.
 func (c *Client) firstToken(ctx context.Context) (Token, error) {
-	tokens := tokenCursor{c: c, sources: c.tokenSources(time.Now())}
+	tokens := c.newTokenCursor(time.Now())
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		return Token{}, tokens.failure(ctx)
@@ -430,33 +450,14 @@ func (c chainSource) Token(ctx context.Context) (Token, error) {
 	if err := contextDone(ctx); err != nil {
 		return Token{}, err
 	}
-	var reasons []string
-	invalid := false
-	for _, s := range c.sources {
-		t, err := sourceToken(ctx, s)
-		if err == nil {
-			return t, nil
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return Token{}, ctxErr
-		}
-		invalid = invalid || errors.Is(err, ErrInvalidToken)
-		reasons = append(reasons, sourceName(s)+": "+err.Error())
+	tc := tokenCursor{sources: make([]indexedSource, len(c.sources)), chained: true}
+	for i, s := range c.sources {
+		tc.sources[i] = indexedSource{i: i, src: s}
 	}
-	return Token{}, chainFailure(invalid, reasons)
-}
-
-// chainFailure is the single-kind error of a chain in which no source had a
-// valid token.
-func chainFailure(invalid bool, reasons []string) error {
-	kind := ErrNoToken
-	if invalid {
-		kind = ErrInvalidToken
+	if tok, ok := tc.advance(ctx); ok {
+		return tok, nil
 	}
-	if len(reasons) == 0 {
-		return fmt.Errorf("%w (the token chain is empty)", kind)
-	}
-	return fmt.Errorf("%w; sources tried: %s", kind, strings.Join(reasons, "; "))
+	return Token{}, tc.failure(ctx)
 }
 
 // contextDone is ctx's error, or an ErrInvalidRequest for a nil ctx, which

@@ -80,7 +80,7 @@ func logMiddleware(logger *slog.Logger) Middleware {
 					slog.String("token_source", st.token.Source),
 					slog.Bool("oauth", st.token.OAuth),
 					slog.String("token", st.token.Redacted()),
-					slog.Int("retry", st.tries-1),
+					slog.Int("retry", st.retries),
 				)
 			}
 			if err != nil {
