@@ -50,14 +50,7 @@ func (a Attempt) summary() string {
 		b.WriteString("served")
 		return b.String()
 	case errors.As(a.Err, &apiErr):
-		b.WriteString(strings.TrimPrefix(apiErr.kindText(), "inference: "))
-		if apiErr.StatusCode != 0 {
-			fmt.Fprintf(&b, ", HTTP %d", apiErr.StatusCode)
-		}
-		if apiErr.Message != "" {
-			b.WriteString(", ")
-			b.WriteString(cleanText(strings.TrimRight(apiErr.Message, ". "), 200))
-		}
+		b.WriteString(apiErr.render(formSummary))
 	default:
 		b.WriteString(strings.TrimPrefix(a.Err.Error(), "inference: "))
 	}

@@ -25,7 +25,7 @@ type Candidate struct {
 func (c Candidate) String() string { return c.wireModel() }
 
 func (c Candidate) wireModel() string {
-	if c.Provider == "" || c.Provider == ProviderAuto {
+	if c = c.normalized(); c.Provider == "" {
 		return c.Model
 	}
 	return c.Model + ":" + c.Provider

@@ -136,7 +136,7 @@ func kindFromCode(t serverText) error {
 	return nil
 }
 
-// credentialKind reads a 401's or 403's words (hf-api-facts.md §6): a
+// credentialKind reads a 401's or 403's words (testdata/README.md): a
 // missing scope, a gated model, or refused credentials.
 func credentialKind(message string) error {
 	switch msg := strings.ToLower(message); {
@@ -202,7 +202,7 @@ func pageTitle(body []byte) string {
 }
 
 // readServerText gets the message and code out of any of the body shapes the
-// router, the Hub and the providers use (hf-api-facts.md §5). HTML is never
+// router, the Hub and the providers use (testdata/README.md). HTML is never
 // read: it is a gateway's page, not a message.
 func readServerText(h http.Header, body []byte) serverText {
 	var t serverText

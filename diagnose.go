@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 			Fix: "Make the client with NewClient and pass a non-nil context"})
 		return d
 	}
-	hub := c.hub.String()
+	hub := hubLinks(c.hub.String())
 
 	tokens := c.newTokenCursor(time.Now())
 	tok, ok := tokens.advance(ctx)
@@ -127,10 +128,10 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 		err := tokens.failure(ctx)
 		if errors.Is(err, ErrInvalidToken) {
 			d.add(Check{Name: "token is well formed", Status: CheckProblem, Cause: err.Error(),
-				Fix: "Pass the token as a string (in Gradio, oauth_token.token, not the object), without quotes or spaces"})
+				Fix: hintFor(ErrInvalidToken, hintFacts{})})
 		} else {
 			d.add(Check{Name: "token found", Status: CheckProblem, Cause: err.Error(),
-				Fix: "export HF_TOKEN=your_token_here with a token from " + hub + "/settings/tokens, or run `hf auth login`; in an app with Hugging Face login, pass the user's token with OAuthToken"})
+				Fix: hintFor(ErrNoToken, hintFacts{hub: hub})})
 		}
 		return d
 	}
@@ -143,7 +144,7 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 	for _, reason := range tokens.reasons {
 		if strings.Contains(reason, ErrInvalidToken.Error()) {
 			d.add(Check{Name: "other token sources", Status: CheckProblem, Cause: reason,
-				Fix: "Pass the token as a string (in Gradio, oauth_token.token, not the object)"})
+				Fix: hintFor(ErrInvalidToken, hintFacts{})})
 		}
 	}
 	d.add(Check{Name: "token is well formed", Status: CheckOK})
@@ -156,7 +157,7 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 		d.add(inferencePermissionCheck(who, hub))
 	case errors.Is(err, ErrUnauthorized):
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckProblem, Cause: shortCause(err),
-			Fix: "The token is invalid or expired: create a new one at " + hub + "/settings/tokens, or log out and log in again"})
+			Fix: hintFor(ErrUnauthorized, hintFacts{hub: hub, status: http.StatusUnauthorized})})
 		return d
 	case unreachable(err):
 		d.add(c.unreachableHub("token accepted by the Hub", err))
@@ -206,37 +207,36 @@ func describeWhoami(w *WhoAmI) string {
 
 const permissionCheckName = "token may call Inference Providers"
 
-func inferencePermissionCheck(w *WhoAmI, hub string) Check {
+func inferencePermissionCheck(w *WhoAmI, hub hubLinks) Check {
 	c := Check{Name: permissionCheckName}
 	switch w.CanCallInference {
-	case Yes:
+	case CapabilityYes:
 		c.Status = CheckOK
 		if w.Role == "fineGrained" {
 			c.Detail = "fine-grained token with \"Make calls to Inference Providers\""
 		} else {
 			c.Detail = w.Role + " token"
 		}
-	case No:
+	case CapabilityNo:
 		c.Status = CheckProblem
 		c.Cause = "this fine-grained token lacks the permission \"Make calls to Inference Providers\" (" + PermissionInferenceProviders + ")"
-		c.Fix = "Create a fine-grained token with \"Make calls to Inference Providers\" at " + hub +
-			"/settings/tokens/new?ownUserPermissions=inference.serverless.write&tokenType=fineGrained, or add the permission to this token"
+		c.Fix = "Create a fine-grained token with \"Make calls to Inference Providers\" at " + hub.fineGrainedToken() + ", or add the permission to this token"
 	default:
 		c.Status = CheckUnknown
 		c.Cause = "OAuth tokens do not show their scopes; the probe tells for sure"
-		c.Fix = "Make sure the app asks for the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes), then log out and log back in"
+		c.Fix = scopeFix + ", then log out and log back in"
 	}
 	return c
 }
 
 // diagnoseModel checks one model: existence, gating, providers, probes.
 func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, model string, opts DiagnoseOptions) {
-	hub := c.hub.String()
+	hub := hubLinks(c.hub.String())
 	info, err := c.model(ctx, tok, model)
 	switch {
 	case errors.Is(err, ErrModelNotFound):
 		d.add(Check{Name: "model exists: " + model, Status: CheckProblem, Cause: shortCause(err),
-			Fix: "Check the model id (it is case-sensitive); models served by Inference Providers are listed at " + hub + "/models?inference_provider=all"})
+			Fix: hintFor(ErrModelNotFound, hintFacts{hub: hub})})
 		return
 	case unreachable(err):
 		d.add(c.unreachableHub("model exists: "+model, err))
@@ -255,7 +255,7 @@ func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, mod
 			d.add(Check{Name: "model access: " + model, Status: CheckUnknown,
 				Detail: "gated (" + info.Gated + " approval)",
 				Cause:  "whether this user was granted access shows only when the model is called",
-				Fix:    "If calls are refused, request access at " + hub + "/" + model + " and wait for approval"})
+				Fix:    "If calls are refused, request access at " + hub.model(model) + " and wait for approval"})
 		}
 		d.add(providersCheck(info, hub))
 		for _, p := range opts.Providers {
@@ -287,7 +287,7 @@ func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, mod
 			case errors.Is(err, ErrGatedModel):
 				d.Checks[gated].Status = CheckProblem
 				d.Checks[gated].Cause = "this user has not been granted access"
-				d.Checks[gated].Fix = "Visit " + hub + "/" + model + ", request access, and wait for approval; or use another model"
+				d.Checks[gated].Fix = "Visit " + hub.model(model) + ", request access, and wait for approval; or use another model"
 			}
 		}
 		d.add(check)
@@ -298,12 +298,12 @@ func isPolicy(p string) bool {
 	return p == "" || p == ProviderAuto || p == ProviderFastest || p == ProviderCheapest || p == ProviderPreferred
 }
 
-func providersCheck(info *ModelInfo, hub string) Check {
+func providersCheck(info *ModelInfo, hub hubLinks) Check {
 	c := Check{Name: "providers serving " + info.ID}
 	if len(info.Providers) == 0 {
 		c.Status = CheckProblem
 		c.Cause = "no Inference Provider serves this model"
-		c.Fix = "Pick a model that Inference Providers serve: " + hub + "/models?inference_provider=all"
+		c.Fix = "Pick a model that Inference Providers serve: " + hub.servedModels()
 		return c
 	}
 	parts := make([]string, len(info.Providers))
@@ -311,7 +311,7 @@ func providersCheck(info *ModelInfo, hub string) Check {
 		parts[i] = p.Provider + " (" + p.Status + ")"
 	}
 	c.Detail = strings.Join(parts, ", ")
-	if len(info.Live()) == 0 {
+	if len(info.LiveProviders()) == 0 {
 		c.Status = CheckProblem
 		c.Cause = "no provider serves it live; staging providers are not used for calls"
 		c.Fix = "Pick another model, or wait until a provider is live for it"
@@ -321,10 +321,10 @@ func providersCheck(info *ModelInfo, hub string) Check {
 	return c
 }
 
-func providerCheck(info *ModelInfo, provider, hub string) Check {
+func providerCheck(info *ModelInfo, provider string, hub hubLinks) Check {
 	c := Check{Name: "provider " + provider + " serves " + info.ID}
 	var live []string
-	for _, p := range info.Live() {
+	for _, p := range info.LiveProviders() {
 		live = append(live, p.Provider)
 	}
 	i := slices.IndexFunc(info.Providers, func(m ProviderMapping) bool { return m.Provider == provider })
@@ -343,7 +343,7 @@ func providerCheck(info *ModelInfo, provider, hub string) Check {
 	if len(live) > 0 {
 		c.Fix = "Use provider \"auto\" to let Hugging Face pick an available one, or one of: " + strings.Join(live, ", ")
 	} else {
-		c.Fix = "Use provider \"auto\", or another model (see " + hub + "/" + info.ID + ")"
+		c.Fix = "Use provider \"auto\", or another model (see " + hub.model(info.ID) + ")"
 	}
 	return c
 }
@@ -428,17 +428,5 @@ func shortCause(err error) string {
 	if !errors.As(err, &apiErr) {
 		return err.Error()
 	}
-	var b strings.Builder
-	b.WriteString(strings.TrimPrefix(apiErr.kindText(), "inference: "))
-	if apiErr.StatusCode != 0 {
-		fmt.Fprintf(&b, " (HTTP %d)", apiErr.StatusCode)
-	}
-	if apiErr.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(apiErr.Message)
-	}
-	if apiErr.RequestID != "" {
-		b.WriteString(" [request id " + apiErr.RequestID + "]")
-	}
-	return b.String()
+	return apiErr.render(formCause)
 }

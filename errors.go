@@ -129,40 +129,89 @@ type APIError struct {
 
 // Error says what happened in the server's words, what to do about it, and
 // the request id to quote to support.
-func (e *APIError) Error() string {
+func (e *APIError) Error() string { return e.render(formFull) }
+
+// textForm is a way of showing an error: whole, or as a clause of a longer
+// text.
+type textForm int
+
+const (
+	// formFull is Error's text: "inference: the model is gated (HTTP 403,
+	// model m, provider p): the server's words. What to do (request id r)".
+	formFull textForm = iota
+	// formSummary is one attempt in a fallback paragraph: "the model is
+	// gated, HTTP 403, the server's words (at most 200 bytes)"; the request
+	// id follows the retries, added by the caller.
+	formSummary
+	// formCause is a diagnosis's cause: "the model is gated (HTTP 403): the
+	// server's words [request id r]"; the hint goes in the check's Fix.
+	formCause
+)
+
+// render is the one place an error's text is built, in each form.
+func (e *APIError) render(form textForm) string {
 	var b strings.Builder
-	b.WriteString(e.kindText())
-	b.WriteString(" (")
-	if e.StatusCode != 0 {
-		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
-	} else {
-		b.WriteString("no response")
+	kind := e.kindText()
+	if form != formFull {
+		kind = strings.TrimPrefix(kind, "inference: ")
 	}
-	if e.Model != "" {
-		b.WriteString(", model ")
-		b.WriteString(e.Model)
-	}
-	if e.Provider != "" {
-		b.WriteString(", provider ")
-		b.WriteString(e.Provider)
-	}
-	b.WriteString(")")
-	switch {
-	case e.Message != "":
-		b.WriteString(": ")
-		b.WriteString(strings.TrimRight(e.Message, ". "))
-	case http.StatusText(e.StatusCode) != "":
-		b.WriteString(": ")
-		b.WriteString(http.StatusText(e.StatusCode))
-	}
-	if hint := e.hint(); hint != "" {
-		b.WriteString(". ")
-		b.WriteString(hint)
-	}
-	if e.RequestID != "" {
-		b.WriteString(" (request id ")
-		b.WriteString(e.RequestID)
+	b.WriteString(kind)
+	switch form {
+	case formFull:
+		b.WriteString(" (")
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+		} else {
+			b.WriteString("no response")
+		}
+		if e.Model != "" {
+			b.WriteString(", model ")
+			b.WriteString(e.Model)
+		}
+		if e.Provider != "" {
+			b.WriteString(", provider ")
+			b.WriteString(e.Provider)
+		}
 		b.WriteString(")")
+	case formSummary:
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", e.StatusCode)
+		}
+	case formCause:
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+		}
+	}
+	words := e.Message
+	if form == formFull && words == "" {
+		words = http.StatusText(e.StatusCode)
+	}
+	if words != "" {
+		switch form {
+		case formFull:
+			b.WriteString(": ")
+			b.WriteString(strings.TrimRight(words, ". "))
+		case formSummary:
+			b.WriteString(", ")
+			b.WriteString(cleanText(strings.TrimRight(words, ". "), 200))
+		case formCause:
+			b.WriteString(": ")
+			b.WriteString(words)
+		}
+	}
+	switch form {
+	case formFull:
+		if hint := e.hint(); hint != "" {
+			b.WriteString(". ")
+			b.WriteString(hint)
+		}
+		if e.RequestID != "" {
+			b.WriteString(" (request id " + e.RequestID + ")")
+		}
+	case formCause:
+		if e.RequestID != "" {
+			b.WriteString(" [request id " + e.RequestID + "]")
+		}
 	}
 	return b.String()
 }
@@ -184,38 +233,53 @@ func (e *APIError) kindText() string {
 // hint is the "what to do" part of the message: the troubleshooting page's
 // fixes, in one sentence each.
 func (e *APIError) hint() string {
-	hub := e.hubURL
-	if hub == "" {
-		hub = defaultHubURL
-	}
-	switch e.Kind {
+	return hintFor(e.Kind, hintFacts{hub: hubLinks(e.hubURL), status: e.StatusCode, model: e.Model,
+		message: e.Message, retryAfter: e.RetryAfter})
+}
+
+// hintFacts is what a hint may name.
+type hintFacts struct {
+	hub        hubLinks
+	status     int
+	model      string
+	message    string
+	retryAfter time.Duration
+}
+
+// hintFor is the table of hints, one per kind: what to do about a failure
+// of that kind. An error's text and a diagnosis's fixes both come from it.
+func hintFor(kind error, f hintFacts) string {
+	switch kind {
+	case ErrNoToken:
+		return "export HF_TOKEN=your_token_here with a token from " + f.hub.tokens() + ", or run `hf auth login`; in an app with Hugging Face login, pass the user's token with OAuthToken"
+	case ErrInvalidToken:
+		return "Pass the token as a string (in Gradio, oauth_token.token, not the object), without quotes or spaces"
 	case ErrMissingScope:
-		return "Log the user in again with the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes), " +
-			"or use an access token with the fine-grained permission \"Make calls to Inference Providers\" (inference.serverless.write): " +
-			hub + "/settings/tokens/new?ownUserPermissions=inference.serverless.write&tokenType=fineGrained"
+		return scopeFix + ", or use an access token with the fine-grained permission \"Make calls to Inference Providers\" (" +
+			PermissionInferenceProviders + "): " + f.hub.fineGrainedToken()
 	case ErrUnauthorized:
-		if e.StatusCode == http.StatusForbidden {
-			return "The token may not use this resource: if the organization requires fine-grained tokens, create one at " + hub + "/settings/tokens, otherwise check the token's permissions"
+		if f.status == http.StatusForbidden {
+			return "The token may not use this resource: if the organization requires fine-grained tokens, create one at " + f.hub.tokens() + ", otherwise check the token's permissions"
 		}
-		return "The token is invalid or expired: create a new one at " + hub + "/settings/tokens, or log in again"
+		return "The token is invalid or expired: create a new one at " + f.hub.tokens() + ", or log in again"
 	case ErrGatedModel:
-		if e.Model != "" && strings.Contains(e.Message, hub+"/"+e.Model) {
+		switch page := f.hub.model(f.model); {
+		case f.model != "" && strings.Contains(f.message, page):
 			// The server's message links the same page already.
 			return "Request access on that page and wait for approval, or use another model"
-		}
-		if e.Model != "" {
-			return "Request access at " + hub + "/" + e.Model + " and wait for approval, or use another model"
+		case f.model != "":
+			return "Request access at " + page + " and wait for approval, or use another model"
 		}
 		return "Request access on the model's page and wait for approval, or use another model"
 	case ErrModelNotFound:
-		return "Check the model id; models served by Inference Providers are listed at " + hub + "/models?inference_provider=all"
+		return "Check the model id (it is case-sensitive); models served by Inference Providers are listed at " + f.hub.servedModels()
 	case ErrModelNotSupported:
-		return "Use provider \"auto\", pick a provider that serves the model, or enable more providers at " + hub + "/settings/inference-providers"
+		return "Use provider \"auto\", pick a provider that serves the model, or enable more providers at " + f.hub.providerSettings()
 	case ErrPaymentRequired:
-		return "The account's Inference Providers credits are depleted: buy pre-paid credits or subscribe to PRO at " + hub + "/settings/billing"
+		return "The account's Inference Providers credits are depleted: buy pre-paid credits or subscribe to PRO at " + f.hub.billing()
 	case ErrRateLimited:
-		if e.RetryAfter > 0 {
-			return "Wait " + e.RetryAfter.String() + " before retrying, or use another provider"
+		if f.retryAfter > 0 {
+			return "Wait " + f.retryAfter.String() + " before retrying, or use another provider"
 		}
 		return "Slow down, or use another provider"
 	case ErrInvalidRequest:
@@ -227,3 +291,26 @@ func (e *APIError) hint() string {
 	}
 	return ""
 }
+
+// scopeFix is how to give an OAuth login the scope Inference Providers
+// need.
+const scopeFix = "Log the user in again with the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes)"
+
+// hubLinks builds the Hub's pages that hints link to, on the configured Hub
+// (a mirror's, or https://huggingface-proxy-6ci.pages.dev).
+type hubLinks string
+
+func (h hubLinks) base() string {
+	if h == "" {
+		return defaultHubURL
+	}
+	return string(h)
+}
+func (h hubLinks) tokens() string { return h.base() + "/settings/tokens" }
+func (h hubLinks) fineGrainedToken() string {
+	return h.base() + "/settings/tokens/new?ownUserPermissions=" + PermissionInferenceProviders + "&tokenType=fineGrained"
+}
+func (h hubLinks) model(id string) string   { return h.base() + "/" + id }
+func (h hubLinks) servedModels() string     { return h.base() + "/models?inference_provider=all" }
+func (h hubLinks) providerSettings() string { return h.base() + "/settings/inference-providers" }
+func (h hubLinks) billing() string          { return h.base() + "/settings/billing" }

@@ -15,24 +15,24 @@ import (
 type Decision int
 
 const (
-	// Stop ends the call with the failure: trying elsewhere would fail
+	// DecisionStop ends the call with the failure: trying elsewhere would fail
 	// the same way (no credits, no token) or repeat a refused request.
-	Stop Decision = iota
-	// NextCandidate tries the next model or provider.
-	NextCandidate
-	// NextToken tries the same candidate again with the next token source
+	DecisionStop Decision = iota
+	// DecisionNextCandidate tries the next model or provider.
+	DecisionNextCandidate
+	// DecisionNextToken tries the same candidate again with the next token source
 	// of a [ChainTokens], and stops when there is none.
-	NextToken
+	DecisionNextToken
 )
 
 // String names the decision.
 func (d Decision) String() string {
 	switch d {
-	case Stop:
+	case DecisionStop:
 		return "stop"
-	case NextCandidate:
+	case DecisionNextCandidate:
 		return "next candidate"
-	case NextToken:
+	case DecisionNextToken:
 		return "next token source"
 	}
 	return fmt.Sprintf("Decision(%d)", int(d))
@@ -58,9 +58,9 @@ func DefaultFallbackPolicy(err error) Decision {
 	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound),
 		errors.Is(err, ErrModelNotSupported), errors.Is(err, ErrProvider),
 		errors.Is(err, ErrRateLimited):
-		return NextCandidate
+		return DecisionNextCandidate
 	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrMissingScope):
-		return NextToken
+		return DecisionNextToken
 	case errors.Is(err, ErrInvalidRequest):
 		// A 422 or a provider's own 400 is about what this model or
 		// provider accepts; another may take the same request. A router
@@ -68,11 +68,11 @@ func DefaultFallbackPolicy(err error) Decision {
 		var apiErr *APIError
 		if errors.As(err, &apiErr) &&
 			(apiErr.StatusCode == http.StatusUnprocessableEntity || apiErr.FromProvider) {
-			return NextCandidate
+			return DecisionNextCandidate
 		}
-		return Stop
+		return DecisionStop
 	}
-	return Stop
+	return DecisionStop
 }
 
 // coolsDown reports whether a failure of this kind makes the candidate
@@ -234,7 +234,7 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 			return zero, trail{attempts, skipped}, fail()
 		}
 		switch c.policy(err) {
-		case NextToken:
+		case DecisionNextToken:
 			from := tok
 			c.coolDown(sourceKey(tokens.current.i, tokens.current.src), c.cooldown, len(tokens.sources) > 1)
 			next, ok := tokens.advance(ctx)
@@ -246,7 +246,7 @@ func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T
 				slog.String("candidate", cand.String()), slog.String("from", from.Source),
 				slog.String("to", tok.Source), slog.String("reason", kindName(err)))
 			continue
-		case NextCandidate:
+		case DecisionNextCandidate:
 			c.coolCandidate(cand, err)
 			if i+1 < len(cands) {
 				c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",

@@ -99,7 +99,7 @@ func TestWalkStopKindsSendNothingMore(t *testing.T) {
 func stopOnRouter400(err error) inference.Decision {
 	var apiErr *inference.APIError
 	if errors.As(err, &apiErr) && apiErr.Kind == inference.ErrModelNotFound {
-		return inference.Stop
+		return inference.DecisionStop
 	}
 	return inference.DefaultFallbackPolicy(err)
 }

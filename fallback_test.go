@@ -214,7 +214,7 @@ func TestCustomFallbackPolicy(t *testing.T) {
 	var seen []error
 	c := newWalkClient(t, mr, WithFallback(Candidate{Model: "m/b"}), WithFallbackPolicy(func(err error) Decision {
 		seen = append(seen, err)
-		return NextCandidate // this app pays per provider: move on even on 402
+		return DecisionNextCandidate // this app pays per provider: move on even on 402
 	}))
 	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
 	require.NoError(t, err)
@@ -233,27 +233,27 @@ func TestDefaultFallbackPolicyTable(t *testing.T) {
 		err  error
 		want Decision
 	}{
-		{&APIError{Kind: ErrGatedModel}, NextCandidate},
-		{&APIError{Kind: ErrModelNotFound}, NextCandidate},
-		{&APIError{Kind: ErrModelNotSupported}, NextCandidate},
-		{&APIError{Kind: ErrProvider}, NextCandidate},
-		{&APIError{Kind: ErrRateLimited}, NextCandidate},
-		{&APIError{Kind: ErrInvalidRequest, StatusCode: 422}, NextCandidate},
-		{&APIError{Kind: ErrInvalidRequest, StatusCode: 400, FromProvider: true}, NextCandidate},
-		{&APIError{Kind: ErrInvalidRequest, StatusCode: 400}, Stop},
-		{&APIError{Kind: ErrUnauthorized}, NextToken},
-		{&APIError{Kind: ErrMissingScope}, NextToken},
-		{&APIError{Kind: ErrPaymentRequired}, Stop},
-		{ErrNoToken, Stop},
-		{ErrInvalidToken, Stop},
-		{errors.New("something else"), Stop},
+		{&APIError{Kind: ErrGatedModel}, DecisionNextCandidate},
+		{&APIError{Kind: ErrModelNotFound}, DecisionNextCandidate},
+		{&APIError{Kind: ErrModelNotSupported}, DecisionNextCandidate},
+		{&APIError{Kind: ErrProvider}, DecisionNextCandidate},
+		{&APIError{Kind: ErrRateLimited}, DecisionNextCandidate},
+		{&APIError{Kind: ErrInvalidRequest, StatusCode: 422}, DecisionNextCandidate},
+		{&APIError{Kind: ErrInvalidRequest, StatusCode: 400, FromProvider: true}, DecisionNextCandidate},
+		{&APIError{Kind: ErrInvalidRequest, StatusCode: 400}, DecisionStop},
+		{&APIError{Kind: ErrUnauthorized}, DecisionNextToken},
+		{&APIError{Kind: ErrMissingScope}, DecisionNextToken},
+		{&APIError{Kind: ErrPaymentRequired}, DecisionStop},
+		{ErrNoToken, DecisionStop},
+		{ErrInvalidToken, DecisionStop},
+		{errors.New("something else"), DecisionStop},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, DefaultFallbackPolicy(tt.err), "%v", tt.err)
 	}
-	assert.Equal(t, "next token source", NextToken.String())
-	assert.Equal(t, "stop", Stop.String())
-	assert.Equal(t, "next candidate", NextCandidate.String())
+	assert.Equal(t, "next token source", DecisionNextToken.String())
+	assert.Equal(t, "stop", DecisionStop.String())
+	assert.Equal(t, "next candidate", DecisionNextCandidate.String())
 	assert.Equal(t, "Decision(9)", Decision(9).String())
 }
 

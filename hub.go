@@ -25,21 +25,21 @@ const PermissionInferenceProviders = "inference.serverless.write"
 type Capability int
 
 const (
-	// Unknown means the Hub does not say: OAuth tokens do not expose
+	// CapabilityUnknown means the Hub does not say: OAuth tokens do not expose
 	// their scopes.
-	Unknown Capability = iota
-	// Yes means the token has what is asked.
-	Yes
-	// No means the token lacks it.
-	No
+	CapabilityUnknown Capability = iota
+	// CapabilityYes means the token has what is asked.
+	CapabilityYes
+	// CapabilityNo means the token lacks it.
+	CapabilityNo
 )
 
 // String returns "unknown", "yes" or "no".
 func (c Capability) String() string {
 	switch c {
-	case Yes:
+	case CapabilityYes:
 		return "yes"
-	case No:
+	case CapabilityNo:
 		return "no"
 	}
 	return "unknown"
@@ -92,7 +92,7 @@ type ScopedPermissions struct {
 	Permissions []string `json:"permissions"`
 }
 
-// whoamiWire is the shape of /api/whoami-v2 (hf-api-facts.md §10).
+// whoamiWire is the shape of /api/whoami-v2 (testdata/README.md).
 type whoamiWire struct {
 	Type      string `json:"type"`
 	Name      string `json:"name"`
@@ -174,21 +174,21 @@ func (c *Client) whoami(ctx context.Context, tok Token) (*WhoAmI, error) {
 func inferenceCapability(w *WhoAmI) Capability {
 	switch {
 	case w.OAuth():
-		return Unknown
+		return CapabilityUnknown
 	case w.Role == "fineGrained":
 		if slices.Contains(w.Permissions, PermissionInferenceProviders) {
-			return Yes
+			return CapabilityYes
 		}
 		for _, s := range w.Scoped {
 			if s.Entity == "user/"+w.Name && slices.Contains(s.Permissions, PermissionInferenceProviders) {
-				return Yes
+				return CapabilityYes
 			}
 		}
-		return No
+		return CapabilityNo
 	case w.Role == "read", w.Role == "write", w.Role == "admin", w.Role == "contributor":
-		return Yes
+		return CapabilityYes
 	}
-	return Unknown
+	return CapabilityUnknown
 }
 
 // ModelInfo is what the Hub says about a model (GET /api/models/{id}).
@@ -217,8 +217,8 @@ type ProviderMapping struct {
 	Task string `json:"task,omitempty"`
 }
 
-// Live returns the providers whose status is "live".
-func (m *ModelInfo) Live() []ProviderMapping {
+// LiveProviders returns the providers whose status is "live".
+func (m *ModelInfo) LiveProviders() []ProviderMapping {
 	var out []ProviderMapping
 	for _, p := range m.Providers {
 		if p.Status == "live" {
@@ -231,7 +231,7 @@ func (m *ModelInfo) Live() []ProviderMapping {
 // Model asks the Hub about a model: whether it exists, whether it is
 // gated, and which providers serve it. A missing or private model is
 // [ErrModelNotFound].
-func (c *Client) Model(ctx context.Context, id string) (*ModelInfo, error) {
+func (c *Client) HubModel(ctx context.Context, id string) (*ModelInfo, error) {
 	if err := c.usable(ctx); err != nil {
 		return nil, err
 	}

@@ -18,22 +18,22 @@ func TestWhoamiShapes(t *testing.T) {
 	}{
 		{"classic write token", `{"type":"user","id":"62f2","name":"hub.js","fullname":"Hub JS","email":"x@y","canPay":false,"isPro":false,"orgs":[{"name":"huggingface"}],
 			"auth":{"type":"access_token","accessToken":{"displayName":"ci-hub.js","role":"write","createdAt":"2024-01-01T00:00:00.000Z"}}}`, testToken,
-			WhoAmI{Name: "hub.js", Type: "user", Fullname: "Hub JS", Orgs: []string{"huggingface"}, TokenKind: "access_token", TokenName: "ci-hub.js", Role: "write", CanCallInference: Yes}},
+			WhoAmI{Name: "hub.js", Type: "user", Fullname: "Hub JS", Orgs: []string{"huggingface"}, TokenKind: "access_token", TokenName: "ci-hub.js", Role: "write", CanCallInference: CapabilityYes}},
 		{"fine-grained with the permission", `{"type":"user","name":"alice","auth":{"type":"access_token","accessToken":{"displayName":"infer","role":"fineGrained",
 			"fineGrained":{"canReadGatedRepos":true,"global":["inference.serverless.write"],"scoped":[]}}}}`, testToken,
-			WhoAmI{Name: "alice", Type: "user", TokenKind: "access_token", TokenName: "infer", Role: "fineGrained", Permissions: []string{"inference.serverless.write"}, CanCallInference: Yes}},
+			WhoAmI{Name: "alice", Type: "user", TokenKind: "access_token", TokenName: "infer", Role: "fineGrained", Permissions: []string{"inference.serverless.write"}, CanCallInference: CapabilityYes}},
 		{"fine-grained scoped to the user", `{"type":"user","name":"alice","auth":{"type":"access_token","accessToken":{"displayName":"s","role":"fineGrained",
 			"fineGrained":{"global":[],"scoped":[{"entity":{"type":"user","name":"alice"},"permissions":["repo.write","inference.serverless.write"]}]}}}}`, testToken,
 			WhoAmI{Name: "alice", Type: "user", TokenKind: "access_token", TokenName: "s", Role: "fineGrained", Permissions: []string{},
-				Scoped: []ScopedPermissions{{Entity: "user/alice", Permissions: []string{"repo.write", "inference.serverless.write"}}}, CanCallInference: Yes}},
+				Scoped: []ScopedPermissions{{Entity: "user/alice", Permissions: []string{"repo.write", "inference.serverless.write"}}}, CanCallInference: CapabilityYes}},
 		{"fine-grained without it", `{"type":"user","name":"alice","auth":{"type":"access_token","accessToken":{"displayName":"repo-only","role":"fineGrained",
 			"fineGrained":{"global":["discussion.write"],"scoped":[{"entity":{"type":"org","name":"acme"},"permissions":["inference.serverless.write"]}]},"expiration":"2027-01-02T03:04:05Z"}}}`, testToken,
 			WhoAmI{Name: "alice", Type: "user", TokenKind: "access_token", TokenName: "repo-only", Role: "fineGrained", Permissions: []string{"discussion.write"},
-				Scoped: []ScopedPermissions{{Entity: "org/acme", Permissions: []string{"inference.serverless.write"}}}, Expires: time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC), CanCallInference: No}},
+				Scoped: []ScopedPermissions{{Entity: "org/acme", Permissions: []string{"inference.serverless.write"}}}, Expires: time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC), CanCallInference: CapabilityNo}},
 		{"oauth, empty auth", `{"type":"user","name":"bob","auth":{}}`, "hf_oauth_abcdefghijklmnopqrstuvwxyz0123",
-			WhoAmI{Name: "bob", Type: "user", TokenKind: "oauth", CanCallInference: Unknown}},
+			WhoAmI{Name: "bob", Type: "user", TokenKind: "oauth", CanCallInference: CapabilityUnknown}},
 		{"oauth type", `{"type":"oauth","name":"bob","expiresAt":"2026-12-01T00:00:00Z"}`, testToken,
-			WhoAmI{Name: "bob", Type: "oauth", TokenKind: "oauth", Expires: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), CanCallInference: Unknown}},
+			WhoAmI{Name: "bob", Type: "oauth", TokenKind: "oauth", Expires: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), CanCallInference: CapabilityUnknown}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,8 +48,8 @@ func TestWhoamiShapes(t *testing.T) {
 			assert.Equal(t, "Bearer "+tt.token, rt.reqs()[0].Authorization)
 		})
 	}
-	assert.Equal(t, "no", No.String())
-	text, _ := Yes.MarshalText()
+	assert.Equal(t, "no", CapabilityNo.String())
+	text, _ := CapabilityYes.MarshalText()
 	assert.Equal(t, "yes", string(text))
 }
 
@@ -71,7 +71,7 @@ func TestWhoamiFailures(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Whoami(t.Context())
 	require.ErrorIs(t, err, ErrNoToken)
-	_, err = c.Model(t.Context(), "org/m")
+	_, err = c.HubModel(t.Context(), "org/m")
 	require.ErrorIs(t, err, ErrNoToken)
 }
 
@@ -98,14 +98,14 @@ func TestModelInfo(t *testing.T) {
 			rt := newRouter(t, status(200, tt.body))
 			c, err := NewClient(WithHubURL(rt.URL()), WithToken(testToken))
 			require.NoError(t, err)
-			got, err := c.Model(t.Context(), "org/m")
+			got, err := c.HubModel(t.Context(), "org/m")
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, *got)
 			assert.Equal(t, "/api/models/org/m", rt.reqs()[0].Path)
 		})
 	}
 	m := ModelInfo{Providers: []ProviderMapping{{Provider: "a", Status: "live"}, {Provider: "b", Status: "staging"}}}
-	assert.Equal(t, []ProviderMapping{{Provider: "a", Status: "live"}}, m.Live())
+	assert.Equal(t, []ProviderMapping{{Provider: "a", Status: "live"}}, m.LiveProviders())
 }
 
 func TestModelInfoFailures(t *testing.T) {
@@ -125,14 +125,14 @@ func TestModelInfoFailures(t *testing.T) {
 			rt := newRouter(t, tt.handler)
 			c, err := NewClient(WithHubURL(rt.URL()), WithToken(testToken), WithRetry(RetryPolicy{}))
 			require.NoError(t, err)
-			_, err = c.Model(t.Context(), "org/m")
+			_, err = c.HubModel(t.Context(), "org/m")
 			require.ErrorIs(t, err, tt.kind)
 		})
 	}
 	c, err := NewClient(WithToken(testToken))
 	require.NoError(t, err)
 	for _, bad := range []string{"", "org/m:together", "bad model"} {
-		_, err = c.Model(t.Context(), bad)
+		_, err = c.HubModel(t.Context(), bad)
 		require.ErrorIs(t, err, ErrInvalidRequest, bad)
 	}
 }

@@ -91,7 +91,7 @@ func (mc *modelCache) release() { <-mc.lock }
 // client's cache while it is younger than the TTL ([WithModelsTTL]). When a
 // refresh fails and an older list is held, the older list is returned and
 // the failure is logged at warn; with no list held, the failure is returned.
-func (c *Client) Models(ctx context.Context) ([]RouterModel, error) {
+func (c *Client) RouterModels(ctx context.Context) ([]RouterModel, error) {
 	if err := c.usable(ctx); err != nil {
 		return nil, err
 	}
@@ -109,9 +109,9 @@ func (c *Client) Models(ctx context.Context) ([]RouterModel, error) {
 	return out, nil
 }
 
-// RefreshModels fetches the router's model list now, whatever the cache's
+// RefreshRouterModels fetches the router's model list now, whatever the cache's
 // age. On failure the cached list, if any, is kept and the error returned.
-func (c *Client) RefreshModels(ctx context.Context) error {
+func (c *Client) RefreshRouterModels(ctx context.Context) error {
 	if err := c.usable(ctx); err != nil {
 		return err
 	}

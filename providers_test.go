@@ -104,7 +104,7 @@ func TestModelListIsCachedAndSurvivesAFailingRefresh(t *testing.T) {
 		inference.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 
-	models, err := c.Models(t.Context())
+	models, err := c.RouterModels(t.Context())
 	require.NoError(t, err)
 	require.Len(t, models, 1)
 	assert.Equal(t, listed, models[0])
@@ -121,11 +121,11 @@ func TestModelListIsCachedAndSurvivesAFailingRefresh(t *testing.T) {
 	assert.Contains(t, logs.String(), "keeping the older list")
 
 	// An explicit refresh reports its failure, and still keeps the list.
-	require.ErrorIs(t, c.RefreshModels(t.Context()), inference.ErrProvider)
+	require.ErrorIs(t, c.RefreshRouterModels(t.Context()), inference.ErrProvider)
 	_, err = c.RouterModel(t.Context(), "org/m")
 	require.NoError(t, err)
 	r.ListAnswer(nil)
-	require.NoError(t, c.RefreshModels(t.Context()))
+	require.NoError(t, c.RefreshRouterModels(t.Context()))
 }
 
 func TestDiscoveryFailureFallsBackToTheRouter(t *testing.T) {
@@ -139,7 +139,7 @@ func TestDiscoveryFailureFallsBackToTheRouter(t *testing.T) {
 	assert.Equal(t, "the router chose", resp.Text())
 	assert.Equal(t, []string{"org/m"}, r.Models())
 
-	_, err = c.Models(t.Context())
+	_, err = c.RouterModels(t.Context())
 	require.ErrorIs(t, err, inference.ErrProvider, "with no list held, Models reports the failure")
 	r.ListAnswer(nil)
 	_, err = c.RouterModel(t.Context(), "org/unknown")

@@ -13,8 +13,8 @@ import (
 )
 
 // Answer writes the router's response to one request. The ready-made
-// answers below reproduce what the real router sends (see the project's
-// hf-api-facts notes); write your own for anything else.
+// answers below reproduce what the real router sends (the sources are in
+// the repository's testdata/README.md); write your own for anything else.
 type Answer func(w http.ResponseWriter, req *Request)
 
 // Reply answers with a chat completion whose content is text, served by the

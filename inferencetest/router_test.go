@@ -254,13 +254,13 @@ func TestHubEndpoints(t *testing.T) {
 	assert.Equal(t, "alice", who.Name)
 	assert.Equal(t, []string{"acme"}, who.Orgs)
 	assert.Equal(t, "read", who.Role)
-	assert.Equal(t, inference.Yes, who.CanCallInference)
+	assert.Equal(t, inference.CapabilityYes, who.CanCallInference)
 
-	m, err := c.Model(t.Context(), "org/m")
+	m, err := c.HubModel(t.Context(), "org/m")
 	require.NoError(t, err)
 	assert.Equal(t, "auto", m.Gated)
 	assert.Equal(t, []inference.ProviderMapping{{Provider: "b", Status: "live", ProviderID: "m-b", Task: "conversational"}, {Provider: "a", Status: "staging", Task: "conversational"}}, m.Providers)
-	_, err = c.Model(t.Context(), "org/missing")
+	_, err = c.HubModel(t.Context(), "org/missing")
 	require.ErrorIs(t, err, inference.ErrModelNotFound)
 
 	oauthClient, err := r.Client(inference.WithToken("hf_oauth_UserXXXXXXXXXXXXXXXXXXXXXXXXXXXX"))
@@ -269,7 +269,7 @@ func TestHubEndpoints(t *testing.T) {
 	who, err = oauthClient.Whoami(t.Context())
 	require.NoError(t, err)
 	assert.True(t, who.OAuth())
-	assert.Equal(t, inference.Unknown, who.CanCallInference)
+	assert.Equal(t, inference.CapabilityUnknown, who.CanCallInference)
 
 	stranger, err := r.Client(inference.WithToken("hf_StrangerXXXXXXXXXXXXXXXXXXXXXXXXXXXX"))
 	require.NoError(t, err)
