@@ -80,16 +80,18 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 // read reads a 2xx body of at most limit bytes. A longer one is a body that
 // is not what was asked for.
 func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange, limit int) ([]byte, error) {
-	tooLarge := fmt.Sprintf("the answer is larger than %d MiB", limit>>20)
+	tooLarge := func(data []byte) error {
+		return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, fmt.Sprintf("the answer is larger than %d MiB", limit>>20))
+	}
 	if resp.ContentLength > int64(limit) {
-		return nil, c.notWhatWasAsked(resp.StatusCode, resp.Header, nil, x, tooLarge)
+		return nil, tooLarge(nil)
 	}
 	data, err := readCapped(resp.Body, limit, resp.ContentLength)
 	if err != nil {
 		return nil, c.noAnswer(ctx, actx, x, fmt.Errorf("reading the answer: %w", err))
 	}
 	if len(data) > limit {
-		return nil, c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, tooLarge)
+		return nil, tooLarge(data)
 	}
 	return data, nil
 }
