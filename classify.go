@@ -92,6 +92,10 @@ func kindOf(status int, errorCode string, html, fromProvider bool, text serverTe
 	if k := kindFromCode(text); k != nil {
 		return k
 	}
+	if (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge ||
+		status == http.StatusUnprocessableEntity) && tooLong(text.message) {
+		return ErrContextLength
+	}
 	switch status {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		if html && text.message == "" {
@@ -129,11 +133,31 @@ func kindFromCode(t serverText) error {
 		return ErrModelNotFound
 	case "rate_limit_exceeded":
 		return ErrRateLimited
+	case "context_length_exceeded", "string_above_max_length":
+		return ErrContextLength
+	case "content_policy_violation", "content_filter":
+		// The same request is refused anywhere: the walk stops on it.
+		return ErrInvalidRequest
 	}
 	if t.errorType == "overloaded" {
 		return ErrProvider
 	}
 	return nil
+}
+
+// tooLong reports the words servers use for an input that does not fit the
+// model's context: OpenAI's and vLLM's "maximum context length", TGI's
+// "`inputs` tokens + `max_new_tokens` must be <=" and "must have less than",
+// vLLM's "too long to fit into the model" and "longer than the maximum model
+// length", SGLang's "longer than the model's context length", and the
+// plainer "prompt is too long", "input is too long", "context window".
+func tooLong(message string) bool {
+	msg := strings.ToLower(message)
+	return containsAny(msg, "maximum context length", "context length exceeded", "context_length_exceeded",
+		"tokens + `max_new_tokens` must be <=", "`inputs` must have less than",
+		"too long to fit into the model", "longer than the maximum model length",
+		"longer than the model's context length", "prompt is too long", "input is too long",
+		"exceeds the context window", "exceeds the model's context window")
 }
 
 // credentialKind reads a 401's or 403's words (testdata/README.md): a

@@ -28,7 +28,7 @@ var allKinds = []error{
 	inference.ErrNoToken, inference.ErrInvalidToken, inference.ErrUnauthorized, inference.ErrMissingScope,
 	inference.ErrGatedModel, inference.ErrModelNotFound, inference.ErrModelNotSupported,
 	inference.ErrPaymentRequired, inference.ErrRateLimited, inference.ErrInvalidRequest,
-	inference.ErrProvider, inference.ErrStream,
+	inference.ErrProvider, inference.ErrContextLength, inference.ErrStream,
 }
 
 func matchedKinds(err error) []error {

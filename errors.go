@@ -57,6 +57,14 @@ var (
 	// success status whose body is not a chat completion.
 	ErrProvider = errors.New("inference: the provider failed")
 
+	// ErrContextLength means the input does not fit the model's context
+	// (code context_length_exceeded, "maximum context length", TGI's
+	// "`inputs` tokens + `max_new_tokens` must be <="). The walk moves to the
+	// next candidate at once, which may have a longer context; when none
+	// takes it, shorten the conversation (an agent compacts its context on
+	// errors.Is(err, ErrContextLength)) or lower MaxTokens.
+	ErrContextLength = errors.New("inference: the input is longer than the model's context")
+
 	// ErrStream means a stream failed after it had started.
 	ErrStream = errors.New("inference: the stream failed")
 )
@@ -66,7 +74,7 @@ var (
 var kinds = []error{
 	ErrNoToken, ErrInvalidToken, ErrUnauthorized, ErrMissingScope, ErrGatedModel,
 	ErrModelNotFound, ErrModelNotSupported, ErrPaymentRequired, ErrRateLimited,
-	ErrInvalidRequest, ErrProvider, ErrStream,
+	ErrInvalidRequest, ErrProvider, ErrContextLength, ErrStream,
 }
 
 // Limits on what an error keeps from a server.
@@ -286,6 +294,8 @@ func hintFor(kind error, f hintFacts) string {
 		return "Check the request's parameters against what the model and provider accept"
 	case ErrProvider:
 		return "Retry later, or use another provider or model"
+	case ErrContextLength:
+		return "Shorten the conversation (drop or summarise earlier turns) or lower MaxTokens, or use a model with a longer context; errors.Is(err, ErrContextLength) tells an agent to compact its context"
 	case ErrStream:
 		return "What arrived before the failure is kept (ChatStream.Response); send the request again for a whole answer"
 	}

@@ -49,7 +49,7 @@ func TestClassifyFixtures(t *testing.T) {
 		{fixture: "F07c-hub-rate-limit.http", model: "m/a", kind: ErrRateLimited, status: 429, requestID: "hubRL-1", retryAfter: 55 * time.Second, inText: "Wait 55s"},
 		{fixture: "F07d-rate-limit-ms.http", model: "m/a", kind: ErrRateLimited, status: 429, requestID: "rlms-1", retryAfter: 1500 * time.Millisecond},
 		{fixture: "F07e-rate-limit-misleading-body.http", model: "m/a", kind: ErrRateLimited, status: 429, requestID: "rl-odd"},
-		{fixture: "F08-validation-422.http", model: "m/a", kind: ErrInvalidRequest, status: 422, inMessage: "Input validation error"},
+		{fixture: "F08-validation-422.http", model: "m/a", kind: ErrContextLength, status: 422, inMessage: "Input validation error", inText: "Shorten the conversation"},
 		{fixture: "F08b-fastapi-detail-422.http", model: "m/a", kind: ErrInvalidRequest, status: 422, wantProvider: "featherless-ai", fromProvider: true, inMessage: "field required"},
 		{fixture: "F09-model-not-found.http", model: "nobody/bad-model", kind: ErrModelNotFound, status: 400, requestID: "fohf8hz3jMMmVCP8", inMessage: "does not exist"},
 		{fixture: "F09b-model-not-supported.http", model: "HuggingFaceH4/zephyr-7b-beta", kind: ErrModelNotSupported, status: 400, requestID: "notSupp-1", inMessage: "not supported by any provider"},
@@ -57,6 +57,9 @@ func TestClassifyFixtures(t *testing.T) {
 		{fixture: "F09d-provider-native-400.http", model: "m/a", provider: "novita", kind: ErrInvalidRequest, status: 400, requestID: "2cc3c5e741689ba673540eef4722106e", wantProvider: "novita", fromProvider: true, inMessage: "vision not support"},
 		{fixture: "F09e-deprecated-410.http", model: "m/a", provider: "cerebras", kind: ErrModelNotSupported, status: 410, requestID: "gone-1", wantProvider: "cerebras"},
 		{fixture: "F09f-router-400-plain.http", model: "m/a", kind: ErrInvalidRequest, status: 400, requestID: "bad-1"},
+		{fixture: "F14-context-length-exceeded.http", model: "m/a", provider: "together", kind: ErrContextLength, status: 400, wantProvider: "together", fromProvider: true, inMessage: "maximum context length", inText: "ErrContextLength"},
+		{fixture: "F14b-vllm-prompt-too-long.http", model: "m/a", provider: "nebius", kind: ErrContextLength, status: 400, wantProvider: "nebius", fromProvider: true, inMessage: "longer than the maximum model length"},
+		{fixture: "F15-content-policy.http", model: "m/a", provider: "together", kind: ErrInvalidRequest, status: 400, wantProvider: "together", fromProvider: true, inMessage: "safety system"},
 		{fixture: "F10-html-gateway-504.http", model: "m/a", kind: ErrProvider, status: 504, requestID: "4s1eHdlzCZ-srTxUzxwoVRp6n3FItjfsWZgw7jqnOAy-wBm8Fdc8hQ=="},
 		{fixture: "F10b-html-unlabelled-502.http", model: "m/a", kind: ErrProvider, status: 502},
 		{fixture: "F11-hub-errors-array.http", model: "m/a", kind: ErrInvalidRequest, status: 400, requestID: "hubErr-1", inMessage: "Invalid expand parameter"},
@@ -108,6 +111,7 @@ func TestErrorTextNamesTheFix(t *testing.T) {
 		{ErrProvider, []string{"another provider"}},
 		{ErrInvalidRequest, []string{"parameters"}},
 		{ErrUnauthorized, []string{"invalid or expired"}},
+		{ErrContextLength, []string{"Shorten the conversation", "errors.Is(err, ErrContextLength)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind.Error(), func(t *testing.T) {

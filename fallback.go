@@ -48,8 +48,10 @@ type FallbackPolicy func(err error) Decision
 //
 //	ErrGatedModel, ErrModelNotFound, ErrModelNotSupported,
 //	ErrProvider, ErrRateLimited                  next candidate
+//	ErrContextLength                              next candidate (never a retry)
 //	ErrInvalidRequest 422, or 400 from a provider next candidate
-//	ErrInvalidRequest otherwise                   stop
+//	ErrInvalidRequest content_policy_violation,
+//	or otherwise                                  stop
 //	ErrUnauthorized, ErrMissingScope              next token source, else stop
 //	ErrPaymentRequired, ErrNoToken,
 //	ErrInvalidToken, anything else                stop
@@ -59,6 +61,10 @@ func DefaultFallbackPolicy(err error) Decision {
 		errors.Is(err, ErrModelNotSupported), errors.Is(err, ErrProvider),
 		errors.Is(err, ErrRateLimited):
 		return DecisionNextCandidate
+	case errors.Is(err, ErrContextLength):
+		// Another model may have a longer context; the same one never
+		// will, so it is not retried.
+		return DecisionNextCandidate
 	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrMissingScope):
 		return DecisionNextToken
 	case errors.Is(err, ErrInvalidRequest):
@@ -66,13 +72,19 @@ func DefaultFallbackPolicy(err error) Decision {
 		// provider accepts; another may take the same request. A router
 		// 400 would be refused everywhere.
 		var apiErr *APIError
-		if errors.As(err, &apiErr) &&
+		if errors.As(err, &apiErr) && !isContentPolicy(apiErr.Code) &&
 			(apiErr.StatusCode == http.StatusUnprocessableEntity || apiErr.FromProvider) {
 			return DecisionNextCandidate
 		}
 		return DecisionStop
 	}
 	return DecisionStop
+}
+
+// isContentPolicy reports a refusal by a safety system, which every
+// candidate would repeat.
+func isContentPolicy(code string) bool {
+	return code == "content_policy_violation" || code == "content_filter"
 }
 
 // coolsDown reports whether a failure of this kind makes the candidate

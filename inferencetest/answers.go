@@ -250,9 +250,32 @@ func GatewayTimeout() Answer {
 	}, `<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center></body></html>`)
 }
 
-// Validation is TGI's 422 for a request the model cannot take.
+// Validation is TGI's 422 for a parameter the model cannot take.
 func Validation() Answer {
-	return jsonError(422, "{\"error\":\"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 17 `inputs` tokens and 10000 `max_new_tokens`\",\"error_type\":\"validation\"}")
+	return jsonError(422, "{\"error\":\"Input validation error: `temperature` must be strictly positive\",\"error_type\":\"validation\"}")
+}
+
+// ContextLengthExceeded is the 400 of an OpenAI-compatible provider for an
+// input longer than the model's context, with code context_length_exceeded.
+func ContextLengthExceeded() Answer {
+	return BadRequest("context_length_exceeded", "This model's maximum context length is 8192 tokens. However, your messages resulted in 9631 tokens. Please reduce the length of the messages.")
+}
+
+// ContentPolicy is the 400 of a provider's safety system, with code
+// content_policy_violation: the same request is refused anywhere.
+func ContentPolicy() Answer {
+	return BadRequest("content_policy_violation", "Your request was rejected as a result of our safety system.")
+}
+
+// BadRequest is a provider's 400 in the OpenAI envelope with the given code
+// and message, such as BadRequest("invalid_prefill", "...").
+func BadRequest(code, message string) Answer {
+	return func(w http.ResponseWriter, req *Request) {
+		body, _ := json.Marshal(map[string]any{"error": map[string]any{
+			"message": message, "type": "invalid_request_error", "param": nil, "code": code,
+		}})
+		jsonError(400, string(body))(w, req)
+	}
 }
 
 // ProviderBadRequest is a provider's own 400 (Novita's shape) for a feature

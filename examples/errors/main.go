@@ -32,7 +32,9 @@ var scenarios = []struct {
 	{"demo/unserved", inferencetest.NotSupported()},
 	{"demo/no-credits", inferencetest.PaymentRequired()},
 	{"demo/busy", inferencetest.RateLimited(30 * time.Second)},
-	{"demo/too-long", inferencetest.Validation()},
+	{"demo/too-long", inferencetest.ContextLengthExceeded()},
+	{"demo/bad-setting", inferencetest.Validation()},
+	{"demo/refused", inferencetest.ContentPolicy()},
 	{"demo/down", inferencetest.GatewayTimeout()},
 	{"demo/bad-token", inferencetest.InvalidToken()},
 }
@@ -101,8 +103,10 @@ func show(out io.Writer, what string, err error) {
 		advice = "The account has run out of inference credits."
 	case errors.Is(err, inference.ErrRateLimited):
 		advice = "Too many requests: try again shortly."
+	case errors.Is(err, inference.ErrContextLength):
+		advice = "The conversation is too long for this model: start a new one, or let the app summarise it."
 	case errors.Is(err, inference.ErrInvalidRequest):
-		advice = "The request was refused: shorten it or change its settings."
+		advice = "The request was refused: change its settings or its content."
 	case errors.Is(err, inference.ErrProvider):
 		advice = "The model's provider is having trouble: try again later."
 	case errors.Is(err, inference.ErrUnauthorized), errors.Is(err, inference.ErrInvalidToken), errors.Is(err, inference.ErrNoToken):

@@ -22,6 +22,8 @@ func TestErrorsOffline(t *testing.T) {
 		"demo/no-credits\n  user sees: The account has run out",
 		"demo/busy\n  user sees: Too many requests", "retry after 30s",
 		"demo/down\n  user sees: The model's provider is having trouble",
+		"demo/too-long\n  user sees: The conversation is too long",
+		"demo/refused\n  user sees: The request was refused", "safety system",
 		`request id "4s1eHdlzCZ-srTxUzxwoVRp6n3FItjfsWZgw7jqnOAy-wBm8Fdc8hQ=="`,
 		"demo/bad-token\n  user sees: Sign in again",
 		"a printed token object\n  user sees: Sign in again", "oauth_token.token",
