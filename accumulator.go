@@ -13,8 +13,12 @@ type ChatAccumulator struct {
 	reasoning []strings.Builder
 }
 
-// Add folds one chunk in.
+// Add folds one chunk in. A chunk with Restarted set replaces everything
+// added before it: it starts the answer again.
 func (a *ChatAccumulator) Add(c ChatChunk) {
+	if c.Restarted {
+		*a = ChatAccumulator{}
+	}
 	if a.resp.ID == "" {
 		a.resp.ID = c.ID
 	}

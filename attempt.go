@@ -21,16 +21,54 @@ type Attempt struct {
 	TokenSource string
 	// Retries is how many times the attempt was repeated.
 	Retries int
-	// Duration is the time the attempt took, retries and waits included.
+	// Duration is the time the attempt took, retries and waits included;
+	// for a stream, until its first content, or until it failed.
 	Duration time.Duration
+	// TimedOut names the client's limit that ended the attempt, if one
+	// did: TimeoutAttempt, TimeoutFirstToken or TimeoutStreamIdle.
+	TimedOut Timeout
 }
 
-// attemptTimeoutError is the cause of an attempt that ran out of its own
-// time (WithAttemptTimeout), as opposed to the caller's context.
-type attemptTimeoutError struct{ d time.Duration }
+// Timeout names one of the client's time limits on an attempt.
+type Timeout string
 
-func (e attemptTimeoutError) Error() string {
+// The limits that can end an attempt.
+const (
+	// TimeoutAttempt is WithAttemptTimeout: one candidate, retries
+	// included, until an answer (for a stream, its first chunk).
+	TimeoutAttempt Timeout = "attempt"
+	// TimeoutFirstToken is WithFirstTokenTimeout: one HTTP try of a
+	// stream, from sending to its first chunk with content.
+	TimeoutFirstToken Timeout = "first token"
+	// TimeoutStreamIdle is WithStreamIdleTimeout: the longest silence
+	// between two events of an open stream.
+	TimeoutStreamIdle Timeout = "stream idle"
+)
+
+// timeoutError is the cause of an attempt that one of the client's limits
+// ended, as opposed to the caller's context.
+type timeoutError struct {
+	limit Timeout
+	d     time.Duration
+}
+
+func (e timeoutError) Error() string {
+	switch e.limit {
+	case TimeoutFirstToken:
+		return fmt.Sprintf("no content within the first-token timeout of %s", e.d)
+	case TimeoutStreamIdle:
+		return fmt.Sprintf("no event within the stream idle timeout of %s", e.d)
+	}
 	return fmt.Sprintf("no answer within the attempt timeout of %s", e.d)
+}
+
+// timedOut is the limit that ended an attempt with err, or "".
+func timedOut(err error) Timeout {
+	var te timeoutError
+	if errors.As(err, &te) {
+		return te.limit
+	}
+	return ""
 }
 
 // summary is one attempt in a FallbackError's paragraph: the candidate, the
@@ -104,6 +142,9 @@ type attemptState struct {
 	// again, as go-retryablehttp numbers its attempts; it is written only by
 	// the goroutine running the call.
 	retries int
+	// onTry, when set, is called before each HTTP try (a stream restarts
+	// its first-token timer there).
+	onTry func()
 }
 
 type attemptKey struct{}

@@ -97,7 +97,7 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	// redundant; skipping it saves a timer and a context per call.
 	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, attemptTimeoutError{c.timeout})
+		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, timeoutError{TimeoutAttempt, c.timeout})
 		defer cancel()
 	}
 	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok}
@@ -115,6 +115,7 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	}
 	att.Err = err
 	att.Duration = time.Since(start)
+	att.TimedOut = timedOut(err)
 	return out, att, err
 }
 

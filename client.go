@@ -36,6 +36,11 @@ type Client struct {
 	models    *modelCache
 	order     providerOrder
 	walkAuto  bool
+	// recovery, firstToken and streamIdle shape streams: see
+	// WithStreamRecovery, WithFirstTokenTimeout, WithStreamIdleTimeout.
+	recovery          bool
+	firstTokenTimeout time.Duration
+	streamIdle        time.Duration
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -56,6 +61,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		cooldown:       DefaultCooldown,
 		policy:         DefaultFallbackPolicy,
 		attemptTimeout: DefaultAttemptTimeout,
+		streamIdle:     DefaultStreamIdleTimeout,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -115,23 +121,26 @@ func NewClient(opts ...Option) (*Client, error) {
 
 	retry := s.retry.withDefaults()
 	return &Client{
-		base:      base,
-		hub:       hub,
-		chatURL:   base.String() + "/v1/chat/completions",
-		tokens:    tokens,
-		logger:    logger,
-		retry:     retry,
-		fallbacks: s.fallbacks,
-		policy:    s.policy,
-		cooldown:  s.cooldown,
-		cool:      newMemoryCooldown(),
-		timeout:   s.attemptTimeout,
-		http:      newRetryClient(hc, retry),
-		transport: transport,
-		oneSource: []indexedSource{{i: 0, src: tokens}},
-		models:    newModelCache(s.modelsTTL),
-		order:     s.order,
-		walkAuto:  s.walkAuto,
+		base:              base,
+		hub:               hub,
+		chatURL:           base.String() + "/v1/chat/completions",
+		tokens:            tokens,
+		logger:            logger,
+		retry:             retry,
+		fallbacks:         s.fallbacks,
+		policy:            s.policy,
+		cooldown:          s.cooldown,
+		cool:              newMemoryCooldown(),
+		timeout:           s.attemptTimeout,
+		http:              newRetryClient(hc, retry),
+		transport:         transport,
+		oneSource:         []indexedSource{{i: 0, src: tokens}},
+		models:            newModelCache(s.modelsTTL),
+		order:             s.order,
+		walkAuto:          s.walkAuto,
+		recovery:          s.recovery,
+		firstTokenTimeout: s.firstToken,
+		streamIdle:        s.streamIdle,
 	}, nil
 }
 

@@ -92,7 +92,7 @@ func isContentPolicy(code string) bool {
 func coolsDown(err error) bool {
 	return errors.Is(err, ErrProvider) || errors.Is(err, ErrRateLimited) ||
 		errors.Is(err, ErrGatedModel) || errors.Is(err, ErrModelNotFound) ||
-		errors.Is(err, ErrModelNotSupported)
+		errors.Is(err, ErrModelNotSupported) || errors.Is(err, ErrStream)
 }
 
 // FallbackError is a call in which no candidate served an answer. Attempts
@@ -219,59 +219,123 @@ func removeCandidate(list []Candidate, c Candidate) []Candidate {
 	return out
 }
 
-func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
-	var zero T
-	var room [4]Candidate
-	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req, room[:0])), time.Now())
-	now := time.Now()
-	for _, s := range skipped {
+// walker is one call's walk over its candidates and token sources. It is a
+// value a call keeps (on its stack for Chat), so that a stream with
+// recovery can resume it after the candidate that served fails mid-way.
+type walker struct {
+	c       *Client
+	cands   []Candidate
+	skipped []Candidate
+	tokens  tokenCursor
+	tok     Token
+	// i is the candidate to try next; restarts counts the mid-stream
+	// restarts of that candidate (WithStreamRecovery).
+	i        int
+	restarts int
+	attempts []Attempt
+	// room holds the usual few candidates without an allocation.
+	room [4]Candidate
+}
+
+// start plans the walk: the candidates (expanded, those cooling down
+// skipped) and the first valid token. Without a token, nothing is sent and
+// start returns why.
+func (w *walker) start(ctx context.Context, c *Client, req *ChatRequest) error {
+	w.c = c
+	w.cands, w.skipped = c.plan(c.expand(ctx, req, c.candidates(req, w.room[:0])), time.Now())
+	for _, s := range w.skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
 	}
-	tokens := c.newTokenCursor(now)
-	tok, ok := tokens.advance(ctx)
+	w.tokens = c.newTokenCursor(time.Now())
+	tok, ok := w.tokens.advance(ctx)
 	if !ok {
-		return zero, trail{skipped: skipped}, tokens.failure(ctx)
+		return w.tokens.failure(ctx)
 	}
+	w.tok = tok
+	return nil
+}
 
-	var attempts []Attempt
-	fail := func() error { return &FallbackError{Attempts: attempts, Skipped: skipped} }
-	for i := 0; i < len(cands); {
-		cand := cands[i]
-		out, att, err := try(ctx, cand, tok)
-		attempts = append(attempts, att)
+func (w *walker) trail() trail { return trail{w.attempts, w.skipped} }
+
+func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
+
+// walk tries the candidates in order until one serves, as the policy
+// directs, and returns the result with every attempt made.
+func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
+	var w walker
+	if err := w.start(ctx, c, req); err != nil {
+		var zero T
+		return zero, w.trail(), err
+	}
+	out, err := run(ctx, &w, try)
+	return out, w.trail(), err
+}
+
+// run tries candidates from the walk's current one until one serves.
+func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
+	var zero T
+	for w.i < len(w.cands) {
+		cand := w.cands[w.i]
+		out, att, err := try(ctx, cand, w.tok)
+		w.attempts = append(w.attempts, att)
 		if err == nil {
-			return out, trail{attempts, skipped}, nil
+			return out, nil
 		}
 		if ctx.Err() != nil {
-			return zero, trail{attempts, skipped}, fail()
+			return zero, w.failure()
 		}
-		switch c.policy(err) {
-		case DecisionNextToken:
-			from := tok
-			c.coolDown(sourceKey(tokens.current.i, tokens.current.src), c.cooldown, len(tokens.sources) > 1)
-			next, ok := tokens.advance(ctx)
-			if !ok {
-				return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
-			}
-			tok = next
-			c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, tok, err),
-				slog.String("candidate", cand.String()), slog.String("from", from.Source),
-				slog.String("to", tok.Source), slog.String("reason", kindName(err)))
-			continue
-		case DecisionNextCandidate:
-			c.coolCandidate(cand, err)
-			if i+1 < len(cands) {
-				c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
-					slog.String("from", cand.String()), slog.String("to", cands[i+1].String()),
-					slog.String("reason", kindName(err)), slog.Int("status", att.StatusCode))
-			}
-			i++
-			continue
+		d := w.c.policy(err)
+		if d == decisionSameCandidate {
+			d = DecisionStop // not a policy's to give
 		}
-		return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
+		if !w.decide(ctx, err, att.StatusCode, d) {
+			return zero, w.c.logFailure(ctx, w.failure())
+		}
 	}
-	return zero, trail{attempts, skipped}, c.logFailure(ctx, fail())
+	return zero, w.c.logFailure(ctx, w.failure())
 }
+
+// decide moves the walk as d says after the current candidate failed with
+// err, and reports whether it goes on.
+func (w *walker) decide(ctx context.Context, err error, status int, d Decision) bool {
+	c, cand := w.c, w.cands[w.i]
+	switch d {
+	case DecisionNextToken:
+		from := w.tok
+		c.coolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), c.cooldown, len(w.tokens.sources) > 1)
+		next, ok := w.tokens.advance(ctx)
+		if !ok {
+			return false
+		}
+		w.tok = next
+		c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, next, err),
+			slog.String("candidate", cand.String()), slog.String("from", from.Source),
+			slog.String("to", next.Source), slog.String("reason", kindName(err)))
+		return true
+	case DecisionNextCandidate:
+		c.coolCandidate(cand, err)
+		if w.i+1 < len(w.cands) {
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
+				slog.String("from", cand.String()), slog.String("to", w.cands[w.i+1].String()),
+				slog.String("reason", kindName(err)), slog.Int("status", status))
+		}
+		w.i++
+		w.restarts = 0
+		return w.i < len(w.cands)
+	case decisionSameCandidate:
+		w.restarts++
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: restarting the stream",
+			slog.String("candidate", cand.String()), slog.String("reason", kindName(err)),
+			slog.Int("restart", w.restarts))
+		return true
+	}
+	return false
+}
+
+// decisionSameCandidate sends the request to the same candidate again: a
+// stream that broke mid-way (WithStreamRecovery). It is not a Decision a
+// FallbackPolicy returns.
+const decisionSameCandidate Decision = -1
 
 // coolCandidate skips a failed candidate in later calls: for the cooldown,
 // or as long as the server asked to wait (Retry-After) when that is longer.

@@ -29,6 +29,9 @@ type settings struct {
 	modelsTTL      time.Duration
 	order          providerOrder
 	walkAuto       bool
+	recovery       bool
+	firstToken     time.Duration
+	streamIdle     time.Duration
 }
 
 // WithToken authenticates with a fixed token, such as one read from a secret
@@ -250,6 +253,70 @@ func WithProviderOrder(policy ProviderPolicy, first ...string) Option {
 func WithProviderWalk() Option {
 	return func(s *settings) error {
 		s.walkAuto = true
+		return nil
+	}
+}
+
+// WithStreamRecovery makes a stream that fails after content arrived send
+// the same request again (never with the partial answer as a prefill)
+// through the walk, instead of ending with [ErrStream]. A cut connection, a
+// malformed event, an error event, or an end without a finish reason retries
+// the same candidate up to the retry policy's MaxRetries times, then moves
+// on; a stream silent past [WithStreamIdleTimeout] moves to the next
+// candidate at once. Each restart is an [Attempt], and a candidate given up
+// on cools down as after any failure.
+//
+// While the new attempt reproduces the text already delivered (content and
+// reasoning), its chunks are withheld, and only what goes past that point is
+// delivered: the consumer sees one unbroken answer. When it diverges (or
+// carries tool calls after tool-call pieces were delivered), its first
+// delivered chunk has [ChatChunk.Restarted] set and carries the new answer
+// from its start; [ChatAccumulator] and [ChatStream.Response] then drop the
+// abandoned text. It is opt-in because a consumer that prints chunks as they
+// come must honour Restarted (clear what it showed) or it would show mixed
+// text. When every candidate fails, the stream ends with the walk's error.
+func WithStreamRecovery() Option {
+	return func(s *settings) error {
+		s.recovery = true
+		return nil
+	}
+}
+
+// WithFirstTokenTimeout bounds each HTTP try of a stream, from sending to
+// the first chunk with content. When it passes, the attempt is an
+// [ErrProvider] whose [Attempt.TimedOut] is [TimeoutFirstToken], and the walk
+// goes to the next candidate without retrying the same one: a provider slow
+// to start stays slow. Zero, the default, means no such limit (the attempt
+// timeout still bounds it). It does not apply to [Client.Chat], which the
+// attempt timeout bounds.
+func WithFirstTokenTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("inference: WithFirstTokenTimeout: negative duration %s", d)
+		}
+		s.firstToken = d
+		return nil
+	}
+}
+
+// DefaultStreamIdleTimeout is the longest silence a stream is allowed
+// without [WithStreamIdleTimeout].
+const DefaultStreamIdleTimeout = 60 * time.Second
+
+// WithStreamIdleTimeout bounds the silence between two events once a stream
+// is open: any bytes count as life, SSE comments (keep-alives) included.
+// When it passes, a stream that had delivered content fails with
+// [ErrStream] (or, with [WithStreamRecovery], moves to the next candidate),
+// and one that had not is an [ErrProvider] attempt; either way
+// [Attempt.TimedOut] is [TimeoutStreamIdle]. The default is
+// [DefaultStreamIdleTimeout], so that a stalled stream always ends; zero
+// turns the limit off.
+func WithStreamIdleTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("inference: WithStreamIdleTimeout: negative duration %s", d)
+		}
+		s.streamIdle = d
 		return nil
 	}
 }

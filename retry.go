@@ -123,6 +123,9 @@ func newRetryClient(hc *http.Client, p RetryPolicy) *retryablehttp.Client {
 		RequestLogHook: func(_ retryablehttp.Logger, r *http.Request, n int) {
 			if st := attemptFrom(r.Context()); st != nil {
 				st.retries = n
+				if st.onTry != nil {
+					st.onTry()
+				}
 			}
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {

@@ -28,6 +28,12 @@ type ChatChunk struct {
 	// Usage is set on the last chunk of a stream that asked for it
 	// (ChatRequest.IncludeUsage); that chunk has no choices.
 	Usage *Usage `json:"usage"`
+	// Restarted is set on the first chunk delivered after a stream was
+	// sent again ([WithStreamRecovery]) and the new answer differed from
+	// what had been delivered: the chunk carries the new answer from its
+	// start, and what was shown before it must be dropped.
+	// [ChatAccumulator] and [ChatStream.Response] drop it themselves.
+	Restarted bool `json:"restarted,omitempty"`
 }
 
 // Text returns the content delta of the first choice.
@@ -67,53 +73,78 @@ func (c ChatChunk) hasContent() bool {
 //	if err != nil { ... }
 //	defer stream.Close()
 //	for stream.Next() {
-//		fmt.Print(stream.Current().Text())
+//		chunk := stream.Current()
+//		if chunk.Restarted { ... } // only with WithStreamRecovery: drop what was shown
+//		fmt.Print(chunk.Text())
 //	}
 //	if err := stream.Err(); err != nil { ... } // errors.Is(err, ErrStream) after content
 type ChatStream struct {
-	ctx    context.Context // the caller's
+	ctx context.Context // the caller's, or the stream's own with recovery
+	// src is the attempt being read; with recovery a restart replaces it,
+	// so Close reads it atomically.
+	src atomic.Pointer[streamAttempt]
+
+	// recovery state, nil without WithStreamRecovery.
+	client *Client
+	req    *ChatRequest
+	walk   *walker
+	replay *replay
+	stop   context.CancelFunc // ends the stream's own context
+
+	pending  []ChatChunk
+	cur      ChatChunk
+	acc      ChatAccumulator
+	err      error
+	done     bool
+	attempts []Attempt
+	skipped  []Candidate
+
+	closedByCaller atomic.Bool
+}
+
+// streamAttempt is one attempt's stream: its answer, its timers and what
+// reading it has learned.
+type streamAttempt struct {
+	ctx    context.Context // the caller's (or the stream's)
+	sctx   context.Context // this attempt's, ended by its timers and Close
 	cancel context.CancelCauseFunc
 	body   io.ReadCloser
 	events *sse.Reader
+	idle   *time.Timer
 
-	cand     Candidate
-	provider string
-	secret   string
-	hubURL   string
-
-	pending   []ChatChunk
-	cur       ChatChunk
-	next      ChatChunk
-	wire      chunkState
-	acc       ChatAccumulator
-	err       error
-	done      bool
-	finished  bool // a finish_reason arrived
-	content   bool // a chunk with content arrived
-	attempts  []Attempt
-	skipped   []Candidate
+	cand      Candidate
+	provider  string
+	secret    string
+	hubURL    string
 	requestID string
 
-	// closeOnce, closed and closedByCaller may be used by Close from
-	// another goroutine than the one reading; everything else belongs to
-	// the reader.
-	closeOnce      sync.Once
-	closed         atomic.Bool
-	closedByCaller atomic.Bool
+	next     ChatChunk
+	wire     chunkState
+	pending  []ChatChunk // read while opening, before the first content
+	done     bool
+	finished bool // a finish_reason arrived
+	content  bool // a chunk with content arrived
+
+	closeOnce sync.Once
+	closed    atomic.Bool
 }
 
 // ChatStream sends the request with "stream": true and returns once the
 // stream's first chunk has arrived. Until then, failures are handled as by
-// [Client.Chat]: an HTTP error, a wrong content type, or an error event
-// before any content moves on to the next candidate. After content has
-// arrived nothing is replayed: a failure ends the stream with an error
-// matching [ErrStream], and what was received stays readable (see
-// [ChatStream.Response]).
+// [Client.Chat]: an HTTP error, a wrong content type, an error event, a cut
+// or a timeout ([WithFirstTokenTimeout], [WithStreamIdleTimeout]) before any
+// content moves on to the next candidate. After content has arrived, a
+// failure ends the stream with an error matching [ErrStream], and what was
+// received stays readable (see [ChatStream.Response]); with
+// [WithStreamRecovery] the request is sent again instead.
+//
+// A stream that received a finish reason has ended well, even if the
+// connection then closes without [DONE].
 //
 // The stream lives under ctx: cancelling it ends a blocked Next at once. The
-// attempt timeout ([WithAttemptTimeout]) applies only until the first chunk.
-// An http.Client given to [WithHTTPClient] should have no Timeout, which
-// would cut long streams.
+// attempt timeout ([WithAttemptTimeout]) applies only until the first chunk;
+// the idle timeout, until the end. An http.Client given to [WithHTTPClient]
+// should have no Timeout, which would cut long streams.
 func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, error) {
 	if err := c.usable(ctx); err != nil {
 		return nil, err
@@ -121,68 +152,121 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, 
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	s, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
+	if c.recovery {
+		return c.recoverableStream(ctx, &req)
+	}
+	src, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 		return c.openStream(ctx, &req, cand, tok)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.attempts, s.skipped = tr.attempts, tr.skipped
+	s := &ChatStream{ctx: ctx, attempts: tr.attempts, skipped: tr.skipped}
+	s.begin(src)
 	return s, nil
+}
+
+// recoverableStream opens a stream that keeps its walk, to resume it when
+// the stream fails mid-way. The stream has a context of its own, so that
+// Close also ends an attempt a restart is opening.
+func (c *Client) recoverableStream(ctx context.Context, req *ChatRequest) (*ChatStream, error) {
+	sctx, stop := context.WithCancel(ctx)
+	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: new(walker)}
+	if err := s.walk.start(sctx, c, req); err != nil {
+		stop()
+		return nil, err
+	}
+	src, err := run(sctx, s.walk, s.try)
+	s.attempts, s.skipped = s.walk.attempts, s.walk.skipped
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	s.begin(src)
+	return s, nil
+}
+
+// try opens one attempt of a recoverable stream.
+func (s *ChatStream) try(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+	return s.client.openStream(ctx, s.req, cand, tok)
+}
+
+// begin makes src the attempt being read, its early chunks first in line.
+func (s *ChatStream) begin(src *streamAttempt) {
+	s.src.Store(src)
+	for _, chunk := range src.pending {
+		if out, ok := s.admit(chunk); ok {
+			s.pending = append(s.pending, out)
+		}
+	}
+	src.pending = nil
+	if s.closedByCaller.Load() {
+		src.close() // Close came while this attempt was opening
+	}
 }
 
 // openStream makes one streaming attempt and reads up to its first chunk
 // with content.
-func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*ChatStream, Attempt, error) {
+func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 	start := time.Now()
 	att := Attempt{Candidate: cand, TokenSource: tok.Source}
 	sctx, cancel := context.WithCancelCause(ctx)
-	var timer *time.Timer
-	if c.timeout > 0 {
-		timer = time.AfterFunc(c.timeout, func() { cancel(attemptTimeoutError{c.timeout}) })
-	}
-	fail := func(err error) (*ChatStream, Attempt, error) {
-		if timer != nil {
-			timer.Stop()
+	// The attempt's limits end sctx with their own cause, which tells them
+	// apart from the caller's context and from Close.
+	limit := func(which Timeout, d time.Duration) *time.Timer {
+		if d <= 0 {
+			return nil
 		}
-		cancel(nil)
+		return time.AfterFunc(d, func() { cancel(timeoutError{which, d}) })
+	}
+	attemptTimer := limit(TimeoutAttempt, c.timeout)
+	firstToken := limit(TimeoutFirstToken, c.firstTokenTimeout)
+	stopTimers := func() {
+		for _, t := range []*time.Timer{attemptTimer, firstToken} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+	}
+	s := &streamAttempt{ctx: ctx, sctx: sctx, cancel: cancel, cand: cand, secret: tok.value(), hubURL: c.hub.String()}
+	fail := func(err error) (*streamAttempt, Attempt, error) {
+		stopTimers()
+		s.close()
 		att.Err = err
 		att.Duration = time.Since(start)
+		att.TimedOut = timedOut(err)
 		return nil, att, err
 	}
 
-	body, err := req.encode(cand, true)
-	if err != nil {
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "text/event-stream", about: cand, tok: tok}
+	if firstToken != nil {
+		// The first-token limit is per HTTP try: a retry starts it again.
+		x.onTry = func() { firstToken.Reset(c.firstTokenTimeout) }
+	}
+	var err error
+	if x.body, err = req.encode(cand, true); err != nil {
 		return fail(err)
 	}
-	x := exchange{method: http.MethodPost, url: c.chatURL, body: body, accept: "text/event-stream", about: cand, tok: tok}
 	resp, err := c.send(ctx, sctx, x, &att)
 	if err != nil {
 		return fail(err)
 	}
+	s.body = resp.Body
 	if ct := resp.Header.Get("Content-Type"); !strings.Contains(strings.ToLower(ct), "text/event-stream") {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		resp.Body.Close()
 		return fail(c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x,
 			fmt.Sprintf("the answer is not an event stream (Content-Type %q)", cleanText(ct, 64))))
 	}
-	provider := cand.Provider
+	s.provider = cand.Provider
 	if p := servedBy(resp.Header, tok); p != "" {
-		provider = p
+		s.provider = p
 	}
-	s := &ChatStream{
-		ctx:       ctx,
-		cancel:    cancel,
-		body:      resp.Body,
-		events:    sse.NewReader(resp.Body, sse.DefaultMaxEventSize),
-		cand:      cand,
-		provider:  provider,
-		secret:    tok.value(),
-		hubURL:    c.hub.String(),
-		requestID: att.RequestID,
+	s.requestID = att.RequestID
+	var body io.Reader = resp.Body
+	if s.idle = limit(TimeoutStreamIdle, c.streamIdle); s.idle != nil {
+		body = &activityReader{r: resp.Body, timer: s.idle, d: c.streamIdle}
 	}
-	s.acc.resp.Provider = provider
-	s.acc.resp.RequestID = att.RequestID
+	s.events = sse.NewReader(body, sse.DefaultMaxEventSize)
 
 	// Read until content arrives, so that a failure before it can still
 	// move on to another candidate. Chunks without content (a role alone)
@@ -190,11 +274,8 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 	for !s.content && !s.done {
 		chunk, err := s.read()
 		if err != nil {
-			// Only the attempt's own timer can have ended sctx here; closing
-			// the stream ends it too, so look before closing.
-			timedOut := ctx.Err() == nil && sctx.Err() != nil
-			s.close()
-			if timedOut {
+			if ctx.Err() == nil && sctx.Err() != nil {
+				// One of the attempt's limits ended it.
 				err = c.noAnswer(ctx, sctx, x, context.Cause(sctx))
 			}
 			return fail(err)
@@ -203,35 +284,46 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 			s.pending = append(s.pending, *chunk)
 		}
 	}
-	if timer != nil && !timer.Stop() && sctx.Err() != nil {
-		// The timeout fired just as the first chunk arrived.
-		s.close()
+	stopTimers()
+	if ctx.Err() == nil && sctx.Err() != nil {
+		// A limit fired just as the first chunk arrived.
 		return fail(c.noAnswer(ctx, sctx, x, context.Cause(sctx)))
 	}
 	att.Duration = time.Since(start)
 	return s, att, nil
 }
 
+// activityReader restarts the idle timer whenever bytes arrive: any bytes,
+// keep-alive comments included, show that the stream lives.
+type activityReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (a *activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.timer.Reset(a.d)
+	}
+	return n, err
+}
+
 // read returns the next chunk, nil at the end of the stream, or the error
 // that ends it. It records content and the end as they arrive.
-func (s *ChatStream) read() (*ChatChunk, error) {
+func (s *streamAttempt) read() (*ChatChunk, error) {
 	// The chunk lives in the stream, so that reading one allocates no
 	// pointer; callers copy it out before the next read.
-	for {
+	for !s.done {
 		ev, err := s.events.Next()
-		if err == io.EOF {
-			s.done = true
-			if s.finished {
-				return nil, nil
-			}
-			return nil, s.streamError("the stream ended without [DONE] or a finish reason", "", io.ErrUnexpectedEOF)
-		}
 		if err != nil {
 			s.done = true
-			if ctxErr := s.ctx.Err(); ctxErr != nil {
-				return nil, fmt.Errorf("inference: stream from %s: %w", s.cand, ctxErr)
+			if s.finished {
+				// A finish reason arrived: the answer is whole, however
+				// the connection ends.
+				return nil, nil
 			}
-			return nil, s.streamError("reading the stream failed", "", err)
+			return nil, s.readError(err)
 		}
 		data := bytes.TrimSpace(ev.Data)
 		if string(data) == "[DONE]" {
@@ -260,7 +352,6 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 			s.done = true
 			return nil, s.streamError("a chunk is not valid JSON", "", decodeErr)
 		}
-		s.acc.Add(chunk)
 		for _, ch := range chunk.Choices {
 			if ch.FinishReason != "" {
 				s.finished = true
@@ -270,11 +361,27 @@ func (s *ChatStream) read() (*ChatChunk, error) {
 		s.next = chunk
 		return &s.next, nil
 	}
+	return nil, nil // ended while opening
+}
+
+// readError is the failure of a read: the caller's context, the idle
+// limit, a cut or a broken connection.
+func (s *streamAttempt) readError(err error) error {
+	if err == io.EOF {
+		return s.streamError("the stream ended without [DONE] or a finish reason", "", io.ErrUnexpectedEOF)
+	}
+	if ctxErr := s.ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("inference: stream from %s: %w", s.cand, ctxErr)
+	}
+	if te, ok := context.Cause(s.sctx).(timeoutError); ok && !s.closed.Load() {
+		return s.streamError(te.Error(), "", te)
+	}
+	return s.streamError("reading the stream failed", "", err)
 }
 
 // streamError is a failure of the stream: ErrStream once content has
 // arrived, else ErrProvider, so the walk may still try elsewhere.
-func (s *ChatStream) streamError(msg, code string, cause error) error {
+func (s *streamAttempt) streamError(msg, code string, cause error) error {
 	kind := ErrStream
 	if !s.content {
 		kind = ErrProvider
@@ -282,7 +389,7 @@ func (s *ChatStream) streamError(msg, code string, cause error) error {
 	if msg == "" {
 		msg = "the stream sent an error event"
 	}
-	if cause != nil && !errors.Is(cause, io.ErrUnexpectedEOF) {
+	if cause != nil && !errors.Is(cause, io.ErrUnexpectedEOF) && timedOut(cause) == "" {
 		msg += ": " + cause.Error()
 	}
 	return &APIError{
@@ -298,39 +405,142 @@ func (s *ChatStream) streamError(msg, code string, cause error) error {
 	}
 }
 
+// close ends the attempt's request and releases its connection, once; it
+// is safe from any goroutine.
+func (s *streamAttempt) close() {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.cancel(nil)
+		if s.body != nil {
+			s.body.Close()
+		}
+	})
+}
+
 // Next advances to the next chunk, returning false at the end of the
 // stream or on failure; then Err tells which.
 func (s *ChatStream) Next() bool {
-	if s.closed.Load() {
-		return false
-	}
-	if len(s.pending) > 0 {
-		s.cur, s.pending = s.pending[0], s.pending[1:]
-		return true
-	}
-	if s.done || s.err != nil {
-		return false
-	}
-	chunk, err := s.read()
-	if err != nil {
-		s.close()
+	for {
 		if s.closedByCaller.Load() {
-			// Close, from another goroutine, cut the read short: the
-			// caller ended the stream, which is not a failure.
 			return false
 		}
-		s.err = err
-		if n := len(s.attempts); n > 0 {
-			s.attempts[n-1].Err = err // the attempt that served failed after all
+		if len(s.pending) > 0 {
+			s.cur, s.pending = s.pending[0], s.pending[1:]
+			return true
 		}
-		return false
+		if s.done || s.err != nil {
+			return false
+		}
+		src := s.src.Load()
+		chunk, err := src.read()
+		if err != nil {
+			src.close()
+			if s.closedByCaller.Load() {
+				// Close, from another goroutine, cut the read short: the
+				// caller ended the stream, which is not a failure.
+				return false
+			}
+			s.fail(err)
+			continue // a restart may have queued chunks, or ended the stream
+		}
+		if chunk == nil {
+			src.close()
+			if s.replay != nil {
+				s.finishReplay()
+			}
+			s.done = true
+			s.end()
+			continue
+		}
+		if out, ok := s.admit(*chunk); ok {
+			s.cur = out
+			return true
+		}
 	}
-	if chunk == nil {
-		s.close()
-		return false
+}
+
+// admit passes a chunk read from the current attempt through a replay, if
+// one is running, and into the accumulator; ok is false for a chunk the
+// replay withholds.
+func (s *ChatStream) admit(chunk ChatChunk) (ChatChunk, bool) {
+	if s.replay != nil {
+		var ok bool
+		if chunk, ok = s.replay.filter(chunk); !ok {
+			return chunk, false
+		}
+		if s.replay.over {
+			s.replay = nil
+		}
 	}
-	s.cur = *chunk
-	return true
+	s.acc.Add(chunk)
+	return chunk, true
+}
+
+// fail handles a failure of the current attempt: it records it on its
+// Attempt, then restarts the stream when recovery allows, or ends it with
+// the error.
+func (s *ChatStream) fail(err error) {
+	if n := len(s.attempts); n > 0 {
+		a := &s.attempts[n-1]
+		a.Err, a.TimedOut = err, timedOut(err) // the attempt that served failed after all
+	}
+	if s.walk == nil || !errors.Is(err, ErrStream) || s.ctx.Err() != nil {
+		s.err = err
+		s.end()
+		return
+	}
+	if err := s.restart(err); err != nil {
+		s.err = err
+		s.end()
+	}
+}
+
+// restart resumes the walk after the current attempt failed mid-way: the
+// same candidate again for a cut or a malformed or error event, up to the
+// retry policy's MaxRetries; the next one at once after a timeout (a
+// silent provider stays silent) or when those are spent. What the new
+// attempt sends is checked against what was delivered (see replay).
+func (s *ChatStream) restart(failure error) error {
+	w := s.walk
+	d := DecisionNextCandidate
+	if timedOut(failure) == "" && w.restarts < s.client.retry.MaxRetries {
+		d = decisionSameCandidate
+	}
+	if !w.decide(s.ctx, failure, http.StatusOK, d) {
+		s.attempts = w.attempts
+		return s.client.logFailure(s.ctx, w.failure())
+	}
+	src, err := run(s.ctx, w, s.try)
+	s.attempts = w.attempts
+	if err != nil {
+		return err
+	}
+	s.replay = newReplay(s.acc.Response())
+	s.begin(src)
+	return nil
+}
+
+// finishReplay ends a replay whose attempt ended before it reached the
+// delivered text: the new answer is shorter, so it replaces the old.
+func (s *ChatStream) finishReplay() {
+	if chunk, ok := s.replay.end(); ok {
+		s.acc.Add(chunk)
+		s.pending = append(s.pending, chunk)
+	}
+	s.replay = nil
+}
+
+// end releases what the stream holds once it is over.
+func (s *ChatStream) end() {
+	if src := s.src.Load(); src != nil {
+		src.close()
+	}
+	if s.stop != nil {
+		s.stop()
+	}
 }
 
 // Current returns the chunk Next advanced to.
@@ -339,7 +549,8 @@ func (s *ChatStream) Current() ChatChunk { return s.cur }
 // Err returns the error that ended the stream, or nil when it ended well
 // (with [DONE] or a finish reason). It matches [ErrStream] for a failure
 // after content, and context.Canceled or context.DeadlineExceeded when ctx
-// ended.
+// ended. With [WithStreamRecovery], it is the walk's error once no candidate
+// could take the stream over.
 func (s *ChatStream) Err() error { return s.err }
 
 // Close releases the connection. It may be called at any time, more than
@@ -348,22 +559,13 @@ func (s *ChatStream) Err() error { return s.err }
 // already failed). Next after Close returns false.
 func (s *ChatStream) Close() error {
 	s.closedByCaller.Store(true)
-	s.close()
+	if src := s.src.Load(); src != nil {
+		src.close()
+	}
+	if s.stop != nil {
+		s.stop()
+	}
 	return nil
-}
-
-// close ends the stream's request and releases its connection, once; it
-// is safe from any goroutine. Fields that Next reads are left to Next.
-func (s *ChatStream) close() {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		if s.cancel != nil {
-			s.cancel(nil)
-		}
-		if s.body != nil {
-			s.body.Close()
-		}
-	})
 }
 
 // All ranges over the chunks; a failure comes last, as a zero chunk with
@@ -383,15 +585,20 @@ func (s *ChatStream) All() iter.Seq2[ChatChunk, error] {
 	}
 }
 
-// Attempts lists the attempts made to open the stream; the last one is the
-// stream.
+// Attempts lists the attempts made to open the stream, and with
+// [WithStreamRecovery] to take it over; the last one is the stream.
 func (s *ChatStream) Attempts() []Attempt { return s.attempts }
 
 // Response returns what has been streamed so far as one ChatResponse:
 // content joined, tool calls assembled, finish reasons and usage. After a
-// failure it holds everything received before it.
+// failure it holds everything received before it; after a restart, only
+// the answer that replaced the abandoned one.
 func (s *ChatStream) Response() *ChatResponse {
 	r := s.acc.Response()
 	r.Attempts, r.Skipped = s.attempts, s.skipped
+	src := s.src.Load()
+	if src != nil {
+		r.Provider, r.RequestID = src.provider, src.requestID
+	}
 	return r
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // streamBytes is a 500-chunk SSE answer as the router sends it.
@@ -78,8 +79,22 @@ func BenchmarkStream500(b *testing.B) {
 			}
 		}
 	})
-	b.Run("client", func(b *testing.B) {
-		c, err := NewClient(WithToken(testToken), WithHTTPClient(&http.Client{Transport: memoryTransport(body)}))
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"client", nil},
+		// Recovery on, on a stream that never fails: it must cost what
+		// a plain stream costs.
+		{"client-recovery", []Option{WithStreamRecovery(), WithFirstTokenTimeout(10 * time.Second)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) { benchmarkClientStream(b, body, tc.opts...) })
+	}
+}
+
+func benchmarkClientStream(b *testing.B, body []byte, opts ...Option) {
+	{
+		c, err := NewClient(append([]Option{WithToken(testToken), WithHTTPClient(&http.Client{Transport: memoryTransport(body)})}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,5 +115,5 @@ func BenchmarkStream500(b *testing.B) {
 			}
 			s.Close()
 		}
-	})
+	}
 }
