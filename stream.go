@@ -519,6 +519,8 @@ func (s *ChatStream) restart(failure error) error {
 		return err
 	}
 	s.replay = newReplay(s.acc.Response())
+	// The answer now comes from the new attempt: its id and model name it.
+	s.acc.resp.ID, s.acc.resp.Model, s.acc.resp.Created = "", "", 0
 	s.begin(src)
 	return nil
 }
