@@ -142,9 +142,10 @@ type attemptState struct {
 	// again, as go-retryablehttp numbers its attempts; it is written only by
 	// the goroutine running the call.
 	retries int
-	// onTry, when set, is called before each HTTP try (a stream restarts
-	// its first-token timer there).
-	onTry func()
+	// onTry, when set, is called before each HTTP try, and onBackoff when
+	// a try's answer is to be retried: a stream's first-token limit runs
+	// during tries, not during the waits between them.
+	onTry, onBackoff func()
 }
 
 type attemptKey struct{}

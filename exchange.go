@@ -29,8 +29,9 @@ type exchange struct {
 	// logs; zero for calls about no model.
 	about Candidate
 	tok   Token
-	// onTry, when set, is called before each HTTP try.
-	onTry func()
+	// onTry and onBackoff, when set, are called before each HTTP try and
+	// before the wait for a retry.
+	onTry, onBackoff func()
 }
 
 // send makes the call and returns a 2xx response, whose body the caller
@@ -45,7 +46,7 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 		body = x.body
 	}
 	reqCtx, st := withAttempt(actx, x.tok, x.about)
-	st.onTry = x.onTry
+	st.onTry, st.onBackoff = x.onTry, x.onBackoff
 	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, x.method, x.url, body)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request: %w", err)

@@ -129,7 +129,11 @@ func newRetryClient(hc *http.Client, p RetryPolicy) *retryablehttp.Client {
 			}
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			return shouldRetry(ctx, p, resp, err)
+			retry, err := shouldRetry(ctx, p, resp, err)
+			if st := attemptFrom(ctx); retry && st != nil && st.onBackoff != nil {
+				st.onBackoff()
+			}
+			return retry, err
 		},
 		Backoff: func(minWait, maxWait time.Duration, n int, resp *http.Response) time.Duration {
 			return backoff(minWait, maxWait, n, resp, time.Now())

@@ -240,8 +240,10 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 
 	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "text/event-stream", about: cand, tok: tok}
 	if firstToken != nil {
-		// The first-token limit is per HTTP try: a retry starts it again.
+		// The first-token limit is per HTTP try: it rests while the retry
+		// loop waits, and a retry starts it again.
 		x.onTry = func() { firstToken.Reset(c.firstTokenTimeout) }
+		x.onBackoff = func() { firstToken.Stop() }
 	}
 	var err error
 	if x.body, err = req.encode(cand, true); err != nil {
