@@ -18,7 +18,8 @@
 // Every failure matches exactly one kind with [errors.Is]: [ErrNoToken],
 // [ErrInvalidToken], [ErrUnauthorized], [ErrMissingScope], [ErrGatedModel],
 // [ErrModelNotFound], [ErrModelNotSupported], [ErrPaymentRequired],
-// [ErrRateLimited], [ErrInvalidRequest], [ErrProvider] or [ErrStream].
+// [ErrRateLimited], [ErrInvalidRequest], [ErrProvider], [ErrContextLength]
+// or [ErrStream].
 // [errors.As] with an [*APIError] gives the status, the server's message, the
 // request id to quote to support, the provider and how long to wait. Error
 // text says what happened and what to do, such as which OAuth scope or token

@@ -297,7 +297,7 @@ func hintFor(kind error, f hintFacts) string {
 	case ErrContextLength:
 		return "Shorten the conversation (drop or summarise earlier turns) or lower MaxTokens, or use a model with a longer context; errors.Is(err, ErrContextLength) tells an agent to compact its context"
 	case ErrStream:
-		return "What arrived before the failure is kept (ChatStream.Response); send the request again for a whole answer"
+		return "What arrived before the failure is kept (ChatStream.Response); send the request again for a whole answer, or let WithStreamRecovery do it"
 	}
 	return ""
 }

@@ -1,6 +1,8 @@
 // Command streaming prints an answer as it arrives, then shows a stream
 // that fails midway being handled: the error says what happened, and the
-// text received before it is kept.
+// text received before it is kept. Last, with WithStreamRecovery, a stream
+// cut midway is taken over by a fallback, and the reader sees one unbroken
+// answer; the loop shows how to honour a Restarted chunk.
 //
 // Offline by default, against a local fake router. With -live and HF_TOKEN
 // set, it streams from the real router.
@@ -35,13 +37,17 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, live bool, model string) error {
 	var opts []inference.Option
-	failing := ""
+	failing, cut, backup := "", "", ""
 	if !live {
 		router := inferencetest.NewRouter()
 		defer router.Close()
 		router.On(model, inferencetest.Reply("Streams let a reader see the answer as it is written, word by word."))
 		failing = "demo/flaky-provider"
 		router.On(failing, inferencetest.StreamError("Request failed during generation: CUDA out of memory", "The first ", "words arrive, ", "then"))
+		cut, backup = "demo/cut-provider", "demo/backup"
+		const answer = "A stream that breaks is sent again, and the reader never notices."
+		router.On(cut, inferencetest.StreamScript{Text: answer, CutAfter: 5, Every: time.Millisecond}.Answer())
+		router.On(backup, inferencetest.StreamScript{Text: answer, Every: time.Millisecond}.Answer())
 		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithToken(inferencetest.Token))
 		fmt.Fprintln(out, "offline: streaming from a local fake router")
 	}
@@ -63,6 +69,52 @@ func run(ctx context.Context, out io.Writer, live bool, model string) error {
 		case err != nil:
 			return err
 		}
+	}
+	if cut != "" {
+		recovering, err := inference.NewClient(append(opts, inference.WithStreamRecovery(),
+			inference.WithFallback(inference.Candidate{Model: backup}))...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n%s, with WithStreamRecovery and a fallback:\n", cut)
+		if err := streamRecovering(ctx, out, recovering, cut); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamRecovering prints an answer from a client with WithStreamRecovery.
+// When a restarted attempt's answer differs from what was shown, its first
+// chunk is Restarted and carries the new answer from its start: the reader
+// drops what it showed. Here the fallback reproduces the cut answer, so the
+// restart is seamless and no chunk is Restarted.
+func streamRecovering(ctx context.Context, out io.Writer, client *inference.Client, model string) error {
+	s, err := client.ChatStream(ctx, inference.ChatRequest{Model: model,
+		Messages: []inference.Message{inference.UserMessage("What happens when a stream breaks? One sentence.")}})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for s.Next() {
+		chunk := s.Current()
+		if chunk.Restarted {
+			// A terminal cannot take back what it printed: say so. A UI
+			// would clear the message instead.
+			fmt.Fprint(out, "\n[the answer started again]\n")
+		}
+		fmt.Fprint(out, chunk.Text())
+	}
+	fmt.Fprintln(out)
+	if err := s.Err(); err != nil {
+		return err
+	}
+	for i, a := range s.Attempts() {
+		outcome := "served"
+		if a.Err != nil {
+			outcome = fmt.Sprint(a.Kind())
+		}
+		fmt.Fprintf(out, "attempt %d: %s: %s\n", i+1, a.Candidate, outcome)
 	}
 	return nil
 }

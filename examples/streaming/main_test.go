@@ -17,7 +17,11 @@ func TestStreamingOffline(t *testing.T) {
 		`(together, 14 completion tokens, finish reason "stop")`,
 		"The first words arrive, then\nkept 28 characters received before the failure",
 		"the stream failed after content arrived: inference: the stream failed", "CUDA out of memory",
+		"demo/cut-provider, with WithStreamRecovery and a fallback:\nA stream that breaks is sent again, and the reader never notices.\n",
+		"attempt 1: demo/cut-provider: inference: the stream failed",
+		"attempt 4: demo/backup: served",
 	} {
 		assert.Contains(t, text, want)
 	}
+	assert.NotContains(t, text, "started again", "the fallback reproduced the cut answer: seamless")
 }
