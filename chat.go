@@ -68,15 +68,19 @@ const maxChatBody = 32 << 20
 // the error, never its concrete type. A cancelled or expired ctx ends the
 // call at once, retry waits included, and the error then matches
 // context.Canceled or context.DeadlineExceeded.
-func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, error) {
+func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*ChatResponse, error) {
 	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
 		return nil, err
 	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	resp, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
-		return c.attempt(ctx, &req, cand, tok)
+	resp, tr, err := walk(ctx, c, cfg, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+		return c.attempt(ctx, cfg, &req, cand, tok)
 	})
 	if err != nil {
 		return nil, err
@@ -87,7 +91,7 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (*ChatResponse, erro
 
 // attempt sends the request to one candidate, with retries, and reads the
 // answer.
-func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (out *ChatResponse, att Attempt, err error) {
+func (c *Client) attempt(ctx context.Context, cfg *callConfig, req *ChatRequest, cand Candidate, tok Token) (out *ChatResponse, att Attempt, err error) {
 	start := time.Now()
 	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	// The attempt's own deadline turns a provider that hangs into a failed
@@ -95,12 +99,12 @@ func (c *Client) attempt(ctx context.Context, req *ChatRequest, cand Candidate, 
 	actx := ctx
 	// A caller's deadline that comes first makes the attempt's own timer
 	// redundant; skipping it saves a timer and a context per call.
-	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
+	if dl, ok := ctx.Deadline(); cfg.timeout > 0 && (!ok || time.Until(dl) > cfg.timeout) {
 		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeoutCause(ctx, c.timeout, timeoutError{TimeoutAttempt, c.timeout})
+		actx, cancel = context.WithTimeoutCause(ctx, cfg.timeout, timeoutError{TimeoutAttempt, cfg.timeout})
 		defer cancel()
 	}
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok}
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: cfg}
 	var resp *http.Response
 	x.body, err = req.encode(cand, false)
 	if err == nil {

@@ -20,6 +20,8 @@ type failure struct {
 	body   []byte
 	asked  Candidate
 	hubURL string
+	// billTo is the organization the call was billed to, if any.
+	billTo string
 	// secrets are removed from every text the error keeps.
 	secrets []string
 }
@@ -63,6 +65,10 @@ func classify(f failure) *APIError {
 	}
 	html := isHTML(f.header, bytes.TrimSpace(f.body))
 	e.Kind = kindOf(f.status, f.header.Get("X-Error-Code"), html, e.FromProvider, text)
+	if f.billTo != "" {
+		e.BillTo = f.billTo
+		e.billing, e.Kind = billingKind(f.status, e.Kind, f.billTo, text.message)
+	}
 	if html && e.Message == "" && (f.status < 200 || f.status > 299) {
 		e.Message = clean(describePage(f.status, f.body), 256)
 	}
@@ -143,6 +149,31 @@ func kindFromCode(t serverText) error {
 		return ErrProvider
 	}
 	return nil
+}
+
+// billingKind reads a failure of a call billed to an organization
+// (X-HF-Bill-To): the token may not bill it (a 401 or 403 about billing,
+// the organization or its membership: ErrUnauthorized), it disallows the
+// provider (a 403 about the provider: ErrModelNotSupported, so the walk
+// tries another), or it reached its spending limit (402, or a 403 in words
+// of a limit: ErrPaymentRequired). Other failures keep their kind. The
+// first result names the case for the hint.
+func billingKind(status int, kind error, org, message string) (string, error) {
+	msg := strings.ToLower(message)
+	switch {
+	case kind == ErrMissingScope || kind == ErrGatedModel || kind == ErrRateLimited:
+		return "", kind
+	case status == http.StatusPaymentRequired,
+		status == http.StatusForbidden && containsAny(msg, "spending limit", "spend limit", "usage limit", "budget"):
+		return "limit", ErrPaymentRequired
+	case status == http.StatusForbidden && strings.Contains(msg, "provider") &&
+		containsAny(msg, "disabled", "not enabled", "not allowed", "not authorized", "restricted"):
+		return "provider", ErrModelNotSupported
+	case (status == http.StatusUnauthorized || status == http.StatusForbidden) &&
+		(containsAny(msg, "bill", "organization", "member") || strings.Contains(msg, strings.ToLower(org))):
+		return "refused", ErrUnauthorized
+	}
+	return "", kind
 }
 
 // tooLong reports the words servers use for an input that does not fit the

@@ -10,37 +10,25 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // Client calls the Hugging Face Inference Providers router. It is safe for
 // concurrent use, and meant to be created once and shared: it keeps a pool
 // of connections. Its zero value is not usable; call [NewClient].
 type Client struct {
-	base      *url.URL
-	hub       *url.URL
-	chatURL   string
-	tokens    TokenSource
-	logger    *slog.Logger
-	retry     RetryPolicy
-	fallbacks []Candidate
-	policy    FallbackPolicy
-	cooldown  time.Duration
-	cool      cooldownStore
-	timeout   time.Duration
-	http      *retryablehttp.Client
-	// oneSource is tokens as a walk's source list, when it is not a chain,
-	// built once instead of on every call.
-	oneSource []indexedSource
-	models    *modelCache
-	order     providerOrder
-	walkAuto  bool
-	// recovery, firstToken and streamIdle shape streams: see
-	// WithStreamRecovery, WithFirstTokenTimeout, WithStreamIdleTimeout.
-	recovery          bool
-	firstTokenTimeout time.Duration
-	streamIdle        time.Duration
+	base    *url.URL
+	hub     *url.URL
+	chatURL string
+	logger  *slog.Logger
+	policy  FallbackPolicy
+	// call is what a call runs with when it gives no options of its own:
+	// tokens, headers, billing, timeouts, retries, fallbacks.
+	call     callConfig
+	cooldown time.Duration
+	cool     cooldownStore
+	models   *modelCache
+	order    providerOrder
+	walkAuto bool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -119,28 +107,19 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 	hc.Transport = logMiddleware(logger)(rt)
 
-	retry := s.retry.withDefaults()
 	return &Client{
-		base:              base,
-		hub:               hub,
-		chatURL:           base.String() + "/v1/chat/completions",
-		tokens:            tokens,
-		logger:            logger,
-		retry:             retry,
-		fallbacks:         s.fallbacks,
-		policy:            s.policy,
-		cooldown:          s.cooldown,
-		cool:              newMemoryCooldown(),
-		timeout:           s.attemptTimeout,
-		http:              newRetryClient(hc, retry),
-		transport:         transport,
-		oneSource:         []indexedSource{{i: 0, src: tokens}},
-		models:            newModelCache(s.modelsTTL),
-		order:             s.order,
-		walkAuto:          s.walkAuto,
-		recovery:          s.recovery,
-		firstTokenTimeout: s.firstToken,
-		streamIdle:        s.streamIdle,
+		base:      base,
+		hub:       hub,
+		chatURL:   base.String() + "/v1/chat/completions",
+		logger:    logger,
+		policy:    s.policy,
+		call:      newCallConfig(&s, tokens, hc),
+		cooldown:  s.cooldown,
+		cool:      newMemoryCooldown(),
+		transport: transport,
+		models:    newModelCache(s.modelsTTL),
+		order:     s.order,
+		walkAuto:  s.walkAuto,
 	}, nil
 }
 
@@ -162,7 +141,7 @@ func (c *Client) String() string {
 	if c == nil {
 		return "inference.Client(nil)"
 	}
-	return fmt.Sprintf("inference.Client{router: %s, hub: %s, tokens: %s}", c.base, c.hub, sourceName(c.tokens))
+	return fmt.Sprintf("inference.Client{router: %s, hub: %s, tokens: %s}", c.base, c.hub, sourceName(chainOf(c.call.user, c.call.tokens)))
 }
 
 // Format prints String for every verb, so that no format, %#v included,
@@ -175,7 +154,7 @@ func (c *Client) usable(ctx context.Context) error {
 	switch {
 	case c == nil:
 		return fmt.Errorf("%w: nil *Client: make one with NewClient", ErrInvalidRequest)
-	case c.http == nil:
+	case c.call.http == nil:
 		return fmt.Errorf("%w: the Client was not made by NewClient (its zero value is not usable)", ErrInvalidRequest)
 	case ctx == nil:
 		return fmt.Errorf("%w: nil Context: pass context.Background() or the request's context", ErrInvalidRequest)

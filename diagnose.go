@@ -100,6 +100,10 @@ type DiagnoseOptions struct {
 	// NoProbe skips the 1-token chat that proves a model answers. Without
 	// it, each probe costs a request (and a token) per model and provider.
 	NoProbe bool
+	// BillTo, when set, is an organization to bill the probes to
+	// ([WithBillTo]); the diagnosis checks that the token's user is one of
+	// its members.
+	BillTo string
 }
 
 // Diagnose runs, in order, the checks of the troubleshooting of a 403 and
@@ -122,7 +126,7 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 	}
 	hub := hubLinks(c.hub.String())
 
-	tokens := c.newTokenCursor(time.Now())
+	tokens := c.newTokenCursor(&c.call, time.Now())
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		err := tokens.failure(ctx)
@@ -149,18 +153,30 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 	}
 	d.add(Check{Name: "token is well formed", Status: CheckOK})
 
+	if opts.BillTo != "" {
+		if err := checkOrg(opts.BillTo); err != nil {
+			d.add(Check{Name: "organization to bill", Status: CheckProblem, Cause: err.Error(),
+				Fix: "Give the organization's name as it appears in its Hub URL"})
+			return d
+		}
+	}
 	who, err := c.whoami(ctx, tok)
 	switch {
 	case err == nil:
 		d.User = who.Name
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckOK, Detail: describeWhoami(who)})
 		d.add(inferencePermissionCheck(who, hub))
+		if opts.BillTo != "" {
+			d.add(billToCheck(who, opts.BillTo, hub))
+		}
 	case errors.Is(err, ErrUnauthorized):
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckProblem, Cause: shortCause(err),
 			Fix: hintFor(ErrUnauthorized, hintFacts{hub: hub, status: http.StatusUnauthorized})})
 		return d
 	case unreachable(err):
 		d.add(c.unreachableHub("token accepted by the Hub", err))
+	case errors.Is(err, ErrRateLimited):
+		d.add(rateLimitedCheck("token accepted by the Hub", err))
 	default:
 		d.add(Check{Name: "token accepted by the Hub", Status: CheckUnknown, Cause: shortCause(err)})
 	}
@@ -169,6 +185,36 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 		c.diagnoseModel(ctx, d, tok, model, opts)
 	}
 	return d
+}
+
+// billToCheck checks that the token's user may bill the organization: the
+// Hub lists the user's organizations.
+func billToCheck(w *WhoAmI, org string, hub hubLinks) Check {
+	c := Check{Name: "organization to bill: " + org}
+	if slices.Contains(w.Orgs, org) {
+		c.Status, c.Detail = CheckOK, w.Name+" is a member"
+		return c
+	}
+	c.Status = CheckProblem
+	c.Cause = w.Name + " is not a member of " + org + ", so calls billed to it are refused"
+	if len(w.Orgs) > 0 {
+		c.Cause += " (member of " + strings.Join(w.Orgs, ", ") + ")"
+	}
+	c.Fix = "Ask an admin of " + org + " to add " + w.Name + " at " + hub.orgSettings(org, "members") + ", or bill another organization"
+	return c
+}
+
+// rateLimitedCheck is a Hub call the Hub rate-limited: the check waits for
+// its window, and says how long.
+func rateLimitedCheck(name string, err error) Check {
+	var apiErr *APIError
+	errors.As(err, &apiErr)
+	c := Check{Name: name, Status: CheckUnknown, Cause: "the Hub rate-limited this check: " + shortCause(err)}
+	c.Fix = "Run the diagnosis again later"
+	if apiErr != nil && apiErr.RetryAfter > 0 {
+		c.Fix = "Run the diagnosis again in " + apiErr.RetryAfter.String() + ", when the Hub's window resets"
+	}
+	return c
 }
 
 // unreachable reports a call that got no answer at all (refused, reset,
@@ -240,6 +286,8 @@ func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, mod
 		return
 	case unreachable(err):
 		d.add(c.unreachableHub("model exists: "+model, err))
+	case errors.Is(err, ErrRateLimited):
+		d.add(rateLimitedCheck("model exists: "+model, err))
 	case err != nil:
 		d.add(Check{Name: "model exists: " + model, Status: CheckUnknown, Cause: shortCause(err)})
 	default:
@@ -274,7 +322,7 @@ func (c *Client) diagnoseModel(ctx context.Context, d *Diagnosis, tok Token, mod
 		providers = []string{""}
 	}
 	for _, p := range providers {
-		check, refused, err := c.probe(ctx, Candidate{Model: model, Provider: p})
+		check, refused, err := c.probe(ctx, Candidate{Model: model, Provider: p}, opts.BillTo)
 		if refused != nil {
 			d.addOnce(refusalCheck(refused))
 			d.confirmRefusal(refused)
@@ -352,15 +400,19 @@ func providerCheck(info *ModelInfo, provider string, hub hubLinks) Check {
 // returns the probe's check, the call's error, and the first refusal of a
 // chained token that another source's token got past, which the fallback
 // would otherwise hide.
-func (c *Client) probe(ctx context.Context, cand Candidate) (check Check, refused *Attempt, err error) {
+func (c *Client) probe(ctx context.Context, cand Candidate, billTo string) (check Check, refused *Attempt, err error) {
 	check.Name = "probe: " + cand.String()
 	start := time.Now()
+	var opts []Option
+	if billTo != "" {
+		opts = append(opts, WithBillTo(billTo))
+	}
 	resp, err := c.Chat(ctx, ChatRequest{
 		Model: cand.Model, Provider: cand.Provider,
 		Messages:  []Message{UserMessage("Reply with OK.")},
 		MaxTokens: 1,
 		Fallbacks: []Candidate{},
-	})
+	}, opts...)
 	var attempts []Attempt
 	var fe *FallbackError
 	switch {

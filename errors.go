@@ -126,6 +126,10 @@ type APIError struct {
 	// the router (an X-Inference-Provider header or a provider's own body
 	// shape) rather than from the router or the Hub.
 	FromProvider bool
+	// BillTo is the organization the call was billed to ([WithBillTo]), if
+	// any: a refusal, a spending limit or a provider the organization does
+	// not allow is about it, and the hint names it.
+	BillTo string
 	// Cause is the transport error when no response arrived (connection
 	// refused, reset, attempt timeout), else nil. Its text holds no token
 	// (a redirect's Location may echo one); use errors.As on it to reach a
@@ -133,6 +137,9 @@ type APIError struct {
 	Cause error
 
 	hubURL string
+	// billing says what about the billed organization went wrong, for the
+	// hint: "refused", "limit" or "provider".
+	billing string
 }
 
 // Error says what happened in the server's words, what to do about it, and
@@ -242,7 +249,7 @@ func (e *APIError) kindText() string {
 // fixes, in one sentence each.
 func (e *APIError) hint() string {
 	return hintFor(e.Kind, hintFacts{hub: hubLinks(e.hubURL), status: e.StatusCode, model: e.Model,
-		message: e.Message, retryAfter: e.RetryAfter})
+		message: e.Message, retryAfter: e.RetryAfter, billTo: e.BillTo, billing: e.billing})
 }
 
 // hintFacts is what a hint may name.
@@ -252,11 +259,25 @@ type hintFacts struct {
 	model      string
 	message    string
 	retryAfter time.Duration
+	billTo     string
+	billing    string
 }
 
 // hintFor is the table of hints, one per kind: what to do about a failure
 // of that kind. An error's text and a diagnosis's fixes both come from it.
 func hintFor(kind error, f hintFacts) string {
+	switch org := f.billTo; {
+	case org == "":
+	case f.billing == "refused" || kind == ErrUnauthorized && f.status == http.StatusForbidden:
+		return "The token may not bill the organization " + org + ": its user must be a member of " + org +
+			" allowed to use its billing (" + f.hub.orgSettings(org, "members") + "); or call without WithBillTo to bill the user"
+	case f.billing == "limit" || kind == ErrPaymentRequired:
+		return "The organization " + org + " has reached its spending limit or has no credits left: its admins can raise the limit at " +
+			f.hub.orgSettings(org, "billing") + "; or call without WithBillTo to bill the user"
+	case f.billing == "provider":
+		return "The organization " + org + " does not allow this provider: use another provider, or ask its admins to enable it at " +
+			f.hub.orgSettings(org, "inference-providers")
+	}
 	switch kind {
 	case ErrNoToken:
 		return "export HF_TOKEN=your_token_here with a token from " + f.hub.tokens() + ", or run `hf auth login`; in an app with Hugging Face login, pass the user's token with OAuthToken"
@@ -324,3 +345,7 @@ func (h hubLinks) model(id string) string   { return h.base() + "/" + id }
 func (h hubLinks) servedModels() string     { return h.base() + "/models?inference_provider=all" }
 func (h hubLinks) providerSettings() string { return h.base() + "/settings/inference-providers" }
 func (h hubLinks) billing() string          { return h.base() + "/settings/billing" }
+
+func (h hubLinks) orgSettings(org, page string) string {
+	return h.base() + "/organizations/" + org + "/settings/" + page
+}

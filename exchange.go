@@ -32,6 +32,9 @@ type exchange struct {
 	// onTry and onBackoff, when set, are called before each HTTP try and
 	// before the wait for a retry.
 	onTry, onBackoff func()
+	// cfg, for a chat call, brings the call's retry loop, headers and
+	// billing; nil for the client's own calls (the Hub, the model list).
+	cfg *callConfig
 }
 
 // send makes the call and returns a 2xx response, whose body the caller
@@ -56,8 +59,18 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	}
 	hreq.Header.Set("Accept", x.accept)
 	hreq.Header.Set("User-Agent", userAgent)
+	retry := c.call.http
+	if x.cfg != nil {
+		retry = x.cfg.http
+		for k, v := range x.cfg.header {
+			hreq.Header[k] = v
+		}
+		if x.cfg.billTo != "" {
+			hreq.Header.Set("X-HF-Bill-To", x.cfg.billTo)
+		}
+	}
 
-	resp, err := c.http.Do(hreq)
+	resp, err := retry.Do(hreq)
 	if att != nil {
 		att.Retries = st.retries
 	}
@@ -157,14 +170,18 @@ func (c *Client) noAnswer(ctx, actx context.Context, x exchange, err error) erro
 
 // classify wraps the classifier with what the client knows.
 func (c *Client) classify(status int, header http.Header, body []byte, x exchange) *APIError {
-	return classify(failure{
+	f := failure{
 		status:  status,
 		header:  header,
 		body:    body,
 		asked:   x.about,
 		hubURL:  c.hub.String(),
 		secrets: []string{x.tok.value()},
-	})
+	}
+	if x.cfg != nil {
+		f.billTo = x.cfg.billTo
+	}
+	return classify(f)
 }
 
 // redactedCause is a transport error whose text holds no token: a

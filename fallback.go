@@ -163,8 +163,8 @@ func (e *FallbackError) last() *APIError {
 // candidates is the call's walk: the request's own model first, then its
 // Fallbacks if set, else the client's; a candidate met twice is tried once.
 // It appends to out, which the caller may give room on its stack.
-func (c *Client) candidates(req *ChatRequest, out []Candidate) []Candidate {
-	rest := c.fallbacks
+func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) []Candidate {
+	rest := cfg.fallbacks
 	if req.Fallbacks != nil {
 		rest = req.Fallbacks
 	}
@@ -224,6 +224,7 @@ func removeCandidate(list []Candidate, c Candidate) []Candidate {
 // recovery can resume it after the candidate that served fails mid-way.
 type walker struct {
 	c       *Client
+	cfg     *callConfig
 	cands   []Candidate
 	skipped []Candidate
 	tokens  tokenCursor
@@ -240,13 +241,13 @@ type walker struct {
 // start plans the walk: the candidates (expanded, those cooling down
 // skipped) and the first valid token. Without a token, nothing is sent and
 // start returns why.
-func (w *walker) start(ctx context.Context, c *Client, req *ChatRequest) error {
-	w.c = c
-	w.cands, w.skipped = c.plan(c.expand(ctx, req, c.candidates(req, w.room[:0])), time.Now())
+func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
+	w.c, w.cfg = c, cfg
+	w.cands, w.skipped = c.plan(c.expand(ctx, req, c.candidates(req, cfg, w.room[:0])), time.Now())
 	for _, s := range w.skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
 	}
-	w.tokens = c.newTokenCursor(time.Now())
+	w.tokens = c.newTokenCursor(cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
 	if !ok {
 		return w.tokens.failure(ctx)
@@ -261,9 +262,9 @@ func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, S
 
 // walk tries the candidates in order until one serves, as the policy
 // directs, and returns the result with every attempt made.
-func walk[T any](ctx context.Context, c *Client, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
+func walk[T any](ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
 	var w walker
-	if err := w.start(ctx, c, req); err != nil {
+	if err := w.start(ctx, c, cfg, req); err != nil {
 		var zero T
 		return zero, w.trail(), err
 	}
@@ -302,7 +303,9 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 	switch d {
 	case DecisionNextToken:
 		from := w.tok
-		c.coolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), c.cooldown, len(w.tokens.sources) > 1)
+		// Only the client's own sources are remembered: a call's (a
+		// user's token) never moves another call's tokens.
+		c.coolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), c.cooldown, w.tokens.current.own && len(w.tokens.sources) > 1)
 		next, ok := w.tokens.advance(ctx)
 		if !ok {
 			return false

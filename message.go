@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -138,6 +139,36 @@ type ToolCall struct {
 type FunctionCall struct {
 	Name      string `json:"name"`
 	Arguments string `json:"arguments"`
+}
+
+// UnmarshalJSON reads arguments given as a JSON string, as the OpenAI
+// format has them, or as a JSON object, as some providers send them
+// through the router: an object is kept as its compact JSON text, so that
+// Arguments is always JSON text.
+func (f *FunctionCall) UnmarshalJSON(data []byte) error {
+	var w struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*f = FunctionCall{Name: w.Name}
+	args := bytes.TrimSpace(w.Arguments)
+	switch {
+	case len(args) == 0 || string(args) == "null":
+	case args[0] == '"':
+		return json.Unmarshal(args, &f.Arguments)
+	case args[0] == '{' || args[0] == '[':
+		var b bytes.Buffer
+		if err := json.Compact(&b, args); err != nil {
+			return err
+		}
+		f.Arguments = b.String()
+	default:
+		return fmt.Errorf("function arguments: unexpected JSON %.20s", args)
+	}
+	return nil
 }
 
 // Tool is a function the model may call.

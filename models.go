@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -70,6 +71,10 @@ type modelCache struct {
 	models  map[string]RouterModel
 	order   []string
 	fetched time.Time
+	// limited is the rate-limited failure of the last fetch, and until
+	// when the router asked not to be asked again: fetches wait for it.
+	limited      error
+	limitedUntil time.Time
 }
 
 func newModelCache(ttl time.Duration) *modelCache {
@@ -147,7 +152,21 @@ func (c *Client) refreshModels(ctx context.Context, force bool) error {
 	if !force && mc.models != nil && time.Since(mc.fetched) < mc.ttl {
 		return nil
 	}
+	if time.Now().Before(mc.limitedUntil) {
+		// Rate limited: the older list, if any, serves until the window
+		// ends; without one, the walk leaves the choice to the router.
+		if mc.models != nil && !force {
+			return nil
+		}
+		return mc.limited
+	}
 	models, order, err := c.fetchModels(ctx)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Kind == ErrRateLimited && apiErr.RetryAfter > 0 {
+		mc.limited, mc.limitedUntil = err, time.Now().Add(apiErr.RetryAfter)
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the model list is rate-limited; backing off",
+			slog.Duration("wait", apiErr.RetryAfter))
+	}
 	if err != nil {
 		if mc.models == nil || ctx.Err() != nil || force {
 			return err

@@ -5,15 +5,32 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
-// Option configures a [Client]. Options are checked by [NewClient], which
-// reports the first bad one.
+// Option configures a [Client], or one call: [Client.Chat],
+// [Client.ChatStream] and [ChatJSON] take options that override the
+// client's for that call. Those that may be given per call say so; the
+// others (the endpoints, transport, middleware, logger, cooldown, fallback
+// policy and provider walk belong to the client) make the call fail with
+// [ErrInvalidRequest] before anything is sent. Options are checked by
+// [NewClient] or by the call, which report the first bad one.
 type Option func(*settings) error
 
-// settings is what the options build; NewClient turns it into a Client.
+// clientOnly is the error of an option that a call cannot override.
+func clientOnly(name string) error {
+	return fmt.Errorf("%w: %s configures the client and cannot be given per call", ErrInvalidRequest, name)
+}
+
+// settings is what the options build; NewClient turns it into a Client,
+// and a call with options (perCall) into its callConfig.
 type settings struct {
+	perCall        bool
+	tokensReplaced bool // a token option was given per call
+	userTokens     TokenSource
+	headers        http.Header
+	billTo         string
 	tokenSource    TokenSource
 	baseURL        string
 	hubURL         string
@@ -37,26 +54,29 @@ type settings struct {
 // WithToken authenticates with a fixed token, such as one read from a secret
 // store. The token is checked by NewClient: a malformed one is
 // [ErrInvalidToken]. WithToken and [WithTokenSource] set the same thing: of
-// several, the last one given wins.
+// several, the last one given wins. Per call, it replaces the client's
+// tokens for that call.
 func WithToken(token string) Option {
 	return func(s *settings) error {
 		if _, err := normalizeToken(token); err != nil {
 			return fmt.Errorf("%w: WithToken: %s", ErrInvalidToken, err)
 		}
-		s.tokenSource = StaticToken(token)
+		s.tokenSource, s.tokensReplaced = StaticToken(token), s.perCall
 		return nil
 	}
 }
 
 // WithTokenSource authenticates with tokens from ts, asked before each call.
 // Without a token option the client uses [EnvToken]. Of several token
-// options ([WithToken] included), the last one given wins.
+// options ([WithToken] included), the last one given wins. Per call, it
+// replaces the client's tokens for that call; to try a user's token before
+// the client's own, use [WithUserTokenSource].
 func WithTokenSource(ts TokenSource) Option {
 	return func(s *settings) error {
 		if ts == nil {
 			return errors.New("inference: WithTokenSource: nil TokenSource")
 		}
-		s.tokenSource = ts
+		s.tokenSource, s.tokensReplaced = ts, s.perCall
 		return nil
 	}
 }
@@ -68,6 +88,9 @@ func WithTokenSource(ts TokenSource) Option {
 // is accepted and dropped, so that requests do not go to /v1/v1/....
 func WithBaseURL(u string) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithBaseURL")
+		}
 		if _, err := parseBase("WithBaseURL", u); err != nil {
 			return err
 		}
@@ -81,6 +104,9 @@ func WithBaseURL(u string) Option {
 // sent to it as well as to the router.
 func WithHubURL(u string) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithHubURL")
+		}
 		if _, err := parseBase("WithHubURL", u); err != nil {
 			return err
 		}
@@ -95,6 +121,9 @@ func WithHubURL(u string) Option {
 // client's middleware chain.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithHTTPClient")
+		}
 		if hc == nil {
 			return errors.New("inference: WithHTTPClient: nil *http.Client")
 		}
@@ -110,6 +139,9 @@ func WithHTTPClient(hc *http.Client) Option {
 // they never see the Authorization header.
 func WithMiddleware(mws ...Middleware) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithMiddleware")
+		}
 		for i, mw := range mws {
 			if mw == nil {
 				return fmt.Errorf("inference: WithMiddleware: middleware %d is nil", i)
@@ -126,6 +158,9 @@ func WithMiddleware(mws ...Middleware) Option {
 // logged.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithLogger")
+		}
 		s.logger = l
 		return nil
 	}
@@ -167,6 +202,9 @@ func WithRetry(p RetryPolicy) Option {
 // same client. Zero turns cooldown off. The default is [DefaultCooldown].
 func WithCooldown(d time.Duration) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithCooldown")
+		}
 		if d < 0 {
 			return fmt.Errorf("inference: WithCooldown: negative duration %s", d)
 		}
@@ -180,6 +218,9 @@ func WithCooldown(d time.Duration) Option {
 // or try the next token source.
 func WithFallbackPolicy(p FallbackPolicy) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithFallbackPolicy")
+		}
 		if p == nil {
 			return errors.New("inference: WithFallbackPolicy: nil policy")
 		}
@@ -208,6 +249,9 @@ func WithAttemptTimeout(d time.Duration) Option {
 // would cross the network in clear text.
 func WithInsecureHTTP() Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithInsecureHTTP")
+		}
 		s.allowHTTP = true
 		return nil
 	}
@@ -217,6 +261,9 @@ func WithInsecureHTTP() Option {
 // kept before it is fetched again; the default is [DefaultModelsTTL].
 func WithModelsTTL(d time.Duration) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithModelsTTL")
+		}
 		if d <= 0 {
 			return fmt.Errorf("inference: WithModelsTTL: %s is not positive", d)
 		}
@@ -231,6 +278,9 @@ func WithModelsTTL(d time.Duration) Option {
 // first come before all others, in that order.
 func WithProviderOrder(policy ProviderPolicy, first ...string) Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithProviderOrder")
+		}
 		switch policy {
 		case OrderPreferred, OrderCheapest, OrderFastest:
 		default:
@@ -252,6 +302,9 @@ func WithProviderOrder(policy ProviderPolicy, first ...string) Option {
 // the caller.
 func WithProviderWalk() Option {
 	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithProviderWalk")
+		}
 		s.walkAuto = true
 		return nil
 	}
@@ -319,4 +372,86 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 		s.streamIdle = d
 		return nil
 	}
+}
+
+// WithUserTokenSource tries ts first, before the client's own tokens: a
+// call made for a logged-in user passes that user's OAuth token
+// (OAuthToken), and falls back to the client's (the app's HF_TOKEN, say)
+// when the router refuses it. Calls with different users' sources share the
+// client's connection pool and candidate cooldowns, but a source given per
+// call is never cooled down in the client's memory, so that one user's
+// refused token never sends another user's calls elsewhere. It may be given
+// per call or to the client.
+func WithUserTokenSource(ts TokenSource) Option {
+	return func(s *settings) error {
+		if ts == nil {
+			return errors.New("inference: WithUserTokenSource: nil TokenSource")
+		}
+		s.userTokens = ts
+		return nil
+	}
+}
+
+// WithHeader adds a header to every chat request, retries and fallbacks
+// included, such as a tracing id a proxy in front of the router reads. It
+// may be given per call (added to the client's) or to the client. The
+// headers the client sets itself are refused: Authorization (use a token
+// option), X-HF-Bill-To (use [WithBillTo]), Content-Type, Content-Length,
+// Accept, Host and User-Agent; so are names and values with control
+// characters.
+func WithHeader(name, value string) Option {
+	return func(s *settings) error {
+		canonical := http.CanonicalHeaderKey(strings.TrimSpace(name))
+		switch {
+		case canonical == "" || strings.ContainsFunc(canonical, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }):
+			return fmt.Errorf("inference: WithHeader: %q is not a header name", cleanText(name, 64))
+		case strings.ContainsFunc(value, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+			return fmt.Errorf("inference: WithHeader: the value of %s holds a control character", canonical)
+		}
+		switch canonical {
+		case "Authorization", "X-Hf-Bill-To", "Content-Type", "Content-Length", "Accept", "Host", "User-Agent":
+			return fmt.Errorf("inference: WithHeader: %s is set by the client (see the godoc of WithHeader)", canonical)
+		}
+		// A copy, so that a call's headers never reach the client's.
+		h := make(http.Header, len(s.headers)+1)
+		for k, v := range s.headers {
+			h[k] = v
+		}
+		h.Add(canonical, value)
+		s.headers = h
+		return nil
+	}
+}
+
+// WithBillTo bills the calls to an organization instead of the token's
+// user, with the X-HF-Bill-To header the router reads, on every attempt,
+// retries and fallbacks included. The token's user must be a member of the
+// organization, and the organization must allow it; when it does not, the
+// failure's text names the organization and what to change. org is an
+// organization's name on the Hub (or a resource group id): letters,
+// digits, '-', '_' and '.', at most 96 characters. It may be given per call
+// or to the client; "" per call bills the token's user again.
+func WithBillTo(org string) Option {
+	return func(s *settings) error {
+		if err := checkOrg(org); err != nil && org != "" {
+			return fmt.Errorf("inference: WithBillTo: %w", err)
+		}
+		s.billTo = org
+		return nil
+	}
+}
+
+// checkOrg refuses what cannot be an organization's name, before it is
+// sent in a header.
+func checkOrg(org string) error {
+	if org == "" || len(org) > 96 {
+		return fmt.Errorf("%q is not an organization name (1 to 96 characters)", cleanText(org, 100))
+	}
+	for i := 0; i < len(org); i++ {
+		c := org[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%q is not an organization name: it may hold only letters, digits, '-', '_' and '.'", cleanText(org, 100))
+		}
+	}
+	return nil
 }

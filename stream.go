@@ -145,18 +145,22 @@ type streamAttempt struct {
 // attempt timeout ([WithAttemptTimeout]) applies only until the first chunk;
 // the idle timeout, until the end. An http.Client given to [WithHTTPClient]
 // should have no Timeout, which would cut long streams.
-func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, error) {
+func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option) (*ChatStream, error) {
 	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
 		return nil, err
 	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	if c.recovery {
-		return c.recoverableStream(ctx, &req)
+	if cfg.recovery {
+		return c.recoverableStream(ctx, cfg, &req)
 	}
-	src, tr, err := walk(ctx, c, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
-		return c.openStream(ctx, &req, cand, tok)
+	src, tr, err := walk(ctx, c, cfg, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+		return c.openStream(ctx, cfg, &req, cand, tok)
 	})
 	if err != nil {
 		return nil, err
@@ -169,10 +173,10 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest) (*ChatStream, 
 // recoverableStream opens a stream that keeps its walk, to resume it when
 // the stream fails mid-way. The stream has a context of its own, so that
 // Close also ends an attempt a restart is opening.
-func (c *Client) recoverableStream(ctx context.Context, req *ChatRequest) (*ChatStream, error) {
+func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, req *ChatRequest) (*ChatStream, error) {
 	sctx, stop := context.WithCancel(ctx)
 	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: new(walker)}
-	if err := s.walk.start(sctx, c, req); err != nil {
+	if err := s.walk.start(sctx, c, cfg, req); err != nil {
 		stop()
 		return nil, err
 	}
@@ -188,7 +192,7 @@ func (c *Client) recoverableStream(ctx context.Context, req *ChatRequest) (*Chat
 
 // try opens one attempt of a recoverable stream.
 func (s *ChatStream) try(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
-	return s.client.openStream(ctx, s.req, cand, tok)
+	return s.client.openStream(ctx, s.walk.cfg, s.req, cand, tok)
 }
 
 // begin makes src the attempt being read, its early chunks first in line.
@@ -207,7 +211,7 @@ func (s *ChatStream) begin(src *streamAttempt) {
 
 // openStream makes one streaming attempt and reads up to its first chunk
 // with content.
-func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatRequest, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 	start := time.Now()
 	att := Attempt{Candidate: cand, TokenSource: tok.Source}
 	sctx, cancel := context.WithCancelCause(ctx)
@@ -219,8 +223,8 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 		}
 		return time.AfterFunc(d, func() { cancel(timeoutError{which, d}) })
 	}
-	attemptTimer := limit(TimeoutAttempt, c.timeout)
-	firstToken := limit(TimeoutFirstToken, c.firstTokenTimeout)
+	attemptTimer := limit(TimeoutAttempt, cfg.timeout)
+	firstToken := limit(TimeoutFirstToken, cfg.firstToken)
 	stopTimers := func() {
 		for _, t := range []*time.Timer{attemptTimer, firstToken} {
 			if t != nil {
@@ -238,11 +242,11 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 		return nil, att, err
 	}
 
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "text/event-stream", about: cand, tok: tok}
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "text/event-stream", about: cand, tok: tok, cfg: cfg}
 	if firstToken != nil {
 		// The first-token limit is per HTTP try: it rests while the retry
 		// loop waits, and a retry starts it again.
-		x.onTry = func() { firstToken.Reset(c.firstTokenTimeout) }
+		x.onTry = func() { firstToken.Reset(cfg.firstToken) }
 		x.onBackoff = func() { firstToken.Stop() }
 	}
 	var err error
@@ -265,8 +269,8 @@ func (c *Client) openStream(ctx context.Context, req *ChatRequest, cand Candidat
 	}
 	s.requestID = att.RequestID
 	var body io.Reader = resp.Body
-	if s.idle = limit(TimeoutStreamIdle, c.streamIdle); s.idle != nil {
-		body = &activityReader{r: resp.Body, timer: s.idle, d: c.streamIdle}
+	if s.idle = limit(TimeoutStreamIdle, cfg.idle); s.idle != nil {
+		body = &activityReader{r: resp.Body, timer: s.idle, d: cfg.idle}
 	}
 	s.events = sse.NewReader(body, sse.DefaultMaxEventSize)
 
@@ -508,7 +512,7 @@ func (s *ChatStream) fail(err error) {
 func (s *ChatStream) restart(failure error) error {
 	w := s.walk
 	d := DecisionNextCandidate
-	if timedOut(failure) == "" && w.restarts < s.client.retry.MaxRetries {
+	if timedOut(failure) == "" && w.restarts < w.cfg.retry.MaxRetries {
 		d = decisionSameCandidate
 	}
 	if !w.decide(s.ctx, failure, http.StatusOK, d) {

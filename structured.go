@@ -52,16 +52,20 @@ func (e *JSONDecodeError) Unwrap() error { return e.Err }
 // failed); a second failure is a [*JSONDecodeError] that keeps the raw
 // replies. The returned ChatResponse is the one the value came from (or the
 // last one), and its Attempts list the attempts of both asks.
-func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest) (T, *ChatResponse, error) {
+func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest, opts ...Option) (T, *ChatResponse, error) {
 	var zero T
 	if err := c.usable(ctx); err != nil {
+		return zero, nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
 		return zero, nil, err
 	}
 	schema, _ := jsonSchema(reflect.TypeFor[T](), 0)
 	if req.ResponseFormat == nil {
 		req.ResponseFormat = responseFormatFor(reflect.TypeFor[T]())
 	}
-	resp, err := c.Chat(ctx, req)
+	resp, err := c.Chat(ctx, req, opts...)
 	if err != nil {
 		return zero, nil, err
 	}
@@ -72,13 +76,13 @@ func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest) (T, *ChatR
 	}
 
 	// Ask once more, showing the model its reply and what was wrong.
-	retry := reaskRequest(c, &req, resp.Attempts)
+	retry := reaskRequest(c, cfg, &req, resp.Attempts)
 	retry.Messages = append(slices.Clip(req.Messages),
 		AssistantMessage(first),
 		UserMessage("Your reply could not be read as the JSON value asked for: "+decodeErr.Error()+
 			". Reply again with only that JSON value: no prose, no code fence."))
 	firstAttempts := resp.Attempts
-	resp, err = c.Chat(ctx, retry)
+	resp, err = c.Chat(ctx, retry, opts...)
 	if err != nil {
 		var fe *FallbackError
 		if errors.As(err, &fe) {
@@ -97,7 +101,7 @@ func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest) (T, *ChatR
 // reaskRequest is req sent to the candidate that served the first answer,
 // then to the candidates of req's walk that have not failed, so that a
 // re-ask neither starts over at a gated model nor loses the walk.
-func reaskRequest(c *Client, req *ChatRequest, attempts []Attempt) ChatRequest {
+func reaskRequest(c *Client, cfg *callConfig, req *ChatRequest, attempts []Attempt) ChatRequest {
 	retry := *req
 	if len(attempts) == 0 {
 		return retry
@@ -108,7 +112,7 @@ func reaskRequest(c *Client, req *ChatRequest, attempts []Attempt) ChatRequest {
 	}
 	retry.Model, retry.Provider = served.Model, served.Provider
 	retry.Fallbacks = []Candidate{}
-	for _, cand := range c.candidates(req, nil) {
+	for _, cand := range c.candidates(req, cfg, nil) {
 		if !tried(cand) {
 			retry.Fallbacks = append(retry.Fallbacks, cand)
 		}

@@ -19,30 +19,45 @@ func sourceKey(i int, s TokenSource) string {
 	return fmt.Sprintf("token source %d %s", i, sourceName(s))
 }
 
-// tokenSources is the client's sources in the order a call tries them:
-// the members of a ChainTokens (those cooling after a refusal last), or the
-// one source.
-func (c *Client) tokenSources(now time.Time) []indexedSource {
-	chain, ok := c.tokens.(chainSource)
-	if !ok {
-		return c.oneSource
+// tokenSources is a call's sources in the order it tries them: the
+// call's own (WithUserTokenSource) first, then the client's, those of the
+// client's cooling after a refusal last.
+func (c *Client) tokenSources(cfg *callConfig, now time.Time) []indexedSource {
+	if cfg.sources != nil {
+		return cfg.sources
 	}
-	ready := make([]indexedSource, 0, len(chain.sources))
-	var cooling []indexedSource
-	for i, s := range chain.sources {
-		is := indexedSource{i: i, src: s}
+	var list, cooling []indexedSource
+	for _, s := range members(cfg.user) {
+		list = append(list, indexedSource{i: -1, src: s})
+	}
+	for i, s := range members(cfg.tokens) {
+		is := indexedSource{i: i, src: s, own: true}
 		if c.cooldown > 0 && !c.cool.Empty() && !c.cool.Until(sourceKey(i, s), now).IsZero() {
 			cooling = append(cooling, is)
 			continue
 		}
-		ready = append(ready, is)
+		list = append(list, is)
 	}
-	return append(ready, cooling...)
+	return append(list, cooling...)
 }
 
+// members is a chain's sources, or the one source, or none.
+func members(ts TokenSource) []TokenSource {
+	switch ts := ts.(type) {
+	case nil:
+		return nil
+	case chainSource:
+		return ts.sources
+	}
+	return []TokenSource{ts}
+}
+
+// indexedSource is a source and its place in the client's chain; own marks
+// the client's sources, the only ones its cooldown memory keeps.
 type indexedSource struct {
 	i   int
 	src TokenSource
+	own bool
 }
 
 // tokenCursor walks token sources in order: it hands out the next
@@ -63,11 +78,11 @@ type tokenCursor struct {
 	lastErr error
 }
 
-// newTokenCursor walks the client's sources, those cooling after a
-// refusal last.
-func (c *Client) newTokenCursor(now time.Time) tokenCursor {
-	_, chained := c.tokens.(chainSource)
-	return tokenCursor{sources: c.tokenSources(now), chained: chained, logger: c.logger}
+// newTokenCursor walks a call's sources (see tokenSources).
+func (c *Client) newTokenCursor(cfg *callConfig, now time.Time) tokenCursor {
+	_, chained := cfg.tokens.(chainSource)
+	sources := c.tokenSources(cfg, now)
+	return tokenCursor{sources: sources, chained: chained || len(sources) > 1 || cfg.tokens == nil, logger: c.logger}
 }
 
 // advance moves to the next source with a valid token.
@@ -116,7 +131,7 @@ func (tc *tokenCursor) failure(ctx context.Context) error {
 // firstToken is the token a Hub call uses: the first valid one of the
 // client's sources.
 func (c *Client) firstToken(ctx context.Context) (Token, error) {
-	tokens := c.newTokenCursor(time.Now())
+	tokens := c.newTokenCursor(&c.call, time.Now())
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		return Token{}, tokens.failure(ctx)

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hubURL := fs.String("hub-url", "", "the Hub's URL (default $HF_ENDPOINT or https://huggingface-proxy-6ci.pages.dev)")
 	routerURL := fs.String("router-url", "", "the router's URL (default https://router.huggingface.co)")
 	noProbe := fs.Bool("no-probe", false, "skip the 1-token chat per model and provider")
+	billTo := fs.String("bill-to", "", "an organization to bill the probes to (X-HF-Bill-To); checks that the token's user belongs to it")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	demo := fs.Bool("demo", false, "diagnose a scripted broken setup on a local fake Hub and router")
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	report := client.Diagnose(ctx, inference.DiagnoseOptions{Models: models, Providers: providers, NoProbe: *noProbe})
+	report := client.Diagnose(ctx, inference.DiagnoseOptions{Models: models, Providers: providers, NoProbe: *noProbe, BillTo: *billTo})
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -135,3 +135,18 @@ func TestDemo(t *testing.T) {
 	}
 	assert.Equal(t, 2, unknown)
 }
+
+func TestBillToNonMemberExitsOne(t *testing.T) {
+	r := setup(t, "hf_writeTokenCCCCCCCCCCCCCCCCCCCCCCCCCC")
+	r.AddUser("hf_writeTokenCCCCCCCCCCCCCCCCCCCCCCCCCC", inferencetest.HubUser{Name: "alice", Role: "write", Orgs: []string{"acme-corp"}})
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"-hub-url", r.URL(), "-router-url", r.URL(), "-model", model, "-bill-to", "other-org"}, &out, &errOut)
+	assert.Equal(t, 1, code, errOut.String())
+	assert.Contains(t, out.String(), "organization to bill: other-org")
+	assert.Contains(t, out.String(), "alice is not a member of other-org")
+	for _, q := range r.Requests() {
+		assert.Equal(t, "other-org", q.Header.Get("X-HF-Bill-To"))
+	}
+	out.Reset()
+	assert.Equal(t, 0, run(t.Context(), []string{"-hub-url", r.URL(), "-router-url", r.URL(), "-model", model, "-bill-to", "acme-corp"}, &out, &errOut), out.String())
+}

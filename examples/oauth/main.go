@@ -1,7 +1,10 @@
-// Command oauth is a small web app that logs a user in with Hugging Face
-// OAuth (scopes "openid profile inference-api") and chats with the user's
-// token, chained before HF_TOKEN: if the user's token lacks the
-// inference-api scope, the client falls back to HF_TOKEN and says so.
+// Command oauth is a small web app that logs users in with Hugging Face
+// OAuth (scopes "openid profile inference-api") and chats with each user's
+// token through one shared client: the user's token goes with the call
+// (WithUserTokenSource), before the app's HF_TOKEN, so that if it lacks the
+// inference-api scope the call falls back to HF_TOKEN and says so. Every
+// user shares the client's connection pool and cooldowns; no user's token
+// ever reaches another's calls.
 //
 // Offline by default: it prints the login URL it would send a user to, then
 // runs one chat against a local fake router with a scope-less OAuth token,
@@ -58,7 +61,11 @@ func main() {
 	for _, w := range space.Warnings {
 		logger.Warn(w) // caught before any user logs in
 	}
-	a := newApp(space.Config, logger)
+	a, err := newApp(space.Config, logger)
+	if err != nil {
+		logger.Error("client setup", "error", err)
+		os.Exit(1)
+	}
 	logger.Info("serving", "addr", *addr)
 	srv := &http.Server{Addr: *addr, Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.ListenAndServe(); err != nil {
@@ -93,16 +100,15 @@ func offline(ctx context.Context, out io.Writer) error {
 			return a
 		},
 	}))
-	client, err := inference.NewClient(
-		inference.WithBaseURL(router.URL()),
-		inference.WithTokenSource(inference.ChainTokens(inference.OAuthToken(userToken), inference.EnvToken())),
-		inference.WithLogger(logger),
-	)
+	// One client for the app, with the app's HF_TOKEN; each call brings its
+	// user's token.
+	client, err := inference.NewClient(inference.WithBaseURL(router.URL()), inference.WithLogger(logger))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\nchatting with a user token that lacks the inference-api scope:")
-	resp, err := client.Chat(ctx, inference.ChatRequest{Model: model, Messages: []inference.Message{inference.UserMessage("Hello!")}})
+	resp, err := client.Chat(ctx, inference.ChatRequest{Model: model, Messages: []inference.Message{inference.UserMessage("Hello!")}},
+		inference.WithUserTokenSource(inference.OAuthToken(userToken)))
 	if err != nil {
 		return err
 	}
@@ -117,26 +123,30 @@ func offline(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// app is the web app: a login flow and a chat page, one client per logged-in
-// user so that the client remembers which of the user's tokens works.
+// app is the web app: a login flow and a chat page. One client serves
+// every user: its connection pool and its memory of failing candidates are
+// shared, and each call carries its user's token.
 type app struct {
-	oauth      *oauth2.Config
-	clientOpts []inference.Option
-	logger     *slog.Logger
-	// transport is shared by every user's client: one connection pool.
-	transport http.RoundTripper
+	oauth  *oauth2.Config
+	client *inference.Client
+	logger *slog.Logger
 
 	mu       sync.Mutex
-	pending  map[string]string // login state → PKCE verifier
-	sessions map[string]*inference.Client
+	pending  map[string]string             // login state → PKCE verifier
+	sessions map[string]oauth2.TokenSource // session → the user's token
 }
 
-func newApp(cfg *oauth2.Config, logger *slog.Logger, clientOpts ...inference.Option) *app {
-	return &app{
-		oauth: cfg, clientOpts: clientOpts, logger: logger,
-		transport: http.DefaultTransport.(*http.Transport).Clone(),
-		pending:   map[string]string{}, sessions: map[string]*inference.Client{},
+// newApp makes the app and its one client: the app's own token is
+// HF_TOKEN; clientOpts configure the client further.
+func newApp(cfg *oauth2.Config, logger *slog.Logger, clientOpts ...inference.Option) (*app, error) {
+	client, err := inference.NewClient(append([]inference.Option{inference.WithLogger(logger)}, clientOpts...)...)
+	if err != nil {
+		return nil, err
 	}
+	return &app{
+		oauth: cfg, client: client, logger: logger,
+		pending: map[string]string{}, sessions: map[string]oauth2.TokenSource{},
+	}, nil
 }
 
 func (a *app) routes() http.Handler {
@@ -191,28 +201,19 @@ func (a *app) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login failed: start again at /login", http.StatusBadGateway)
 		return
 	}
-	// The token source refreshes the user's token through the Hub; the
-	// client tries it first and falls back to the Space's HF_TOKEN.
-	userTS := a.oauth.TokenSource(context.WithoutCancel(r.Context()), tok)
-	opts := append([]inference.Option{
-		inference.WithTokenSource(inference.ChainTokens(inference.OAuthToken(userTS), inference.EnvToken())),
-		inference.WithHTTPClient(&http.Client{Transport: a.transport}),
-		inference.WithLogger(a.logger),
-	}, a.clientOpts...)
-	client, err := inference.NewClient(opts...)
-	if err != nil {
-		http.Error(w, "server misconfigured", http.StatusInternalServerError)
-		return
-	}
+	// The token source refreshes the user's token through the Hub; each of
+	// the user's calls tries it first and falls back to the Space's
+	// HF_TOKEN.
+	userTS := oauth2.ReuseTokenSource(tok, a.oauth.TokenSource(context.WithoutCancel(r.Context()), tok))
 	id := randomID()
 	a.mu.Lock()
-	a.sessions[id] = client
+	a.sessions[id] = userTS
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: "session", Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/", http.StatusFound)
 }
 
-func (a *app) session(r *http.Request) *inference.Client {
+func (a *app) session(r *http.Request) oauth2.TokenSource {
 	c, err := r.Cookie("session")
 	if err != nil {
 		return nil
@@ -223,15 +224,15 @@ func (a *app) session(r *http.Request) *inference.Client {
 }
 
 func (a *app) chat(w http.ResponseWriter, r *http.Request) {
-	client := a.session(r)
-	if client == nil {
+	userTS := a.session(r)
+	if userTS == nil {
 		http.Redirect(w, r, "/login", http.StatusFound)
 		return
 	}
-	resp, err := client.Chat(r.Context(), inference.ChatRequest{
+	resp, err := a.client.Chat(r.Context(), inference.ChatRequest{
 		Model:    model,
 		Messages: []inference.Message{inference.UserMessage(r.URL.Query().Get("q"))},
-	})
+	}, inference.WithUserTokenSource(inference.OAuthToken(userTS)))
 	if err != nil {
 		// The error text names the fix (scope, access, credits) and never
 		// the token.

@@ -1,0 +1,116 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// callConfig is what one call runs with: the client's settings, with the
+// call's options laid over them. A call without options uses the client's
+// own, without copying it.
+type callConfig struct {
+	// tokens is the client's own source; user, a call's source tried
+	// before it (WithUserTokenSource), whose members never cool down in
+	// the client's memory.
+	tokens, user TokenSource
+	// sources is the list a walk takes when neither is a chain, built
+	// once.
+	sources   []indexedSource
+	header    http.Header
+	billTo    string
+	timeout   time.Duration
+	retry     RetryPolicy
+	http      *retryablehttp.Client
+	fallbacks []Candidate
+	// recovery, firstToken and idle shape streams: see
+	// WithStreamRecovery, WithFirstTokenTimeout, WithStreamIdleTimeout.
+	recovery   bool
+	firstToken time.Duration
+	idle       time.Duration
+}
+
+// newCallConfig builds a configuration from settings; hc is the client's
+// HTTP client, wrapped by its retry loop.
+func newCallConfig(s *settings, tokens TokenSource, hc *http.Client) callConfig {
+	retry := s.retry.withDefaults()
+	cfg := callConfig{
+		tokens: tokens, user: s.userTokens, header: s.headers, billTo: s.billTo,
+		timeout: s.attemptTimeout, retry: retry, http: newRetryClient(hc, retry),
+		fallbacks: s.fallbacks, recovery: s.recovery, firstToken: s.firstToken, idle: s.streamIdle,
+	}
+	cfg.sources = listSources(cfg.user, cfg.tokens)
+	return cfg
+}
+
+// listSources is the sources a walk tries, the user's first, when neither
+// is a chain; nil when one is (tokenSources then lists them per call, the
+// client's cooling ones last).
+func listSources(user, own TokenSource) []indexedSource {
+	if _, chain := own.(chainSource); chain {
+		return nil
+	}
+	if _, chain := user.(chainSource); chain {
+		return nil
+	}
+	var out []indexedSource
+	if user != nil {
+		out = append(out, indexedSource{i: -1, src: user})
+	}
+	if own != nil {
+		out = append(out, indexedSource{i: 0, src: own, own: true})
+	}
+	return out
+}
+
+// configure is the configuration of a call with opts over the client's.
+func (c *Client) configure(opts []Option) (*callConfig, error) {
+	if len(opts) == 0 {
+		return &c.call, nil
+	}
+	base := &c.call
+	s := settings{
+		perCall: true, tokenSource: base.tokens, userTokens: base.user, headers: base.header, billTo: base.billTo,
+		attemptTimeout: base.timeout, retry: base.retry, fallbacks: base.fallbacks,
+		recovery: base.recovery, firstToken: base.firstToken, streamIdle: base.idle,
+	}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: option %d is nil", ErrInvalidRequest, i)
+		}
+		if err := opt(&s); err != nil {
+			if !errors.Is(err, ErrInvalidRequest) && !errors.Is(err, ErrInvalidToken) {
+				err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+			}
+			return nil, err
+		}
+	}
+	cfg := *base
+	cfg.tokens, cfg.user, cfg.header, cfg.billTo = s.tokenSource, s.userTokens, s.headers, s.billTo
+	cfg.timeout, cfg.fallbacks = s.attemptTimeout, s.fallbacks
+	cfg.recovery, cfg.firstToken, cfg.idle = s.recovery, s.firstToken, s.streamIdle
+	if s.tokensReplaced {
+		// A call's own tokens replace the client's: like a user's source,
+		// they are never cooled down in the client's memory.
+		cfg.tokens, cfg.user = nil, chainOf(s.userTokens, s.tokenSource)
+	}
+	if retry := s.retry.withDefaults(); retry != base.retry {
+		cfg.retry, cfg.http = retry, newRetryClient(base.http.HTTPClient, retry)
+	}
+	cfg.sources = listSources(cfg.user, cfg.tokens)
+	return &cfg, nil
+}
+
+// chainOf chains a before b, either of which may be nil.
+func chainOf(a, b TokenSource) TokenSource {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return ChainTokens(a, b)
+}
