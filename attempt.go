@@ -64,9 +64,12 @@ func (e timeoutError) Error() string {
 
 // timedOut is the limit that ended an attempt with err, or "".
 func timedOut(err error) Timeout {
-	var te timeoutError
-	if errors.As(err, &te) {
-		return te.limit
+	// A walk down the chain by hand: errors.As would move its target to
+	// the heap on every attempt, served ones included.
+	for ; err != nil; err = errors.Unwrap(err) {
+		if te, ok := err.(timeoutError); ok {
+			return te.limit
+		}
 	}
 	return ""
 }

@@ -223,9 +223,15 @@ func removeCandidate(list []Candidate, c Candidate) []Candidate {
 // value a call keeps (on its stack for Chat), so that a stream with
 // recovery can resume it after the candidate that served fails mid-way.
 type walker struct {
-	c       *Client
-	cfg     *callConfig
-	cands   []Candidate
+	c   *Client
+	cfg *callConfig
+	// cands is the walk's candidates: the first n of room, the usual few
+	// held without an allocation, or more in a slice of their own. The
+	// walker never points into itself, so that a call keeps it on its
+	// stack.
+	room    [4]Candidate
+	n       int
+	more    []Candidate
 	skipped []Candidate
 	tokens  tokenCursor
 	tok     Token
@@ -234,8 +240,14 @@ type walker struct {
 	i        int
 	restarts int
 	attempts []Attempt
-	// room holds the usual few candidates without an allocation.
-	room [4]Candidate
+}
+
+// cands is the walk's candidates.
+func (w *walker) cands() []Candidate {
+	if w.more != nil {
+		return w.more
+	}
+	return w.room[:w.n]
 }
 
 // start plans the walk: the candidates (expanded, those cooling down
@@ -243,7 +255,14 @@ type walker struct {
 // start returns why.
 func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
 	w.c, w.cfg = c, cfg
-	w.cands, w.skipped = c.plan(c.expand(ctx, req, c.candidates(req, cfg, w.room[:0])), time.Now())
+	var room [4]Candidate
+	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
+	if len(cands) <= len(w.room) {
+		w.n = copy(w.room[:], cands)
+	} else {
+		w.more = slices.Clone(cands)
+	}
+	w.skipped = skipped
 	for _, s := range w.skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
 	}
@@ -275,8 +294,8 @@ func walk[T any](ctx context.Context, c *Client, cfg *callConfig, req *ChatReque
 // run tries candidates from the walk's current one until one serves.
 func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 	var zero T
-	for w.i < len(w.cands) {
-		cand := w.cands[w.i]
+	for w.i < len(w.cands()) {
+		cand := w.cands()[w.i]
 		out, att, err := try(ctx, cand, w.tok)
 		w.attempts = append(w.attempts, att)
 		if err == nil {
@@ -299,7 +318,8 @@ func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 // decide moves the walk as d says after the current candidate failed with
 // err, and reports whether it goes on.
 func (w *walker) decide(ctx context.Context, err error, status int, d Decision) bool {
-	c, cand := w.c, w.cands[w.i]
+	c, cands := w.c, w.cands()
+	cand := cands[w.i]
 	switch d {
 	case DecisionNextToken:
 		from := w.tok
@@ -317,14 +337,14 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		return true
 	case DecisionNextCandidate:
 		c.coolCandidate(cand, err)
-		if w.i+1 < len(w.cands) {
+		if w.i+1 < len(cands) {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
-				slog.String("from", cand.String()), slog.String("to", w.cands[w.i+1].String()),
+				slog.String("from", cand.String()), slog.String("to", cands[w.i+1].String()),
 				slog.String("reason", kindName(err)), slog.Int("status", status))
 		}
 		w.i++
 		w.restarts = 0
-		return w.i < len(w.cands)
+		return w.i < len(cands)
 	case decisionSameCandidate:
 		w.restarts++
 		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: restarting the stream",

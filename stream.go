@@ -111,6 +111,9 @@ type streamAttempt struct {
 	body   io.ReadCloser
 	events *sse.Reader
 	idle   *time.Timer
+	// activity restarts idle as bytes arrive; kept here to save an
+	// allocation per stream.
+	activity activityReader
 
 	cand      Candidate
 	provider  string
@@ -270,7 +273,8 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 	s.requestID = att.RequestID
 	var body io.Reader = resp.Body
 	if s.idle = limit(TimeoutStreamIdle, cfg.idle); s.idle != nil {
-		body = &activityReader{r: resp.Body, timer: s.idle, d: cfg.idle}
+		s.activity = activityReader{r: resp.Body, timer: s.idle, d: cfg.idle}
+		body = &s.activity
 	}
 	s.events = sse.NewReader(body, sse.DefaultMaxEventSize)
 
