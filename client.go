@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,10 +26,15 @@ type Client struct {
 	// tokens, headers, billing, timeouts, retries, fallbacks.
 	call     callConfig
 	cooldown time.Duration
-	cool     cooldownStore
-	models   *modelCache
-	order    providerOrder
-	walkAuto bool
+	// cool is this process's memory of cooling candidates and token
+	// sources; shared, when set (WithCooldownStore), holds the candidates'
+	// for a fleet, and sharedDown says it is failing.
+	cool       cooldownStore
+	shared     CooldownStore
+	sharedDown atomic.Bool
+	models     *modelCache
+	order      providerOrder
+	walkAuto   bool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -116,6 +122,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		call:      newCallConfig(&s, tokens, hc),
 		cooldown:  s.cooldown,
 		cool:      newMemoryCooldown(),
+		shared:    s.cooldownStore,
 		transport: transport,
 		models:    newModelCache(s.modelsTTL),
 		order:     s.order,

@@ -1,10 +1,38 @@
 package inference
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// CooldownStore remembers, across the processes of a fleet, which
+// candidates are being skipped after a failure and until when, so that N
+// replicas probe a failing provider about once per cooldown, not N times.
+// Give one to [WithCooldownStore]; without it a client keeps cooldowns in its
+// own memory. The module github.com/hfkit/inference/redisstore implements it
+// over Redis.
+//
+// Keys are candidates as the router receives them ("org/model" or
+// "org/model:provider"); token sources are never shared, and nothing derived
+// from a token is ever passed to a store. Times are absolute, so replicas'
+// clocks should agree (NTP). Cooldowns are hints: a store may be eventually
+// consistent and may drop entries. It must be safe for concurrent use.
+//
+// A call asks Lookup once, for all its candidates; only failing calls call
+// Cool. A store may also have a method Empty() bool that reports, without
+// blocking, that nothing is cooling: calls then skip Lookup. A store's error
+// never fails a call: the client falls back to its own memory, and logs the
+// outage once when it begins and once when it ends.
+type CooldownStore interface {
+	// Lookup returns, for each key, when its cooldown ends, or the zero
+	// time when it is not cooling at now; one round trip for all keys.
+	Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error)
+	// Cool makes key cool until the given time, keeping a later end
+	// already recorded: the latest deadline wins, atomically.
+	Cool(ctx context.Context, key string, until time.Time) error
+}
 
 // cooldownStore remembers which candidates (by "model:provider") and which
 // token sources are being skipped, and until when. Every call of a client

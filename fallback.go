@@ -185,14 +185,29 @@ func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) 
 // plan drops the candidates that are cooling down. When every one is, it
 // keeps the one whose cooldown ends first: a request that may fail beats
 // failing without one.
-func (c *Client) plan(cands []Candidate, now time.Time) (try, skipped []Candidate) {
-	if c.cooldown == 0 || c.cool.Empty() {
+func (c *Client) plan(ctx context.Context, cands []Candidate, now time.Time) (try, skipped []Candidate) {
+	if c.cooldown == 0 {
+		return cands, nil
+	}
+	untilOf := func(i int) time.Time { return c.cool.Until(candidateKey(cands[i]), now) }
+	switch untils, ok := c.lookupShared(ctx, cands, now); {
+	case ok && untils == nil:
+		return cands, nil // the shared store knows nothing is cooling
+	case ok:
+		untilOf = func(i int) time.Time {
+			if untils[i].After(now) {
+				return untils[i]
+			}
+			return time.Time{}
+		}
+	case c.cool.Empty():
+		// No shared store, or it failed: this process's memory decides.
 		return cands, nil
 	}
 	var earliest time.Time
 	earliestAt := -1
 	for i, cand := range cands {
-		until := c.cool.Until(candidateKey(cand), now)
+		until := untilOf(i)
 		if until.IsZero() {
 			try = append(try, cand)
 			continue
@@ -256,7 +271,7 @@ func (w *walker) cands() []Candidate {
 func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
 	w.c, w.cfg = c, cfg
 	var room [4]Candidate
-	cands, skipped := c.plan(c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
+	cands, skipped := c.plan(ctx, c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
 	if len(cands) <= len(w.room) {
 		w.n = copy(w.room[:], cands)
 	} else {
@@ -325,7 +340,11 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		from := w.tok
 		// Only the client's own sources are remembered: a call's (a
 		// user's token) never moves another call's tokens.
-		c.coolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), c.cooldown, w.tokens.current.own && len(w.tokens.sources) > 1)
+		if w.tokens.current.own && len(w.tokens.sources) > 1 && c.cooldown > 0 {
+			// Token sources are remembered in the process only: nothing
+			// derived from a token leaves it.
+			c.cool.CoolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), time.Now().Add(c.cooldown))
+		}
 		next, ok := w.tokens.advance(ctx)
 		if !ok {
 			return false
@@ -336,7 +355,7 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 			slog.String("to", next.Source), slog.String("reason", kindName(err)))
 		return true
 	case DecisionNextCandidate:
-		c.coolCandidate(cand, err)
+		c.coolCandidate(ctx, cand, err)
 		if w.i+1 < len(cands) {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
 				slog.String("from", cand.String()), slog.String("to", cands[w.i+1].String()),
@@ -362,8 +381,8 @@ const decisionSameCandidate Decision = -1
 
 // coolCandidate skips a failed candidate in later calls: for the cooldown,
 // or as long as the server asked to wait (Retry-After) when that is longer.
-func (c *Client) coolCandidate(cand Candidate, err error) {
-	if !coolsDown(err) {
+func (c *Client) coolCandidate(ctx context.Context, cand Candidate, err error) {
+	if !coolsDown(err) || c.cooldown == 0 {
 		return
 	}
 	d := c.cooldown
@@ -371,14 +390,55 @@ func (c *Client) coolCandidate(cand Candidate, err error) {
 	if errors.As(err, &apiErr) {
 		d = max(d, apiErr.RetryAfter)
 	}
-	c.coolDown(candidateKey(cand), d, true)
+	c.coolKey(ctx, candidateKey(cand), time.Now().Add(d))
 }
 
-func (c *Client) coolDown(key string, d time.Duration, worth bool) {
-	if c.cooldown == 0 || d <= 0 || !worth {
-		return
+// lookupShared asks the shared store, when there is one, when each
+// candidate's cooldown ends; nil untils with ok mean none is cooling. ok is
+// false without a store, or when it failed (the memory then decides).
+func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.Time) (untils []time.Time, ok bool) {
+	if c.shared == nil {
+		return nil, false
 	}
-	c.cool.CoolDown(key, time.Now().Add(d))
+	if e, isEmpty := c.shared.(interface{ Empty() bool }); isEmpty && e.Empty() {
+		return nil, true
+	}
+	keys := make([]string, len(cands))
+	for i, cand := range cands {
+		keys[i] = candidateKey(cand)
+	}
+	untils, err := c.shared.Lookup(ctx, keys, now)
+	if c.sharedFailed(ctx, err) || len(untils) != len(keys) {
+		return nil, false
+	}
+	return untils, true
+}
+
+// coolKey records a candidate's cooldown: in the shared store when there
+// is one (and in memory too, so that this process honours it if the store
+// cannot be reached), else in memory.
+func (c *Client) coolKey(ctx context.Context, key string, until time.Time) {
+	c.cool.CoolDown(key, until)
+	if c.shared != nil {
+		c.sharedFailed(ctx, c.shared.Cool(ctx, key, until))
+	}
+}
+
+// sharedFailed reports whether err is a failure of the shared cooldown
+// store, and logs the outage when it begins and when it ends: once each,
+// never per call.
+func (c *Client) sharedFailed(ctx context.Context, err error) bool {
+	if err != nil {
+		if c.sharedDown.CompareAndSwap(false, true) {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the cooldown store failed; calls go on with this process's memory",
+				slog.String("error", cleanText(err.Error(), 512)))
+		}
+		return true
+	}
+	if c.sharedDown.CompareAndSwap(true, false) {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: the cooldown store answers again; cooldowns are shared")
+	}
+	return false
 }
 
 func (c *Client) logFailure(ctx context.Context, err error) error {

@@ -46,6 +46,7 @@ type settings struct {
 	modelsTTL      time.Duration
 	order          providerOrder
 	walkAuto       bool
+	cooldownStore  CooldownStore
 	recovery       bool
 	firstToken     time.Duration
 	streamIdle     time.Duration
@@ -454,4 +455,22 @@ func checkOrg(org string) error {
 		}
 	}
 	return nil
+}
+
+// WithCooldownStore shares the candidates' cooldowns through store, such as
+// the Redis store of github.com/hfkit/inference/redisstore, so that a fleet
+// of replicas skips a failing candidate together. Token sources' cooldowns
+// stay in the process. A store that fails or is slow never fails a call:
+// the client goes on with its own memory and logs the outage once.
+func WithCooldownStore(store CooldownStore) Option {
+	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithCooldownStore")
+		}
+		if store == nil {
+			return errors.New("inference: WithCooldownStore: nil store")
+		}
+		s.cooldownStore = store
+		return nil
+	}
 }
