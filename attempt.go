@@ -132,6 +132,9 @@ type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Att
 type trail struct {
 	attempts []Attempt
 	skipped  []Candidate
+	// served is the context of a stream's serving attempt, which the
+	// stream ends for the observer.
+	served context.Context
 }
 
 // attemptState is what one call tells the transport chain about the

@@ -31,6 +31,7 @@ type callConfig struct {
 	recovery   bool
 	firstToken time.Duration
 	idle       time.Duration
+	observer   Observer
 }
 
 // newCallConfig builds a configuration from settings; hc is the client's
@@ -41,6 +42,7 @@ func newCallConfig(s *settings, tokens TokenSource, hc *http.Client) callConfig 
 		tokens: tokens, user: s.userTokens, header: s.headers, billTo: s.billTo,
 		timeout: s.attemptTimeout, retry: retry, http: newRetryClient(hc, retry),
 		fallbacks: s.fallbacks, recovery: s.recovery, firstToken: s.firstToken, idle: s.streamIdle,
+		observer: s.observer,
 	}
 	cfg.sources = listSources(cfg.user, cfg.tokens)
 	return cfg
@@ -75,7 +77,7 @@ func (c *Client) configure(opts []Option) (*callConfig, error) {
 	s := settings{
 		perCall: true, tokenSource: base.tokens, userTokens: base.user, headers: base.header, billTo: base.billTo,
 		attemptTimeout: base.timeout, retry: base.retry, fallbacks: base.fallbacks,
-		recovery: base.recovery, firstToken: base.firstToken, streamIdle: base.idle,
+		recovery: base.recovery, firstToken: base.firstToken, streamIdle: base.idle, observer: base.observer,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -91,7 +93,7 @@ func (c *Client) configure(opts []Option) (*callConfig, error) {
 	cfg := *base
 	cfg.tokens, cfg.user, cfg.header, cfg.billTo = s.tokenSource, s.userTokens, s.headers, s.billTo
 	cfg.timeout, cfg.fallbacks = s.attemptTimeout, s.fallbacks
-	cfg.recovery, cfg.firstToken, cfg.idle = s.recovery, s.firstToken, s.streamIdle
+	cfg.recovery, cfg.firstToken, cfg.idle, cfg.observer = s.recovery, s.firstToken, s.streamIdle, s.observer
 	if s.tokensReplaced {
 		// A call's own tokens replace the client's: like a user's source,
 		// they are never cooled down in the client's memory.

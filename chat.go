@@ -79,13 +79,19 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*Ch
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	resp, tr, err := walk(ctx, c, cfg, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+	ctx, obs := cfg.startCall(ctx, &req, false)
+	resp, tr, err := walk(ctx, c, cfg, obs, false, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
 		return c.attempt(ctx, cfg, &req, cand, tok)
 	})
+	if err == nil {
+		resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
+	}
+	if obs != nil {
+		obs.End(resp, err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
 	return resp, nil
 }
 

@@ -255,6 +255,12 @@ type walker struct {
 	i        int
 	restarts int
 	attempts []Attempt
+	// obs observes the call, when it has an observer. With holdServing
+	// (a stream), the attempt that serves is not ended by the walk but by
+	// the stream, with served its context.
+	obs         CallObserver
+	holdServing bool
+	served      context.Context
 }
 
 // cands is the walk's candidates.
@@ -280,6 +286,9 @@ func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *Cha
 	w.skipped = skipped
 	for _, s := range w.skipped {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
+		if w.obs != nil {
+			w.obs.Skipped(s)
+		}
 	}
 	w.tokens = c.newTokenCursor(cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
@@ -290,14 +299,16 @@ func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *Cha
 	return nil
 }
 
-func (w *walker) trail() trail { return trail{w.attempts, w.skipped} }
+func (w *walker) trail() trail { return trail{w.attempts, w.skipped, w.served} }
 
 func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
 
 // walk tries the candidates in order until one serves, as the policy
 // directs, and returns the result with every attempt made.
-func walk[T any](ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
-	var w walker
+// A stream's walk (holdServing) leaves its serving attempt to the stream
+// to end for the observer.
+func walk[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, holdServing bool, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
+	w := walker{obs: obs, holdServing: holdServing}
 	if err := w.start(ctx, c, cfg, req); err != nil {
 		var zero T
 		return zero, w.trail(), err
@@ -311,8 +322,19 @@ func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 	var zero T
 	for w.i < len(w.cands()) {
 		cand := w.cands()[w.i]
-		out, att, err := try(ctx, cand, w.tok)
+		actx := ctx
+		if w.obs != nil {
+			actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
+		}
+		out, att, err := try(actx, cand, w.tok)
 		w.attempts = append(w.attempts, att)
+		if w.obs != nil {
+			if err == nil && w.holdServing {
+				w.served = actx
+			} else {
+				w.obs.EndAttempt(actx, att)
+			}
+		}
 		if err == nil {
 			return out, nil
 		}
@@ -356,6 +378,9 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		return true
 	case DecisionNextCandidate:
 		c.coolCandidate(ctx, cand, err)
+		if w.i+1 < len(cands) && w.obs != nil {
+			w.obs.Moved(cand, cands[w.i+1], err)
+		}
 		if w.i+1 < len(cands) {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
 				slog.String("from", cand.String()), slog.String("to", cands[w.i+1].String()),
@@ -366,6 +391,9 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		return w.i < len(cands)
 	case decisionSameCandidate:
 		w.restarts++
+		if w.obs != nil {
+			w.obs.Moved(cand, cand, err)
+		}
 		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: restarting the stream",
 			slog.String("candidate", cand.String()), slog.String("reason", kindName(err)),
 			slog.Int("restart", w.restarts))

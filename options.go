@@ -47,6 +47,7 @@ type settings struct {
 	order          providerOrder
 	walkAuto       bool
 	cooldownStore  CooldownStore
+	observer       Observer
 	recovery       bool
 	firstToken     time.Duration
 	streamIdle     time.Duration

@@ -91,6 +91,15 @@ type ChatStream struct {
 	replay *replay
 	stop   context.CancelFunc // ends the stream's own context
 
+	// obs observes the call, when it has an observer; served is the
+	// context of the attempt being read, ended with it.
+	obs    CallObserver
+	served context.Context
+	ended  bool
+	// obsMu, with an observer, lets Close from another goroutine end the
+	// call for the observer without racing Next.
+	obsMu sync.Mutex
+
 	pending  []ChatChunk
 	cur      ChatChunk
 	acc      ChatAccumulator
@@ -159,37 +168,53 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	ctx, obs := cfg.startCall(ctx, &req, true)
 	if cfg.recovery {
-		return c.recoverableStream(ctx, cfg, &req)
+		return c.recoverableStream(ctx, cfg, obs, start, &req)
 	}
-	src, tr, err := walk(ctx, c, cfg, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+	src, tr, err := walk(ctx, c, cfg, obs, true, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 		return c.openStream(ctx, cfg, &req, cand, tok)
 	})
 	if err != nil {
+		if obs != nil {
+			obs.End(nil, err)
+		}
 		return nil, err
 	}
-	s := &ChatStream{ctx: ctx, attempts: tr.attempts, skipped: tr.skipped}
+	s := &ChatStream{ctx: ctx, attempts: tr.attempts, skipped: tr.skipped, obs: obs, served: tr.served}
 	s.begin(src)
+	if obs != nil {
+		obs.FirstChunk(time.Since(start))
+	}
 	return s, nil
 }
 
 // recoverableStream opens a stream that keeps its walk, to resume it when
 // the stream fails mid-way. The stream has a context of its own, so that
 // Close also ends an attempt a restart is opening.
-func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, req *ChatRequest) (*ChatStream, error) {
+func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, req *ChatRequest) (*ChatStream, error) {
 	sctx, stop := context.WithCancel(ctx)
-	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: new(walker)}
-	if err := s.walk.start(sctx, c, cfg, req); err != nil {
+	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: &walker{obs: obs, holdServing: true}, obs: obs}
+	fail := func(err error) (*ChatStream, error) {
 		stop()
+		if obs != nil {
+			obs.End(nil, err)
+		}
 		return nil, err
+	}
+	if err := s.walk.start(sctx, c, cfg, req); err != nil {
+		return fail(err)
 	}
 	src, err := run(sctx, s.walk, s.try)
-	s.attempts, s.skipped = s.walk.attempts, s.walk.skipped
+	s.attempts, s.skipped, s.served = s.walk.attempts, s.walk.skipped, s.walk.served
 	if err != nil {
-		stop()
-		return nil, err
+		return fail(err)
 	}
 	s.begin(src)
+	if obs != nil {
+		obs.FirstChunk(time.Since(start))
+	}
 	return s, nil
 }
 
@@ -433,6 +458,10 @@ func (s *streamAttempt) close() {
 // Next advances to the next chunk, returning false at the end of the
 // stream or on failure; then Err tells which.
 func (s *ChatStream) Next() bool {
+	if s.obs != nil {
+		s.obsMu.Lock()
+		defer s.obsMu.Unlock()
+	}
 	for {
 		if s.closedByCaller.Load() {
 			return false
@@ -496,6 +525,10 @@ func (s *ChatStream) fail(err error) {
 	if n := len(s.attempts); n > 0 {
 		a := &s.attempts[n-1]
 		a.Err, a.TimedOut = err, timedOut(err) // the attempt that served failed after all
+		if s.obs != nil && s.served != nil {
+			s.obs.EndAttempt(s.served, *a)
+			s.served = nil
+		}
 	}
 	if s.walk == nil || !errors.Is(err, ErrStream) || s.ctx.Err() != nil {
 		s.err = err
@@ -524,7 +557,7 @@ func (s *ChatStream) restart(failure error) error {
 		return s.client.logFailure(s.ctx, w.failure())
 	}
 	src, err := run(s.ctx, w, s.try)
-	s.attempts = w.attempts
+	s.attempts, s.served = w.attempts, w.served
 	if err != nil {
 		return err
 	}
@@ -545,14 +578,29 @@ func (s *ChatStream) finishReplay() {
 	s.replay = nil
 }
 
-// end releases what the stream holds once it is over.
+// end releases what the stream holds once it is over, and tells the
+// observer.
 func (s *ChatStream) end() {
 	if src := s.src.Load(); src != nil {
 		src.close()
 	}
+	s.observeEnd(s.err)
 	if s.stop != nil {
 		s.stop()
 	}
+}
+
+// observeEnd ends the serving attempt and the call for the observer, once.
+func (s *ChatStream) observeEnd(err error) {
+	if s.obs == nil || s.ended {
+		return
+	}
+	s.ended = true
+	if s.served != nil && len(s.attempts) > 0 {
+		s.obs.EndAttempt(s.served, s.attempts[len(s.attempts)-1])
+		s.served = nil
+	}
+	s.obs.End(s.Response(), err)
 }
 
 // Current returns the chunk Next advanced to.
@@ -576,6 +624,13 @@ func (s *ChatStream) Close() error {
 	}
 	if s.stop != nil {
 		s.stop()
+	}
+	if s.obs != nil {
+		// Closing ended a blocked Next; the lock waits for it to return.
+		// A stream closed before its end ends its call here.
+		s.obsMu.Lock()
+		s.observeEnd(ErrStreamClosed)
+		s.obsMu.Unlock()
 	}
 	return nil
 }

@@ -1,0 +1,102 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Observer hears of a client's calls as they happen, to feed traces and
+// metrics: github.com/hfkit/inference/otelinference is one, over
+// OpenTelemetry. Give it to [WithObserver]; without one, nothing is
+// observed and nothing is spent on it.
+//
+// StartCall is called once per call (Chat, ChatStream, and each ask of
+// ChatJSON) and returns the context the call goes on with (it may carry a
+// span, which attempts and their HTTP requests inherit) and the observer
+// of that call. Observers are called synchronously on the call's path:
+// they must be quick and safe for concurrent use. Nothing they are given
+// holds a token: only the name of its source.
+type Observer interface {
+	StartCall(ctx context.Context, call CallInfo) (context.Context, CallObserver)
+}
+
+// CallInfo describes a call as it starts.
+type CallInfo struct {
+	// Operation is "chat".
+	Operation string
+	// Model and Provider are the request's own candidate.
+	Model, Provider string
+	// Stream reports a ChatStream call.
+	Stream bool
+}
+
+// CallObserver hears of one call, from its start to its end.
+type CallObserver interface {
+	// Skipped is a candidate not tried because it was cooling down.
+	Skipped(c Candidate)
+	// StartAttempt is an attempt starting at a candidate with a token
+	// from the named source; the context it returns is the attempt's,
+	// and its HTTP requests'.
+	StartAttempt(ctx context.Context, c Candidate, tokenSource string) context.Context
+	// EndAttempt is the attempt's end, with its record (its Err is nil
+	// for the attempt that served; a stream's serving attempt ends with
+	// the stream). ctx is the one StartAttempt returned.
+	EndAttempt(ctx context.Context, a Attempt)
+	// Moved is the walk going from a failed candidate to the next one,
+	// for err; a stream restarted on the same candidate moves to itself.
+	Moved(from, to Candidate, err error)
+	// FirstChunk is a stream's first chunk with content delivered, after
+	// elapsed from the call's start.
+	FirstChunk(elapsed time.Duration)
+	// End is the call's end: its answer (for a stream, what it delivered)
+	// or its error, which is nil for a success.
+	End(resp *ChatResponse, err error)
+}
+
+// KindName is the snake_case name of err's kind, such as "gated_model" or
+// "rate_limited", for metrics and logs; "" when err matches no kind (nil,
+// or a cancelled context).
+func KindName(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return kindNames[k]
+		}
+	}
+	return ""
+}
+
+var kindNames = map[error]string{
+	ErrNoToken: "no_token", ErrInvalidToken: "invalid_token", ErrUnauthorized: "unauthorized",
+	ErrMissingScope: "missing_scope", ErrGatedModel: "gated_model", ErrModelNotFound: "model_not_found",
+	ErrModelNotSupported: "model_not_supported", ErrPaymentRequired: "payment_required",
+	ErrRateLimited: "rate_limited", ErrInvalidRequest: "invalid_request", ErrProvider: "provider_error",
+	ErrContextLength: "context_length", ErrStream: "stream_error",
+}
+
+// ErrStreamClosed is what [CallObserver.End] receives for a stream its
+// reader closed before its end. No call returns it: it is not a failure.
+var ErrStreamClosed = errors.New("inference: the stream was closed before its end")
+
+// WithObserver makes the client report its calls to o; see [Observer].
+// It may also be given per call.
+func WithObserver(o Observer) Option {
+	return func(s *settings) error {
+		if o == nil {
+			return errors.New("inference: WithObserver: nil Observer")
+		}
+		s.observer = o
+		return nil
+	}
+}
+
+// startCall starts observing a call, when the call has an observer.
+func (cfg *callConfig) startCall(ctx context.Context, req *ChatRequest, stream bool) (context.Context, CallObserver) {
+	if cfg.observer == nil {
+		return ctx, nil
+	}
+	return cfg.observer.StartCall(ctx, CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, Stream: stream})
+}

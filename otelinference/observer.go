@@ -1,0 +1,248 @@
+// Package otelinference reports the calls of a github.com/hfkit/inference
+// client to OpenTelemetry, after the GenAI semantic conventions: a span per
+// call and a child span per attempt, events for each move to another
+// candidate and each candidate skipped while cooling down, and metrics of
+// call duration, token usage, time to first chunk and attempts by kind and
+// provider. It sees what an HTTP middleware cannot: the walk, the kinds,
+// the tokens of a stream, its first chunk.
+//
+//	obs := otelinference.New(otelinference.Options{TracerProvider: tp, MeterProvider: mp})
+//	c, err := inference.NewClient(inference.WithObserver(obs))
+//
+// Spans and attributes never hold a token, a prompt or an answer: only
+// models, providers, statuses, request ids, kinds and counts. Trace context
+// is sent to the router (a third party) only with Options.Propagate.
+package otelinference
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hfkit/inference"
+)
+
+// scope names the instrumentation.
+const scope = "github.com/hfkit/inference/otelinference"
+
+// Options configure an [Observer]. The zero value uses the global
+// providers and propagates nothing.
+type Options struct {
+	// TracerProvider and MeterProvider default to the global ones.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	// Propagator injects trace context into requests when Propagate is
+	// set; it defaults to the global propagator.
+	Propagator propagation.TextMapPropagator
+	// Propagate sends the trace context (traceparent) to the router with
+	// each request, through [Observer.Middleware]. Off by default: the
+	// router is a third party.
+	Propagate bool
+}
+
+// Observer is an [inference.Observer] over OpenTelemetry. It is safe for
+// concurrent use.
+type Observer struct {
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	propagate  bool
+
+	duration   metric.Float64Histogram
+	tokens     metric.Int64Histogram
+	firstChunk metric.Float64Histogram
+	attempts   metric.Int64Counter
+}
+
+var _ inference.Observer = (*Observer)(nil)
+
+// New returns an observer. Instruments that cannot be made (a broken
+// meter provider) are replaced by no-ops rather than failing.
+func New(opts Options) *Observer {
+	tp, mp, prop := opts.TracerProvider, opts.MeterProvider, opts.Propagator
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	meter := mp.Meter(scope)
+	o := &Observer{tracer: tp.Tracer(scope), propagator: prop, propagate: opts.Propagate}
+	o.duration, _ = meter.Float64Histogram("gen_ai.client.operation.duration",
+		metric.WithUnit("s"), metric.WithDescription("GenAI operation duration"),
+		metric.WithExplicitBucketBoundaries(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92))
+	o.tokens, _ = meter.Int64Histogram("gen_ai.client.token.usage",
+		metric.WithUnit("{token}"), metric.WithDescription("Measures number of input and output tokens used"),
+		metric.WithExplicitBucketBoundaries(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864))
+	o.firstChunk, _ = meter.Float64Histogram("gen_ai.client.operation.time_to_first_chunk",
+		metric.WithUnit("s"), metric.WithDescription("Time from a stream's request to its first chunk with content"),
+		metric.WithExplicitBucketBoundaries(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48))
+	o.attempts, _ = meter.Int64Counter("hfkit.client.attempts",
+		metric.WithUnit("{attempt}"), metric.WithDescription("Attempts at a candidate, by provider and the kind of their failure"))
+	return o
+}
+
+// Middleware injects the trace context into each request when
+// Options.Propagate is set, and passes requests through unchanged
+// otherwise. Give it to inference.WithMiddleware.
+func (o *Observer) Middleware() inference.Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		if !o.propagate {
+			return next
+		}
+		return inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			r2 := r.Clone(r.Context())
+			o.propagator.Inject(r.Context(), propagation.HeaderCarrier(r2.Header))
+			return next.RoundTrip(r2)
+		})
+	}
+}
+
+// StartCall starts the call's span, "chat {model}", of kind client.
+func (o *Observer) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
+	ctx, span := o.tracer.Start(ctx, info.Operation+" "+info.Model, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("gen_ai.operation.name", info.Operation),
+			attribute.String("gen_ai.provider.name", "huggingface"),
+			attribute.String("gen_ai.request.model", info.Model),
+			attribute.Bool("hfkit.stream", info.Stream),
+		))
+	if info.Provider != "" {
+		span.SetAttributes(attribute.String("hfkit.request.provider", info.Provider))
+	}
+	return ctx, &call{o: o, ctx: ctx, span: span, start: time.Now(), info: info}
+}
+
+// call observes one call.
+type call struct {
+	o     *Observer
+	ctx   context.Context
+	span  trace.Span
+	start time.Time
+	info  inference.CallInfo
+}
+
+func (c *call) Skipped(cand inference.Candidate) {
+	c.span.AddEvent("cooldown_skip", trace.WithAttributes(attribute.String("hfkit.candidate", cand.String())))
+}
+
+func (c *call) Moved(from, to inference.Candidate, err error) {
+	c.span.AddEvent("fallback", trace.WithAttributes(
+		attribute.String("hfkit.from", from.String()), attribute.String("hfkit.to", to.String()),
+		attribute.String("error.type", errorType(err))))
+}
+
+func (c *call) StartAttempt(ctx context.Context, cand inference.Candidate, tokenSource string) context.Context {
+	ctx, _ = c.o.tracer.Start(ctx, "attempt "+cand.String(), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("hfkit.candidate", cand.String()),
+			attribute.String("gen_ai.request.model", cand.Model),
+			attribute.String("hfkit.provider", cand.Provider),
+			attribute.String("hfkit.token_source", tokenSource),
+		))
+	return ctx
+}
+
+func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
+	span := trace.SpanFromContext(ctx)
+	attrs := []attribute.KeyValue{
+		attribute.Int("hfkit.retries", a.Retries),
+	}
+	if a.StatusCode != 0 {
+		attrs = append(attrs, attribute.Int("http.response.status_code", a.StatusCode))
+	}
+	if a.RequestID != "" {
+		attrs = append(attrs, attribute.String("hfkit.request_id", a.RequestID))
+	}
+	if a.TimedOut != "" {
+		attrs = append(attrs, attribute.String("hfkit.timed_out", string(a.TimedOut)))
+	}
+	kind := errorType(a.Err)
+	if a.Err != nil {
+		attrs = append(attrs, attribute.String("error.type", kind))
+		span.SetStatus(codes.Error, kind)
+	}
+	span.SetAttributes(attrs...)
+	span.End()
+	outcome := kind
+	if a.Err == nil {
+		outcome = "served"
+	}
+	c.o.attempts.Add(c.ctx, 1, metric.WithAttributes(
+		attribute.String("hfkit.provider", a.Provider),
+		attribute.String("gen_ai.request.model", a.Model),
+		attribute.String("hfkit.outcome", outcome),
+	))
+}
+
+func (c *call) FirstChunk(elapsed time.Duration) {
+	c.span.AddEvent("first_chunk")
+	c.o.firstChunk.Record(c.ctx, elapsed.Seconds(), metric.WithAttributes(
+		attribute.String("gen_ai.operation.name", c.info.Operation),
+		attribute.String("gen_ai.request.model", c.info.Model),
+	))
+}
+
+func (c *call) End(resp *inference.ChatResponse, err error) {
+	common := []attribute.KeyValue{
+		attribute.String("gen_ai.operation.name", c.info.Operation),
+		attribute.String("gen_ai.provider.name", "huggingface"),
+		attribute.String("gen_ai.request.model", c.info.Model),
+	}
+	if resp != nil {
+		if resp.Model != "" {
+			c.span.SetAttributes(attribute.String("gen_ai.response.model", resp.Model))
+			common = append(common, attribute.String("gen_ai.response.model", resp.Model))
+		}
+		if resp.Provider != "" {
+			c.span.SetAttributes(attribute.String("hfkit.response.provider", resp.Provider))
+		}
+		if resp.ID != "" {
+			c.span.SetAttributes(attribute.String("gen_ai.response.id", resp.ID))
+		}
+		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(resp.Attempts)))
+		if u := resp.Usage; u.TotalTokens > 0 || u.PromptTokens > 0 || u.CompletionTokens > 0 {
+			c.span.SetAttributes(
+				attribute.Int("gen_ai.usage.input_tokens", u.PromptTokens),
+				attribute.Int("gen_ai.usage.output_tokens", u.CompletionTokens))
+			c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, attribute.String("gen_ai.token.type", "input"))...))
+			c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, attribute.String("gen_ai.token.type", "output"))...))
+		}
+	}
+	if err != nil {
+		kind := errorType(err)
+		c.span.SetAttributes(attribute.String("error.type", kind))
+		c.span.SetStatus(codes.Error, kind)
+		common = append(common, attribute.String("error.type", kind))
+	}
+	c.o.duration.Record(c.ctx, time.Since(c.start).Seconds(), metric.WithAttributes(common...))
+	c.span.End()
+}
+
+// errorType is the kind's name (such as gated_model), or for an error of
+// no kind, what it is: the context's end, a stream closed early, or other.
+func errorType(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case inference.KindName(err) != "":
+		return inference.KindName(err)
+	case errors.Is(err, inference.ErrStreamClosed):
+		return "closed"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	return "_OTHER"
+}
