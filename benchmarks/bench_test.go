@@ -26,8 +26,11 @@ type client struct {
 
 // floor is plain net/http and encoding/json: the cost of the round trip
 // itself, below which no client can go.
-func floor(base string) client {
-	hc := &http.Client{Transport: pooledTransport()}
+func floor(base string) client { return floorWith(base, pooledTransport()) }
+
+// floorWith is the floor over transport t.
+func floorWith(base string, t *http.Transport) client {
+	hc := &http.Client{Transport: t}
 	type message struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
@@ -142,9 +145,11 @@ func hfkit(base string, opts ...inference.Option) client {
 	}
 }
 
-func openaiGo(base string) client {
+func openaiGo(base string) client { return openaiGoWith(base, pooledTransport()) }
+
+func openaiGoWith(base string, t *http.Transport) client {
 	c := openaigo.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(token),
-		option.WithHTTPClient(&http.Client{Transport: pooledTransport()}), option.WithMaxRetries(0))
+		option.WithHTTPClient(&http.Client{Transport: t}), option.WithMaxRetries(0))
 	params := func(model string) openaigo.ChatCompletionNewParams {
 		return openaigo.ChatCompletionNewParams{Model: model, Messages: []openaigo.ChatCompletionMessageParamUnion{openaigo.UserMessage("hi")}}
 	}
@@ -170,10 +175,12 @@ func openaiGo(base string) client {
 	}
 }
 
-func goOpenai(base string) client {
+func goOpenai(base string) client { return goOpenaiWith(base, pooledTransport()) }
+
+func goOpenaiWith(base string, t *http.Transport) client {
 	cfg := goopenai.DefaultConfig(token)
 	cfg.BaseURL = base + "/v1"
-	cfg.HTTPClient = &http.Client{Transport: pooledTransport()}
+	cfg.HTTPClient = &http.Client{Transport: t}
 	c := goopenai.NewClientWithConfig(cfg)
 	req := func(model string) goopenai.ChatCompletionRequest {
 		return goopenai.ChatCompletionRequest{Model: model, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}

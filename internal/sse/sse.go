@@ -22,6 +22,12 @@ import (
 // a long content string, but not without limit.
 const DefaultMaxEventSize = 8 << 20
 
+// initialBuffer is the read buffer a reader starts with; it grows, up to
+// the event limit, only for longer lines. Chat chunks are a few hundred
+// bytes, and a server holding thousands of streams open pays this per
+// stream: 4 KiB, as a bufio.Reader's.
+const initialBuffer = 4 << 10
+
 // ErrEventTooLarge is returned when one line or one event's data exceeds
 // the reader's limit.
 var ErrEventTooLarge = errors.New("sse: event too large")
@@ -53,7 +59,7 @@ func NewReader(r io.Reader, max int) *Reader {
 	}
 	s := bufio.NewScanner(r)
 	// A line can be as long as an event's data plus its field name.
-	s.Buffer(make([]byte, 0, 64<<10), max+64)
+	s.Buffer(make([]byte, 0, initialBuffer), max+64)
 	s.Split(scanLines)
 	return &Reader{scan: s, max: max}
 }

@@ -1,0 +1,93 @@
+package benchmarks
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/hfkit/inference"
+)
+
+// floorFirstChunk sends a stream request with net/http and reads up to its
+// first event with content; rest closes it (over HTTP/2 the stream is
+// reset and the connection kept).
+func floorFirstChunk(base string, t *http.Transport) func(ctx context.Context) (func() error, error) {
+	hc := &http.Client{Transport: t}
+	type message struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	return func(ctx context.Context) (func() error, error) {
+		// The request is encoded on every call, as the floor's chat does.
+		body, err := json.Marshal(struct {
+			Model    string    `json:"model"`
+			Messages []message `json:"messages"`
+			Stream   bool      `json:"stream"`
+		}{modelOK, []message{{"user", "hi"}}, true})
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+			data, ok := bytes.CutPrefix(line, []byte("data: "))
+			if !ok {
+				continue
+			}
+			var chunk struct {
+				Choices []struct {
+					Delta struct {
+						Content string `json:"content"`
+					} `json:"delta"`
+				} `json:"choices"`
+			}
+			if err := json.Unmarshal(data, &chunk); err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+			if len(chunk.Choices) > 0 && chunk.Choices[0].Delta.Content != "" {
+				break
+			}
+		}
+		return func() error { return resp.Body.Close() }, nil
+	}
+}
+
+// hfkitFirstChunk opens a ChatStream (which returns once the first chunk
+// with content has arrived) and takes that chunk.
+func hfkitFirstChunk(base string, t *http.Transport) func(ctx context.Context) (func() error, error) {
+	c, err := inference.NewClient(inference.WithBaseURL(base), inference.WithToken(token),
+		inference.WithRetry(inference.RetryPolicy{}), inference.WithHTTPClient(&http.Client{Transport: t}))
+	if err != nil {
+		panic(err)
+	}
+	req := inference.ChatRequest{Model: modelOK, Messages: []inference.Message{inference.UserMessage("hi")}}
+	return func(ctx context.Context) (func() error, error) {
+		s, err := c.ChatStream(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if !s.Next() || s.Current().Text() == "" {
+			s.Close()
+			return nil, errors.Join(errors.New("no first chunk"), s.Err())
+		}
+		return s.Close, nil
+	}
+}
