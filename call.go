@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -115,4 +116,21 @@ func chainOf(a, b TokenSource) TokenSource {
 		return a
 	}
 	return ChainTokens(a, b)
+}
+
+// prepare checks what a call starts with, before anything is sent: a
+// usable client and context, the call's options, the request. It returns
+// the call's configuration.
+func (c *Client) prepare(ctx context.Context, req *ChatRequest, opts []Option) (*callConfig, error) {
+	if err := c.usable(ctx); err != nil {
+		return nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }

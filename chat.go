@@ -69,14 +69,8 @@ const maxChatBody = 32 << 20
 // call at once, retry waits included, and the error then matches
 // context.Canceled or context.DeadlineExceeded.
 func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*ChatResponse, error) {
-	if err := c.usable(ctx); err != nil {
-		return nil, err
-	}
-	cfg, err := c.configure(opts)
+	cfg, err := c.prepare(ctx, &req, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := req.validate(); err != nil {
 		return nil, err
 	}
 	ctx, obs := cfg.startCall(ctx, &req, false)

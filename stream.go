@@ -158,14 +158,8 @@ type streamAttempt struct {
 // the idle timeout, until the end. An http.Client given to [WithHTTPClient]
 // should have no Timeout, which would cut long streams.
 func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option) (*ChatStream, error) {
-	if err := c.usable(ctx); err != nil {
-		return nil, err
-	}
-	cfg, err := c.configure(opts)
+	cfg, err := c.prepare(ctx, &req, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := req.validate(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
