@@ -50,11 +50,14 @@
 // For contributors, each step and its file:
 //
 //  1. [Client.Chat] (chat.go) or [Client.ChatStream] (stream.go) checks the
-//     request (request.go, message.go, candidate.go).
+//     request (request.go, message.go, candidate.go) and lays the call's
+//     options over the client's (call.go); an [Observer] (observer.go)
+//     hears of it from here on.
 //  2. walk (fallback.go) lists the candidates (normalised once, in
 //     candidate.go), expands [ProviderEvery] into providers (providers.go,
 //     from the router's list in models.go), skips those cooling down
-//     (cooldown.go), and takes tokens from the token cursor (token.go).
+//     (cooldown.go, or a shared [CooldownStore]), and takes tokens from the
+//     token cursor (token.go).
 //  3. An attempt (chat.go's attempt, stream.go's openStream; attempt.go
 //     holds the [Attempt] record) encodes the body for one candidate and
 //     calls send (exchange.go), the one path of every HTTP call, router
@@ -67,7 +70,9 @@
 //     into the kinds of errors.go); a 2xx that is not what was asked for is
 //     exchange.go's notWhatWasAsked; a completion or a chunk is decoded by
 //     decode.go (a fast reader, then encoding/json), a stream's events by
-//     internal/sse, and its chunks are joined by accumulator.go.
+//     internal/sse, and its chunks are joined by accumulator.go. A stream
+//     that breaks after content resumes the walk (recovery.go, with
+//     [WithStreamRecovery]).
 //  6. The walk's policy (fallback.go) decides from the kind: stop, the next
 //     candidate, or the next token source. Text for people is rendered in
 //     errors.go, from server text that text.go cleans.
