@@ -28,14 +28,15 @@ type client struct {
 // itself, below which no client can go.
 func floor(base string) client { return floorWith(base, pooledTransport()) }
 
-// floorWith is the floor over transport t.
-func floorWith(base string, t *http.Transport) client {
-	hc := &http.Client{Transport: t}
-	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	}
-	post := func(ctx context.Context, model string, stream bool) (*http.Response, error) {
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// floorPost is the floor's request: the body encoded with encoding/json on
+// every call, sent with net/http.
+func floorPost(hc *http.Client, base string) func(ctx context.Context, model string, stream bool) (*http.Response, error) {
+	return func(ctx context.Context, model string, stream bool) (*http.Response, error) {
 		body, err := json.Marshal(struct {
 			Model    string    `json:"model"`
 			Messages []message `json:"messages"`
@@ -52,6 +53,11 @@ func floorWith(base string, t *http.Transport) client {
 		req.Header.Set("Content-Type", "application/json")
 		return hc.Do(req)
 	}
+}
+
+// floorWith is the floor over transport t.
+func floorWith(base string, t *http.Transport) client {
+	post := floorPost(&http.Client{Transport: t}, base)
 	return client{
 		chat: func(ctx context.Context, model string) (string, error) {
 			resp, err := post(ctx, model, false)

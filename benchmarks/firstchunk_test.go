@@ -15,28 +15,9 @@ import (
 // first event with content; rest closes it (over HTTP/2 the stream is
 // reset and the connection kept).
 func floorFirstChunk(base string, t *http.Transport) func(ctx context.Context) (func() error, error) {
-	hc := &http.Client{Transport: t}
-	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	}
+	post := floorPost(&http.Client{Transport: t}, base)
 	return func(ctx context.Context) (func() error, error) {
-		// The request is encoded on every call, as the floor's chat does.
-		body, err := json.Marshal(struct {
-			Model    string    `json:"model"`
-			Messages []message `json:"messages"`
-			Stream   bool      `json:"stream"`
-		}{modelOK, []message{{"user", "hi"}}, true})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
+		resp, err := post(ctx, modelOK, true)
 		if err != nil {
 			return nil, err
 		}

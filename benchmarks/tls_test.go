@@ -61,66 +61,57 @@ func tlsClients(srv *httptest.Server, h2 bool) []struct {
 	}
 }
 
-// BenchmarkTLSChat is one chat with a 1 KiB answer over TLS.
-func BenchmarkTLSChat(b *testing.B) {
+// eachTLSContender runs body for every protocol and contender, as a
+// sub-benchmark named protocol/contender.
+func eachTLSContender(b *testing.B, body func(b *testing.B, c client)) {
 	for _, p := range protocols {
 		srv := tlsRouter(p.h2)
 		for _, tc := range tlsClients(srv, p.h2) {
 			b.Run(p.name+"/"+tc.name, func(b *testing.B) {
-				ctx := context.Background()
 				b.ReportAllocs()
-				for b.Loop() {
-					if text, err := tc.c.chat(ctx, modelOK); err != nil || text != wantText {
-						b.Fatal(err)
-					}
-				}
+				body(b, tc.c)
 			})
 		}
 		srv.Close()
 	}
+}
+
+// BenchmarkTLSChat is one chat with a 1 KiB answer over TLS.
+func BenchmarkTLSChat(b *testing.B) {
+	eachTLSContender(b, func(b *testing.B, c client) {
+		for b.Loop() {
+			if text, err := c.chat(context.Background(), modelOK); err != nil || text != wantText {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkTLSChatParallel is chat from 64 goroutines per core over TLS;
 // run it with -cpu 2.
 func BenchmarkTLSChatParallel(b *testing.B) {
-	for _, p := range protocols {
-		srv := tlsRouter(p.h2)
-		for _, tc := range tlsClients(srv, p.h2) {
-			b.Run(p.name+"/"+tc.name, func(b *testing.B) {
-				ctx := context.Background()
-				b.ReportAllocs()
-				b.SetParallelism(64)
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if text, err := tc.c.chat(ctx, modelOK); err != nil || text != wantText {
-							b.Errorf("%v", err)
-							return
-						}
-					}
-				})
-			})
-		}
-		srv.Close()
-	}
+	eachTLSContender(b, func(b *testing.B, c client) {
+		b.SetParallelism(64)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if text, err := c.chat(context.Background(), modelOK); err != nil || text != wantText {
+					b.Errorf("%v", err)
+					return
+				}
+			}
+		})
+	})
 }
 
 // BenchmarkTLSStream500 is a 500-chunk stream, read to the end, over TLS.
 func BenchmarkTLSStream500(b *testing.B) {
-	for _, p := range protocols {
-		srv := tlsRouter(p.h2)
-		for _, tc := range tlsClients(srv, p.h2) {
-			b.Run(p.name+"/"+tc.name, func(b *testing.B) {
-				ctx := context.Background()
-				b.ReportAllocs()
-				for b.Loop() {
-					if n, err := tc.c.stream(ctx); err != nil || n != streamChunks*len("token ") {
-						b.Fatalf("%d bytes, %v", n, err)
-					}
-				}
-			})
+	eachTLSContender(b, func(b *testing.B, c client) {
+		for b.Loop() {
+			if n, err := c.stream(context.Background()); err != nil || n != streamChunks*len("token ") {
+				b.Fatalf("%d bytes, %v", n, err)
+			}
 		}
-		srv.Close()
-	}
+	})
 }
 
 // BenchmarkTimeToFirstChunk is the time from asking for a stream to its
