@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -32,18 +31,12 @@ func floorFirstChunk(base string, t *http.Transport) func(ctx context.Context) (
 			if !ok {
 				continue
 			}
-			var chunk struct {
-				Choices []struct {
-					Delta struct {
-						Content string `json:"content"`
-					} `json:"delta"`
-				} `json:"choices"`
-			}
-			if err := json.Unmarshal(data, &chunk); err != nil {
+			text, err := floorChunkText(data)
+			if err != nil {
 				resp.Body.Close()
 				return nil, err
 			}
-			if len(chunk.Choices) > 0 && chunk.Choices[0].Delta.Content != "" {
+			if text != "" {
 				break
 			}
 		}
