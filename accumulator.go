@@ -9,8 +9,10 @@ type ChatAccumulator struct {
 	resp ChatResponse
 	// content and reasoning hold each choice's text as it grows: appending
 	// to a string per chunk would copy the whole answer on every chunk.
-	content   []strings.Builder
-	reasoning []strings.Builder
+	// Pointers, because a strings.Builder must not move once written to,
+	// and a slice that grows (a second choice) moves its elements.
+	content   []*strings.Builder
+	reasoning []*strings.Builder
 }
 
 // Add folds one chunk in. A chunk with Restarted set replaces everything
@@ -37,8 +39,8 @@ func (a *ChatAccumulator) Add(c ChatChunk) {
 		}
 		for len(a.resp.Choices) <= ch.Index {
 			a.resp.Choices = append(a.resp.Choices, Choice{Index: len(a.resp.Choices), Message: Message{Role: RoleAssistant}})
-			a.content = append(a.content, strings.Builder{})
-			a.reasoning = append(a.reasoning, strings.Builder{})
+			a.content = append(a.content, new(strings.Builder))
+			a.reasoning = append(a.reasoning, new(strings.Builder))
 		}
 		dst := &a.resp.Choices[ch.Index]
 		if ch.Delta.Role != "" {

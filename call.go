@@ -3,7 +3,6 @@ package inference
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -82,11 +81,11 @@ func (c *Client) configure(opts []Option) (*callConfig, error) {
 	}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, fmt.Errorf("%w: option %d is nil", ErrInvalidRequest, i)
+			return nil, invalidRequest("option %d is nil", i)
 		}
 		if err := opt(&s); err != nil {
 			if !errors.Is(err, ErrInvalidRequest) && !errors.Is(err, ErrInvalidToken) {
-				err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+				err = invalidOption(err)
 			}
 			return nil, err
 		}

@@ -65,6 +65,13 @@ func classify(f failure) *APIError {
 	}
 	html := isHTML(f.header, bytes.TrimSpace(f.body))
 	e.Kind = kindOf(f.status, f.header.Get("X-Error-Code"), html, e.FromProvider, text)
+	if (f.status == http.StatusUnauthorized || f.status == http.StatusForbidden) && e.Kind == ErrUnauthorized &&
+		f.header.Get("X-Inference-Provider") != "" {
+		// The router forwarded a provider's own refusal: the key the
+		// router holds for that provider, not the caller's Hugging Face
+		// token. Another provider may serve.
+		e.Kind = ErrProvider
+	}
 	if f.billTo != "" {
 		e.BillTo = f.billTo
 		e.billing, e.Kind = billingKind(f.status, e.Kind, f.billTo, text.message)
@@ -149,6 +156,27 @@ func kindFromCode(t serverText) error {
 		return ErrProvider
 	}
 	return nil
+}
+
+// streamedKind is the kind of an error event a stream sent before any
+// content, in a 200: the server's words decide as they would in an error
+// status (a code, a context-length text, a token or gated text), a TGI
+// validation error is a refused request, and anything else is the
+// provider failing.
+func streamedKind(t serverText) error {
+	if k := kindFromCode(t); k != nil {
+		return k
+	}
+	if tooLong(t.message) {
+		return ErrContextLength
+	}
+	if k := credentialKind(t.message); k != nil {
+		return k
+	}
+	if strings.EqualFold(t.errorType, "validation") {
+		return ErrInvalidRequest
+	}
+	return ErrProvider
 }
 
 // billingKind reads a failure of a call billed to an organization

@@ -160,11 +160,11 @@ func (c *Client) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, c.Str
 func (c *Client) usable(ctx context.Context) error {
 	switch {
 	case c == nil:
-		return fmt.Errorf("%w: nil *Client: make one with NewClient", ErrInvalidRequest)
+		return invalidRequest("nil *Client: make one with NewClient")
 	case c.call.http == nil:
-		return fmt.Errorf("%w: the Client was not made by NewClient (its zero value is not usable)", ErrInvalidRequest)
+		return invalidRequest("the Client was not made by NewClient (its zero value is not usable)")
 	case ctx == nil:
-		return fmt.Errorf("%w: nil Context: pass context.Background() or the request's context", ErrInvalidRequest)
+		return invalidRequest("nil Context: pass context.Background() or the request's context")
 	}
 	return nil
 }

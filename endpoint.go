@@ -31,6 +31,18 @@ func parseBase(opt, raw string) (*url.URL, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	if opt == "WithBaseURL" {
+		for _, endpoint := range []string{"/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/models"} {
+			if strings.HasSuffix(u.Path, endpoint) {
+				endpoint = strings.TrimPrefix(endpoint, "/v1")
+				// A whole endpoint pasted as the base: every call would go
+				// to a path that does not exist, and its 404 would read
+				// as a missing model.
+				base := *u
+				base.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, endpoint), "/v1")
+				return nil, fmt.Errorf("inference: %s: %q is an endpoint, not the router's base URL: pass %q (the client adds /v1%s itself)",
+					opt, safeURL(raw), base.String(), endpoint)
+			}
+		}
 		// The router's API lives under /v1, which OpenAI clients put in
 		// the base URL; the client adds it itself.
 		u.Path = strings.TrimSuffix(u.Path, "/v1")

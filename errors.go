@@ -69,6 +69,35 @@ var (
 	ErrStream = errors.New("inference: the stream failed")
 )
 
+// requestError is a request the client refused before sending anything:
+// a bad option, a malformed request, a nil context. It matches
+// [ErrInvalidRequest], whose own text ("the request was refused") speaks
+// of a server that refused it; this one says the request is invalid.
+type requestError struct {
+	msg   string
+	cause error
+}
+
+func (e *requestError) Error() string { return "inference: the request is invalid: " + e.msg }
+
+// Is reports ErrInvalidRequest, the kind of every request refused before
+// it was sent.
+func (e *requestError) Is(target error) bool { return target == ErrInvalidRequest }
+
+// Unwrap returns the option's own error, if one was the cause.
+func (e *requestError) Unwrap() error { return e.cause }
+
+// invalidRequest is a requestError whose text is format with args.
+func invalidRequest(format string, args ...any) error {
+	return &requestError{msg: fmt.Sprintf(format, args...)}
+}
+
+// invalidOption is the requestError of an option that refused its value:
+// its text once, without a second package prefix.
+func invalidOption(err error) error {
+	return &requestError{msg: strings.TrimPrefix(err.Error(), "inference: "), cause: err}
+}
+
 // kinds lists every kind once, in a fixed order, for code that needs to walk
 // them (tests, and the text of a fallback error).
 var kinds = []error{
@@ -140,6 +169,9 @@ type APIError struct {
 	// billing says what about the billed organization went wrong, for the
 	// hint: "refused", "limit" or "provider".
 	billing string
+	// recovering marks a stream's failure that WithStreamRecovery answered
+	// by sending the request again, for the hint.
+	recovering bool
 }
 
 // Error says what happened in the server's words, what to do about it, and
@@ -249,7 +281,8 @@ func (e *APIError) kindText() string {
 // fixes, in one sentence each.
 func (e *APIError) hint() string {
 	return hintFor(e.Kind, hintFacts{hub: hubLinks(e.hubURL), status: e.StatusCode, model: e.Model,
-		message: e.Message, retryAfter: e.RetryAfter, billTo: e.BillTo, billing: e.billing})
+		message: e.Message, code: e.Code, retryAfter: e.RetryAfter, billTo: e.BillTo, billing: e.billing,
+		recovering: e.recovering})
 }
 
 // hintFacts is what a hint may name.
@@ -261,6 +294,10 @@ type hintFacts struct {
 	retryAfter time.Duration
 	billTo     string
 	billing    string
+	code       string
+	// recovering: the failure was a stream's, and WithStreamRecovery was
+	// on, so the library itself sent the request again.
+	recovering bool
 }
 
 // hintFor is the table of hints, one per kind: what to do about a failure
@@ -312,12 +349,18 @@ func hintFor(kind error, f hintFacts) string {
 		}
 		return "Slow down, or use another provider"
 	case ErrInvalidRequest:
+		if isContentPolicy(f.code) {
+			return "A safety system refused the content of the request: every model and provider would refuse it as it is, so change the messages, not the parameters"
+		}
 		return "Check the request's parameters against what the model and provider accept"
 	case ErrProvider:
 		return "Retry later, or use another provider or model"
 	case ErrContextLength:
 		return "Shorten the conversation (drop or summarise earlier turns) or lower MaxTokens, or use a model with a longer context; errors.Is(err, ErrContextLength) tells an agent to compact its context"
 	case ErrStream:
+		if f.recovering {
+			return "WithStreamRecovery sends the request again after such a failure while a candidate remains: the attempts after this one say how that went"
+		}
 		return "What arrived before the failure is kept (ChatStream.Response); send the request again for a whole answer, or let WithStreamRecovery do it"
 	}
 	return ""

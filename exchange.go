@@ -63,7 +63,9 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	if x.cfg != nil {
 		retry = x.cfg.http
 		for k, v := range x.cfg.header {
-			hreq.Header[k] = v
+			// Capped, so that a middleware's Add copies the list rather
+			// than writing into the array the client's calls share.
+			hreq.Header[k] = v[:len(v):len(v)]
 		}
 		if x.cfg.billTo != "" {
 			hreq.Header.Set("X-HF-Bill-To", x.cfg.billTo)

@@ -236,7 +236,7 @@ func (c *Client) HubModel(ctx context.Context, id string) (*ModelInfo, error) {
 		return nil, err
 	}
 	if err := checkName("model", id, true); err != nil || id == "" || strings.Contains(id, ":") {
-		return nil, fmt.Errorf("%w: %q is not a model id", ErrInvalidRequest, id)
+		return nil, invalidRequest("%q is not a model id", id)
 	}
 	tok, err := c.firstToken(ctx)
 	if err != nil {

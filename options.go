@@ -20,7 +20,7 @@ type Option func(*settings) error
 
 // clientOnly is the error of an option that a call cannot override.
 func clientOnly(name string) error {
-	return fmt.Errorf("%w: %s configures the client and cannot be given per call", ErrInvalidRequest, name)
+	return invalidRequest("%s configures the client and cannot be given per call", name)
 }
 
 // settings is what the options build; NewClient turns it into a Client,
@@ -389,9 +389,22 @@ func WithUserTokenSource(ts TokenSource) Option {
 		if ts == nil {
 			return errors.New("inference: WithUserTokenSource: nil TokenSource")
 		}
+		if err := staticError(ts); err != nil {
+			return fmt.Errorf("%w (WithUserTokenSource)", err)
+		}
 		s.userTokens = ts
 		return nil
 	}
+}
+
+// staticError is why a lone StaticToken can never yield a token; nil for
+// any other source, whose tokens are known only when asked (a chain skips
+// its invalid members by design).
+func staticError(ts TokenSource) error {
+	if st, ok := ts.(staticSource); ok {
+		return st.err
+	}
+	return nil
 }
 
 // WithHeader adds a header to every chat request, retries and fallbacks
@@ -414,10 +427,13 @@ func WithHeader(name, value string) Option {
 		case "Authorization", "X-Hf-Bill-To", "Content-Type", "Content-Length", "Accept", "Host", "User-Agent":
 			return fmt.Errorf("inference: WithHeader: %s is set by the client (see the godoc of WithHeader)", canonical)
 		}
-		// A copy, so that a call's headers never reach the client's.
+		// A copy, so that a call's headers never reach the client's. Each
+		// value list is capped at its length: appending to it (Add, here or
+		// in a middleware) then copies it instead of writing into an array
+		// the client and concurrent calls share.
 		h := make(http.Header, len(s.headers)+1)
 		for k, v := range s.headers {
-			h[k] = v
+			h[k] = v[:len(v):len(v)]
 		}
 		h.Add(canonical, value)
 		s.headers = h

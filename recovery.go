@@ -101,8 +101,14 @@ func (r *replay) diverges(c ChatChunk) bool {
 }
 
 // caughtUp reports whether the new answer has reached the delivered text
-// in every choice.
+// in every choice. After tool-call pieces were delivered it never has: the
+// new answer's tool calls cannot be merged into the delivered ones (their
+// arguments would be joined), so the replay runs to its end, where a
+// tool call or the end of the attempt restarts the answer.
 func (r *replay) caughtUp() bool {
+	if r.tools {
+		return false
+	}
 	for i, d := range r.delivered {
 		if i >= len(r.got.content) || r.got.content[i].Len() < len(d.content) || r.got.reasoning[i].Len() < len(d.reasoning) {
 			return false

@@ -2,7 +2,6 @@ package inference
 
 import (
 	"encoding/json"
-	"fmt"
 )
 
 // ChatRequest is one chat completion call.
@@ -56,7 +55,7 @@ func (r *ChatRequest) primary() Candidate { return Candidate{Model: r.Model, Pro
 // is sent.
 func (r *ChatRequest) validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+		return invalidRequest(format, args...)
 	}
 	if err := r.primary().validate(); err != nil {
 		return bad("%s", err)
@@ -150,7 +149,7 @@ func (r *ChatRequest) encode(c Candidate, stream bool) ([]byte, error) {
 	}
 	body, err := json.Marshal(wire)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidRequest, err)
+		return nil, invalidRequest("encoding the request: %v", err)
 	}
 	if len(r.Extra) == 0 {
 		return body, nil
@@ -161,13 +160,34 @@ func (r *ChatRequest) encode(c Candidate, stream bool) ([]byte, error) {
 	}
 	for k, v := range r.Extra {
 		if _, taken := fields[k]; taken || k == "stream" || k == "stream_options" {
-			return nil, fmt.Errorf("%w: Extra key %q is set by the request's own fields", ErrInvalidRequest, k)
+			return nil, invalidRequest("Extra key %q is set by the request's own fields", k)
 		}
 		raw, err := json.Marshal(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: encoding Extra[%q]: %v", ErrInvalidRequest, k, err)
+			return nil, invalidRequest("encoding Extra[%q]: %v", k, err)
 		}
 		fields[k] = raw
 	}
 	return json.Marshal(fields)
+}
+
+// choiceCount is how many choices the request asks for: Extra["n"] when
+// it is a whole number above 1, else 1. A stream is whole once that many
+// have finished.
+func (r *ChatRequest) choiceCount() int {
+	switch n := r.Extra["n"].(type) {
+	case int:
+		return max(n, 1)
+	case int64:
+		return int(max(n, 1))
+	case float64:
+		if n >= 1 && n <= 1024 {
+			return int(n)
+		}
+	case json.Number:
+		if v, err := n.Int64(); err == nil && v >= 1 && v <= 1024 {
+			return int(v)
+		}
+	}
+	return 1
 }

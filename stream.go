@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
+	"math/bits"
 	"net/http"
 	"strings"
 	"sync"
@@ -84,8 +86,8 @@ type ChatStream struct {
 	// so Close reads it atomically.
 	src atomic.Pointer[streamAttempt]
 
-	// recovery state, nil without WithStreamRecovery.
 	client *Client
+	// recovery state, nil without WithStreamRecovery.
 	req    *ChatRequest
 	walk   *walker
 	replay *replay
@@ -104,6 +106,7 @@ type ChatStream struct {
 	cur      ChatChunk
 	acc      ChatAccumulator
 	err      error
+	lost     error // see UsageErr
 	done     bool
 	attempts []Attempt
 	skipped  []Candidate
@@ -130,12 +133,21 @@ type streamAttempt struct {
 	hubURL    string
 	requestID string
 
-	next     ChatChunk
-	wire     chunkState
-	pending  []ChatChunk // read while opening, before the first content
-	done     bool
-	finished bool // a finish_reason arrived
-	content  bool // a chunk with content arrived
+	next    ChatChunk
+	wire    chunkState
+	pending []ChatChunk // read while opening, before the first content
+	done    bool
+	content bool // a chunk with content arrived
+	// choices tracks which choices have begun and which have finished,
+	// so that the stream knows when its answer is whole: every choice it
+	// began, and at least want of them, have a finish reason.
+	choices choiceSet
+	want    int
+	// lost is the failure that came after the answer was whole, which
+	// cost only what follows the finish reasons (the usage chunk).
+	lost error
+	// recovering: WithStreamRecovery is on, for the hint of a failure.
+	recovering bool
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -176,7 +188,7 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 		}
 		return nil, err
 	}
-	s := &ChatStream{ctx: ctx, attempts: tr.attempts, skipped: tr.skipped, obs: obs, served: tr.served}
+	s := &ChatStream{ctx: ctx, client: c, attempts: tr.attempts, skipped: tr.skipped, obs: obs, served: tr.served}
 	s.begin(src)
 	if obs != nil {
 		obs.FirstChunk(time.Since(start))
@@ -254,7 +266,8 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 			}
 		}
 	}
-	s := &streamAttempt{ctx: ctx, sctx: sctx, cancel: cancel, cand: cand, secret: tok.value(), hubURL: c.hub.String()}
+	s := &streamAttempt{ctx: ctx, sctx: sctx, cancel: cancel, cand: cand, secret: tok.value(), hubURL: c.hub.String(),
+		want: req.choiceCount(), recovering: cfg.recovery}
 	fail := func(err error) (*streamAttempt, Attempt, error) {
 		stopTimers()
 		s.close()
@@ -323,7 +336,9 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 }
 
 // activityReader restarts the idle timer whenever bytes arrive: any bytes,
-// keep-alive comments included, show that the stream lives.
+// keep-alive comments included, show that the stream lives. The timer runs
+// only while the stream is being read (see streamAttempt.read): the time a
+// consumer spends between two Next calls is not the provider's silence.
 type activityReader struct {
 	r     io.Reader
 	timer *time.Timer
@@ -341,15 +356,24 @@ func (a *activityReader) Read(p []byte) (int, error) {
 // read returns the next chunk, nil at the end of the stream, or the error
 // that ends it. It records content and the end as they arrive.
 func (s *streamAttempt) read() (*ChatChunk, error) {
+	if s.idle != nil {
+		// The idle limit counts only time spent waiting for the provider:
+		// it runs from here until a chunk is handed to the consumer.
+		s.idle.Reset(s.activity.d)
+		defer s.idle.Stop()
+	}
 	// The chunk lives in the stream, so that reading one allocates no
 	// pointer; callers copy it out before the next read.
 	for !s.done {
 		ev, err := s.events.Next()
 		if err != nil {
 			s.done = true
-			if s.finished {
-				// A finish reason arrived: the answer is whole, however
-				// the connection ends.
+			if s.whole() {
+				// Every choice finished: the answer is whole, however the
+				// connection ends.
+				if err != io.EOF {
+					s.lost = s.readError(err)
+				}
 				return nil, nil
 			}
 			return nil, s.readError(err)
@@ -368,29 +392,53 @@ func (s *streamAttempt) read() (*ChatChunk, error) {
 		if len(data) > 0 {
 			chunk, isError, decodeErr = decodeChunk(data, &s.wire, s.cand.Model)
 		}
-		if ev.Type == "error" || isError {
-			s.done = true
-			t := readServerText(http.Header{}, data)
-			code := t.errorType
-			if code == "" {
-				code = t.code
-			}
-			return nil, s.streamError(t.message, code, nil)
+		var failed error
+		switch {
+		case ev.Type == "error" || isError:
+			failed = s.serverError(data)
+		case decodeErr != nil:
+			failed = s.streamError("a chunk is not valid JSON", "", decodeErr)
 		}
-		if decodeErr != nil {
+		if failed != nil {
 			s.done = true
-			return nil, s.streamError("a chunk is not valid JSON", "", decodeErr)
+			if s.whole() {
+				// What follows the finish reasons is the usage chunk at
+				// most: the answer is kept, and only that is lost.
+				s.lost = failed
+				return nil, nil
+			}
+			return nil, failed
 		}
 		for _, ch := range chunk.Choices {
-			if ch.FinishReason != "" {
-				s.finished = true
-			}
+			s.choices.see(ch.Index, ch.FinishReason != "")
 		}
 		s.content = s.content || chunk.hasContent()
 		s.next = chunk
 		return &s.next, nil
 	}
 	return nil, nil // ended while opening
+}
+
+// whole reports whether the answer is complete: at least want choices
+// finished, and none begun without finishing.
+func (s *streamAttempt) whole() bool { return s.choices.whole(s.want) }
+
+// serverError is the failure an error event reports: before any content,
+// of the kind the classifier gives the server's words (a validation or
+// context-length error is what it would be without a stream); after
+// content, ErrStream.
+func (s *streamAttempt) serverError(data []byte) error {
+	t := readServerText(http.Header{}, data)
+	code := t.errorType
+	if code == "" {
+		code = t.code
+	}
+	e := s.streamError(t.message, code, nil)
+	if !s.content {
+		e.Kind = streamedKind(t)
+		e.FromProvider = true // the provider's own event, in the router's 200
+	}
+	return e
 }
 
 // readError is the failure of a read: the caller's context, the idle
@@ -410,7 +458,7 @@ func (s *streamAttempt) readError(err error) error {
 
 // streamError is a failure of the stream: ErrStream once content has
 // arrived, else ErrProvider, so the walk may still try elsewhere.
-func (s *streamAttempt) streamError(msg, code string, cause error) error {
+func (s *streamAttempt) streamError(msg, code string, cause error) *APIError {
 	kind := ErrStream
 	if !s.content {
 		kind = ErrProvider
@@ -431,6 +479,7 @@ func (s *streamAttempt) streamError(msg, code string, cause error) error {
 		Provider:   s.provider,
 		Cause:      cause,
 		hubURL:     s.hubURL,
+		recovering: s.recovering && s.content,
 	}
 }
 
@@ -481,6 +530,11 @@ func (s *ChatStream) Next() bool {
 		}
 		if chunk == nil {
 			src.close()
+			if src.lost != nil {
+				s.lost = src.lost
+				s.client.logger.LogAttrs(s.ctx, slog.LevelWarn, "inference: the stream failed after every choice had finished; the answer is whole, its usage is missing",
+					slog.String("candidate", src.cand.String()), slog.String("error", src.lost.Error()))
+			}
 			if s.replay != nil {
 				s.finishReplay()
 			}
@@ -550,6 +604,9 @@ func (s *ChatStream) restart(failure error) error {
 		s.attempts = w.attempts
 		return s.client.logFailure(s.ctx, w.failure())
 	}
+	// The failed attempt was ended for the observer already: only a new
+	// serving attempt may be ended again.
+	w.served = nil
 	src, err := run(s.ctx, w, s.try)
 	s.attempts, s.served = w.attempts, w.served
 	if err != nil {
@@ -646,6 +703,13 @@ func (s *ChatStream) All() iter.Seq2[ChatChunk, error] {
 	}
 }
 
+// UsageErr returns the failure that came after every choice of the answer
+// had finished (an error event, a malformed or cut last chunk), or nil.
+// Such a failure does not fail the stream (Err stays nil: the answer is
+// whole) and is not retried; it costs only what follows the finish
+// reasons, the usage chunk, so [ChatStream.Response] may lack Usage.
+func (s *ChatStream) UsageErr() error { return s.lost }
+
 // Attempts lists the attempts made to open the stream, and with
 // [WithStreamRecovery] to take it over; the last one is the stream.
 func (s *ChatStream) Attempts() []Attempt { return s.attempts }
@@ -662,4 +726,25 @@ func (s *ChatStream) Response() *ChatResponse {
 		r.Provider, r.RequestID = src.provider, src.requestID
 	}
 	return r
+}
+
+// choiceSet records, per choice index below 64, whether the choice has
+// begun and whether it has finished; two words, so that a stream tracks
+// them without allocating. Higher indexes (implausible) are not tracked.
+type choiceSet struct{ begun, finished uint64 }
+
+func (c *choiceSet) see(index int, finished bool) {
+	if index < 0 || index >= 64 {
+		return
+	}
+	c.begun |= 1 << index
+	if finished {
+		c.finished |= 1 << index
+	}
+}
+
+// whole reports whether at least want choices finished and every choice
+// that began did.
+func (c choiceSet) whole(want int) bool {
+	return c.finished != 0 && c.begun&^c.finished == 0 && bits.OnesCount64(c.finished) >= want
 }

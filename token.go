@@ -76,6 +76,12 @@ type tokenCursor struct {
 	reasons []string
 	invalid bool
 	lastErr error
+	// userInvalid is the first invalid token among the call's own
+	// sources; userServed, that one of them gave a valid token. A walk
+	// never moves from an invalid call token to the client's (fatal).
+	userInvalid error
+	userServed  bool
+	fatal       error
 }
 
 // newTokenCursor walks a call's sources (see tokenSources).
@@ -91,12 +97,23 @@ func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
 		s := tc.sources[tc.next]
 		tc.next++
 		tok, err := sourceToken(ctx, s.src)
+		if err == nil && s.own && tc.userInvalid != nil && !tc.userServed {
+			// A token given for the call that cannot be a token is the
+			// caller's bug: sending the client's own token in its place
+			// would serve, and bill, the call as someone else.
+			tc.fatal = fmt.Errorf("%w; it was given for this call (WithUserTokenSource or a per-call token option), so the client's own token was not sent in its place", tc.userInvalid)
+			return Token{}, false
+		}
 		if err == nil {
 			tc.current = s
+			tc.userServed = tc.userServed || !s.own
 			return tok, true
 		}
 		if ctx.Err() != nil {
 			return Token{}, false
+		}
+		if !s.own && s.i < 0 && errors.Is(err, ErrInvalidToken) && tc.userInvalid == nil {
+			tc.userInvalid = err
 		}
 		tc.lastErr = err
 		tc.invalid = tc.invalid || errors.Is(err, ErrInvalidToken)
@@ -114,6 +131,9 @@ func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
 func (tc *tokenCursor) failure(ctx context.Context) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("inference: getting a token: %w", ctxErr)
+	}
+	if tc.fatal != nil {
+		return tc.fatal
 	}
 	if !tc.chained && tc.lastErr != nil {
 		return tc.lastErr
@@ -260,7 +280,7 @@ func normalizeToken(raw string) (string, error) {
 	case "none", "null", "nil", "undefined", "false", "true", "<none>":
 		return "", fmt.Errorf("it is the word %q, as printed for a missing value", s)
 	}
-	if strings.Contains(s, " object at 0x") || strings.HasPrefix(s, "<") ||
+	if strings.Contains(s, " object at 0x") || strings.HasPrefix(s, "<") || strings.HasPrefix(s, "&") ||
 		(strings.Contains(s, "(") && strings.HasSuffix(s, ")")) || strings.HasPrefix(s, "{") {
 		return "", errors.New("it looks like a printed object, not the token string: pass the token's text (in Gradio, oauth_token.token)")
 	}
@@ -479,7 +499,7 @@ func (c chainSource) Token(ctx context.Context) (Token, error) {
 // would otherwise panic deep inside a call.
 func contextDone(ctx context.Context) error {
 	if ctx == nil {
-		return fmt.Errorf("%w: nil Context: pass context.Background() or the request's context", ErrInvalidRequest)
+		return invalidRequest("nil Context: pass context.Background() or the request's context")
 	}
 	return ctx.Err()
 }
