@@ -326,7 +326,9 @@ func WithProviderWalk() Option {
 // delivered: the consumer sees one unbroken answer. When it diverges (or
 // carries tool calls after tool-call pieces were delivered), its first
 // delivered chunk has [ChatChunk.Restarted] set and carries the new answer
-// from its start; [ChatAccumulator] and [ChatStream.Response] then drop the
+// from its start (after tool-call pieces, it restarts at its first tool
+// call or its end: tool-call arguments are never joined across attempts);
+// [ChatAccumulator] and [ChatStream.Response] then drop the
 // abandoned text. It is opt-in because a consumer that prints chunks as they
 // come must honour Restarted (clear what it showed) or it would show mixed
 // text. When every candidate fails, the stream ends with the walk's error.
@@ -360,6 +362,8 @@ const DefaultStreamIdleTimeout = 60 * time.Second
 
 // WithStreamIdleTimeout bounds the silence between two events once a stream
 // is open: any bytes count as life, SSE comments (keep-alives) included.
+// Only time spent waiting for the provider inside Next counts, not the
+// consumer's own pauses between two Next calls.
 // When it passes, a stream that had delivered content fails with
 // [ErrStream] (or, with [WithStreamRecovery], moves to the next candidate),
 // and one that had not is an [ErrProvider] attempt; either way

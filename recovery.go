@@ -9,7 +9,9 @@ import "strings"
 // that goes past it is delivered as it comes. If the new answer departs from
 // the delivered text, ends short of it, or calls tools after tool-call
 // pieces were delivered, one chunk marked Restarted carries the new answer
-// from its start, and the stream reads straight on from there.
+// from its start, and the stream reads straight on from there. After
+// tool-call pieces were delivered the replay never ends silently: the new
+// answer restarts at its first tool call, or at its end if it makes none.
 type replay struct {
 	delivered []choiceText
 	tools     bool // tool-call pieces had been delivered

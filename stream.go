@@ -162,8 +162,12 @@ type streamAttempt struct {
 // received stays readable (see [ChatStream.Response]); with
 // [WithStreamRecovery] the request is sent again instead.
 //
-// A stream that received a finish reason has ended well, even if the
-// connection then closes without [DONE].
+// A stream whose every choice received a finish reason has ended well,
+// even if the connection then closes without [DONE] or an error event
+// follows: that costs only the usage chunk (see [ChatStream.UsageErr]). A
+// choice begun and not finished is a cut. An error event before content
+// has the kind its words have in an error status ([ErrContextLength],
+// [ErrInvalidRequest] for a validation error, ...).
 //
 // The stream lives under ctx: cancelling it ends a blocked Next at once. The
 // attempt timeout ([WithAttemptTimeout]) applies only until the first chunk;
