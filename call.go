@@ -133,3 +133,30 @@ func (c *Client) prepare(ctx context.Context, req *ChatRequest, opts []Option) (
 	}
 	return cfg, nil
 }
+
+// account is the cooldown key suffix of the account a call runs as, for
+// failures that concern that account alone (coolAccount): the client's
+// own tokens, billed to the call's organization. ok is false for a call
+// that carries a user's token or tokens of its own: it is its own
+// account, and nothing is remembered for it. The suffix is not derived
+// from any token and never leaves the process.
+func (cfg *callConfig) account() (string, bool) {
+	if cfg.user != nil {
+		return "", false
+	}
+	return "\x00account" + billedKey(cfg.billTo), true
+}
+
+// ownLimit reports whether the limit that ended an attempt is one the
+// call set for itself, different from the client's (base).
+func (cfg *callConfig) ownLimit(base *callConfig, limit Timeout) bool {
+	switch limit {
+	case TimeoutAttempt:
+		return cfg.timeout != base.timeout
+	case TimeoutFirstToken:
+		return cfg.firstToken != base.firstToken
+	case TimeoutStreamIdle:
+		return cfg.idle != base.idle
+	}
+	return false
+}

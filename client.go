@@ -26,6 +26,9 @@ type Client struct {
 	// tokens, headers, billing, timeouts, retries, fallbacks.
 	call     callConfig
 	cooldown time.Duration
+	// maxCooldown caps how far a server's Retry-After may lengthen a
+	// cooldown (WithMaxCooldown).
+	maxCooldown time.Duration
 	// cool is this process's memory of cooling candidates and token
 	// sources; shared, when set (WithCooldownStore), holds the candidates'
 	// for a fleet, and sharedDown says it is failing.
@@ -53,6 +56,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		modelsTTL:      DefaultModelsTTL,
 		order:          providerOrder{policy: OrderPreferred},
 		cooldown:       DefaultCooldown,
+		maxCooldown:    DefaultMaxCooldown,
 		policy:         DefaultFallbackPolicy,
 		attemptTimeout: DefaultAttemptTimeout,
 		streamIdle:     DefaultStreamIdleTimeout,
@@ -113,20 +117,26 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 	hc.Transport = logMiddleware(logger)(rt)
 
+	if l, ok := s.cooldownStore.(interface{ SetLogger(*slog.Logger) }); ok && s.logger != nil {
+		// A store without a logger of its own reports its outages here.
+		l.SetLogger(s.logger)
+	}
+
 	return &Client{
-		base:      base,
-		hub:       hub,
-		chatURL:   base.String() + "/v1/chat/completions",
-		logger:    logger,
-		policy:    s.policy,
-		call:      newCallConfig(&s, tokens, hc),
-		cooldown:  s.cooldown,
-		cool:      newMemoryCooldown(),
-		shared:    s.cooldownStore,
-		transport: transport,
-		models:    newModelCache(s.modelsTTL),
-		order:     s.order,
-		walkAuto:  s.walkAuto,
+		base:        base,
+		hub:         hub,
+		chatURL:     base.String() + "/v1/chat/completions",
+		logger:      logger,
+		policy:      s.policy,
+		call:        newCallConfig(&s, tokens, hc),
+		cooldown:    s.cooldown,
+		maxCooldown: s.maxCooldown,
+		cool:        newMemoryCooldown(),
+		shared:      s.cooldownStore,
+		transport:   transport,
+		models:      newModelCache(s.modelsTTL),
+		order:       s.order,
+		walkAuto:    s.walkAuto,
 	}, nil
 }
 

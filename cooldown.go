@@ -20,11 +20,25 @@ import (
 // clocks should agree (NTP). Cooldowns are hints: a store may be eventually
 // consistent and may drop entries. It must be safe for concurrent use.
 //
+// Only failures that concern every caller reach a store: a provider that
+// fails (5xx, the client's own timeouts, broken streams, a provider's 429)
+// or a model no provider serves. What depends on the account (a gated or
+// not-found model, a billing refusal or an organization's provider ban
+// under WithBillTo, the router's rate limit on the account) is kept in the
+// process for the client's own calls, and not at all for a call made with
+// a user's token; a limit a call set for itself cools nothing. A deadline
+// a server asked for (Retry-After) is capped by [WithMaxCooldown] before it
+// reaches a store.
+//
 // A call asks Lookup once, for all its candidates; only failing calls call
-// Cool. A store may also have a method Empty() bool that reports, without
-// blocking, that nothing is cooling: calls then skip Lookup. A store's error
-// never fails a call: the client falls back to its own memory, and logs the
-// outage once when it begins and once when it ends.
+// Cool. Both run on the call's path: a store must answer at once (from a
+// local copy) and bound any round trip itself. A store may also have a
+// method Empty() bool that reports, without blocking, that nothing is
+// cooling: calls then skip Lookup; and a method SetLogger(*slog.Logger),
+// which NewClient calls with the client's logger (WithLogger), for a store
+// to report its own outages when it has no logger of its own. A store's
+// error never fails a call: the client falls back to its own memory, and
+// logs the outage once when it begins and once when it ends.
 type CooldownStore interface {
 	// Lookup returns, for each key, when its cooldown ends, or the zero
 	// time when it is not cooling at now; one round trip for all keys.
@@ -34,15 +48,13 @@ type CooldownStore interface {
 	Cool(ctx context.Context, key string, until time.Time) error
 }
 
-// cooldownStore remembers which candidates (by "model:provider") and which
-// token sources are being skipped, and until when. Every call of a client
-// reads it and failing calls write it, from many goroutines at once.
-//
-// The in-memory store is the only one today. A fleet of processes could
-// share cooldowns through a store with the same two operations over a shared
-// key-value service with expiry: CoolDown as "set key to until, expiring at
-// until, unless a later value is there", Until as "get key". Cooldowns are
-// hints, so such a store may be eventually consistent and may drop entries.
+// cooldownStore is a client's own memory of which candidates (by
+// "model:provider", alone or with an account suffix, see coolScope) and
+// which token sources are being skipped, and until when. Every call of a
+// client reads it and failing calls write it, from many goroutines at once.
+// It is never shared: a CooldownStore shares the candidates' cooldowns that
+// concern every caller, and this memory keeps them too, so that the
+// process honours them while the shared store cannot be reached.
 type cooldownStore interface {
 	// Until returns when key's cooldown ends, or the zero time when it is
 	// not cooling at now.

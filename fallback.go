@@ -182,27 +182,40 @@ func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) 
 	return out
 }
 
-// plan drops the candidates that are cooling down. When every one is, it
-// keeps the one whose cooldown ends first: a request that may fail beats
-// failing without one.
-func (c *Client) plan(ctx context.Context, cands []Candidate, now time.Time) (try, skipped []Candidate) {
+// plan drops the candidates that are cooling down: for every call (the
+// shared store, else this process's memory), or for calls of this call's
+// account (see coolScope). When every one is, it keeps the one whose
+// cooldown ends first: a request that may fail beats failing without one.
+func (c *Client) plan(ctx context.Context, cfg *callConfig, cands []Candidate, now time.Time) (try, skipped []Candidate) {
 	if c.cooldown == 0 {
 		return cands, nil
 	}
-	untilOf := func(i int) time.Time { return c.cool.Until(candidateKey(cands[i]), now) }
-	switch untils, ok := c.lookupShared(ctx, cands, now); {
-	case ok && untils == nil:
-		return cands, nil // the shared store knows nothing is cooling
-	case ok:
-		untilOf = func(i int) time.Time {
-			if untils[i].After(now) {
-				return untils[i]
-			}
-			return time.Time{}
-		}
-	case c.cool.Empty():
-		// No shared store, or it failed: this process's memory decides.
+	memory := !c.cool.Empty()
+	untils, fromStore := c.lookupShared(ctx, cands, now)
+	account, byAccount := cfg.account()
+	byAccount = byAccount && memory
+	if !byAccount && (fromStore && untils == nil || !fromStore && !memory) {
+		// Nothing is cooling for anyone: the store says so, or, without a
+		// store (or with one that failed), this process's memory.
 		return cands, nil
+	}
+	untilOf := func(i int) time.Time {
+		key := candidateKey(cands[i])
+		var until time.Time
+		switch {
+		case fromStore:
+			if untils != nil && untils[i].After(now) {
+				until = untils[i]
+			}
+		case memory:
+			until = c.cool.Until(key, now)
+		}
+		if byAccount {
+			if mine := c.cool.Until(key+account, now); mine.After(until) {
+				until = mine
+			}
+		}
+		return until
 	}
 	var earliest time.Time
 	earliestAt := -1
@@ -277,7 +290,7 @@ func (w *walker) cands() []Candidate {
 func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
 	w.c, w.cfg = c, cfg
 	var room [4]Candidate
-	cands, skipped := c.plan(ctx, c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
+	cands, skipped := c.plan(ctx, cfg, c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
 	if len(cands) <= len(w.room) {
 		w.n = copy(w.room[:], cands)
 	} else {
@@ -364,8 +377,13 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		// user's token) never moves another call's tokens.
 		if w.tokens.current.own && len(w.tokens.sources) > 1 && c.cooldown > 0 {
 			// Token sources are remembered in the process only: nothing
-			// derived from a token leaves it.
-			c.cool.CoolDown(sourceKey(w.tokens.current.i, w.tokens.current.src), time.Now().Add(c.cooldown))
+			// derived from a token leaves it. A refusal to bill an
+			// organization is remembered for calls billed to it alone.
+			key := sourceKey(w.tokens.current.i, w.tokens.current.src)
+			if billingRefusal(err) {
+				key += billedKey(w.cfg.billTo)
+			}
+			c.cool.CoolDown(key, time.Now().Add(c.cooldown))
 		}
 		next, ok := w.tokens.advance(ctx)
 		if !ok {
@@ -377,7 +395,7 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 			slog.String("to", next.Source), slog.String("reason", kindName(err)))
 		return true
 	case DecisionNextCandidate:
-		c.coolCandidate(ctx, cand, err)
+		c.coolCandidate(ctx, w.cfg, cand, err)
 		if w.i+1 < len(cands) && w.obs != nil {
 			w.obs.Moved(cand, cands[w.i+1], err)
 		}
@@ -407,19 +425,85 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 // FallbackPolicy returns.
 const decisionSameCandidate Decision = -1
 
-// coolCandidate skips a failed candidate in later calls: for the cooldown,
-// or as long as the server asked to wait (Retry-After) when that is longer.
-func (c *Client) coolCandidate(ctx context.Context, cand Candidate, err error) {
-	if !coolsDown(err) || c.cooldown == 0 {
+// coolCandidate skips a failed candidate in later calls, for those its
+// failure concerns (coolScope): for the cooldown, or as long as the server
+// asked to wait (Retry-After) when that is longer, up to maxCooldown.
+func (c *Client) coolCandidate(ctx context.Context, cfg *callConfig, cand Candidate, err error) {
+	scope := c.coolScope(cfg, err)
+	if scope == coolNone || c.cooldown == 0 {
 		return
 	}
 	d := c.cooldown
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		d = max(d, apiErr.RetryAfter)
+		d = max(d, min(apiErr.RetryAfter, c.maxCooldown))
 	}
-	c.coolKey(ctx, candidateKey(cand), time.Now().Add(d))
+	until := time.Now().Add(d)
+	if scope == coolAccount {
+		if account, ok := cfg.account(); ok {
+			c.cool.CoolDown(candidateKey(cand)+account, until)
+		}
+		return
+	}
+	c.coolKey(ctx, candidateKey(cand), until)
 }
+
+// coolScope is for whom a failure cools its candidate.
+type coolScope int
+
+const (
+	// coolNone: for no one; the failure belongs to the call.
+	coolNone coolScope = iota
+	// coolAccount: for the calls of this process made with the same
+	// account, the client's own tokens billed to the same organization;
+	// never through the shared store. A call with a user's token is its
+	// own account, so such a failure cools nothing for others.
+	coolAccount
+	// coolShared: for every call, and through the shared store for the
+	// fleet: the provider or the model failed.
+	coolShared
+)
+
+// coolScope decides whom a failure concerns. Provider failures (5xx, the
+// client's own timeouts, broken streams, a provider's 429, a model no
+// provider serves) concern everyone. What depends on the account concerns
+// that account alone: a gated or not-found model (access and private
+// repositories are per account), a billing refusal or an organization's
+// provider ban met under WithBillTo, the router's own rate limit on the
+// account. A limit the call set for itself (a per-call attempt,
+// first-token or idle timeout that differs from the client's) concerns
+// no one else.
+func (c *Client) coolScope(cfg *callConfig, err error) coolScope {
+	if !coolsDown(err) {
+		return coolNone
+	}
+	if limit := timedOut(err); limit != "" && cfg.ownLimit(&c.call, limit) {
+		return coolNone
+	}
+	var apiErr *APIError
+	errors.As(err, &apiErr)
+	switch {
+	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound):
+		return coolAccount
+	case apiErr != nil && apiErr.billing != "":
+		return coolAccount
+	case errors.Is(err, ErrRateLimited) && apiErr != nil && !apiErr.FromProvider:
+		// The router's (or the Hub's) limit on the account, not a
+		// provider's capacity.
+		return coolAccount
+	}
+	return coolShared
+}
+
+// billingRefusal reports a refusal about the organization a call was
+// billed to (WithBillTo), which says nothing of calls billed elsewhere.
+func billingRefusal(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.billing != ""
+}
+
+// billedKey is what a cooldown key gains for calls billed to org.
+func billedKey(org string) string { return "\x00bill-to=" + org }
 
 // lookupShared asks the shared store, when there is one, when each
 // candidate's cooldown ends; nil untils with ok mean none is cooling. ok is

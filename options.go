@@ -40,6 +40,7 @@ type settings struct {
 	fallbacks      []Candidate
 	retry          RetryPolicy
 	cooldown       time.Duration
+	maxCooldown    time.Duration
 	policy         FallbackPolicy
 	attemptTimeout time.Duration
 	allowHTTP      bool
@@ -200,8 +201,12 @@ func WithRetry(p RetryPolicy) Option {
 }
 
 // WithCooldown sets how long a candidate that failed (provider error, rate
-// limit, gated, not found, not supported) is skipped by later calls of the
-// same client. Zero turns cooldown off. The default is [DefaultCooldown].
+// limit, gated, not found, not supported) is skipped by the later calls of
+// the same client that its failure concerns: every call for a provider's
+// failure, the calls of the same account for a gated or not-found model
+// or a billing refusal, none for a call's own time limit (see
+// [CooldownStore] and the README's table). Zero turns cooldown off. The
+// default is [DefaultCooldown].
 func WithCooldown(d time.Duration) Option {
 	return func(s *settings) error {
 		if s.perCall {
@@ -211,6 +216,34 @@ func WithCooldown(d time.Duration) Option {
 			return fmt.Errorf("inference: WithCooldown: negative duration %s", d)
 		}
 		s.cooldown = d
+		return nil
+	}
+}
+
+// DefaultMaxCooldown is how far a server's Retry-After may lengthen a
+// cooldown without [WithMaxCooldown]: five minutes covers the per-minute
+// quotas of providers and the Hub's five-minute rate-limit window, while a
+// wrong or hostile header (a day, a date in 2100) costs a candidate at most
+// five minutes, not its place in the walk for good.
+const DefaultMaxCooldown = 5 * time.Minute
+
+// WithMaxCooldown caps how far a server may lengthen a candidate's
+// cooldown: a 429 or 5xx whose Retry-After (or RateLimit reset) asks for
+// longer than the cooldown cools the candidate for that long, up to d. The
+// cap applies before anything reaches a [CooldownStore], so one answer
+// cannot take a candidate out of a whole fleet for longer. It does not
+// shorten [WithCooldown]'s own duration, and it does not decide waits
+// inside a call (see [RetryPolicy].MaxWait). The default is
+// [DefaultMaxCooldown].
+func WithMaxCooldown(d time.Duration) Option {
+	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithMaxCooldown")
+		}
+		if d <= 0 {
+			return fmt.Errorf("inference: WithMaxCooldown: %s is not positive", d)
+		}
+		s.maxCooldown = d
 		return nil
 	}
 }

@@ -32,13 +32,23 @@ func (c *Client) tokenSources(cfg *callConfig, now time.Time) []indexedSource {
 	}
 	for i, s := range members(cfg.tokens) {
 		is := indexedSource{i: i, src: s, own: true}
-		if c.cooldown > 0 && !c.cool.Empty() && !c.cool.Until(sourceKey(i, s), now).IsZero() {
+		if c.cooldown > 0 && !c.cool.Empty() && c.sourceCooling(sourceKey(i, s), cfg.billTo, now) {
 			cooling = append(cooling, is)
 			continue
 		}
 		list = append(list, is)
 	}
 	return append(list, cooling...)
+}
+
+// sourceCooling reports whether the client's source under key is cooling
+// for a call billed to org: after any refusal, or after a refusal to bill
+// that organization.
+func (c *Client) sourceCooling(key, org string, now time.Time) bool {
+	if !c.cool.Until(key, now).IsZero() {
+		return true
+	}
+	return org != "" && !c.cool.Until(key+billedKey(org), now).IsZero()
 }
 
 // members is a chain's sources, or the one source, or none.
