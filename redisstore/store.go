@@ -5,31 +5,73 @@
 // N times.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-//	store := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:cooldown:", Logger: logger})
+//	store := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:cooldown:"})
 //	defer store.Close()
 //	c, err := inference.NewClient(inference.WithCooldownStore(store), inference.WithLogger(logger))
 //
-// A call never waits for Redis: the store answers from a local copy of the
-// cooling candidates, which a background loop refreshes from Redis every
-// Options.Refresh (1 s by default), so what another replica cooled is seen
-// here at most about Refresh (plus one round trip) later. A failing call
-// writes its candidate's cooldown locally at once and to Redis in one
-// round trip, where a Lua script keeps the later of two deadlines and
-// makes the key expire at it.
+// A Redis Cluster works the same way, through a [redis.ClusterClient]:
 //
-// When a cooldown ends, the replicas do not all probe the candidate at
-// once: the first to ask takes a short probe lease in Redis (SET NX, one
-// round trip, only in that moment), and the others go on skipping the
-// candidate while the probe runs. So the fleet sends about one request per
-// cooldown window to a provider that is down.
+//	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}})
 //
-// Redis being slow or down never fails a call: every Redis operation has a
-// short timeout (Options.Timeout, 50 ms by default), the local copy goes on
-// serving, the outage is logged once when it begins and once when it ends,
-// and when Redis answers again the cooldowns written meanwhile are pushed
-// to it, so sharing resumes without a restart. Only candidates ("org/model"
-// or "org/model:provider") are stored: the client keeps token sources'
-// cooldowns in its own process, and nothing derived from a token reaches
+// # What a call waits for
+//
+// Nothing, or at most Options.Timeout, whatever the go-redis client's own
+// options say (its dial, read and write timeouts of seconds do not reach a
+// call, and ContextTimeoutEnabled is not needed). The store measures that
+// bound itself:
+//
+//   - A lookup answers from a local copy of the cooling candidates, which a
+//     background loop refreshes from Redis every Options.Refresh (1 s by
+//     default): what another replica cooled is seen here at most about
+//     Refresh plus one round trip later.
+//   - A cooldown (Cool) is recorded locally at once and handed to a
+//     background writer through a bounded queue (Options.Queue, 1,024
+//     candidates by default) that keeps one pending write per candidate,
+//     the later deadline winning; a full queue drops its oldest write and
+//     counts it (Stats). A Lua script in Redis keeps the later of two
+//     deadlines and makes the key expire at it.
+//   - When a cooldown ends, the replicas do not all probe the candidate at
+//     once: the first to ask claims a short probe lease in Redis (SET NX),
+//     and the others go on skipping the candidate while the probe runs.
+//     That claim is the one round trip on a call's path, only in that
+//     moment, and the call waits for it at most Options.Timeout on a timer
+//     of its own; then it probes, as it would without Redis, and the late
+//     answer is dropped. At most two claims wait on Redis at once; a call
+//     that finds both slots taken probes without asking.
+//
+// So a silent Redis (a partition that drops packets, a frozen server, a
+// primary behind a stale address) costs a call at most Timeout, and the
+// store holds at most four goroutines of its own however many calls fail:
+// the refresh loop, the writer, and two claims, each ending when go-redis
+// gives up on its operation. [New] returns at once (its first refresh runs
+// in the background), and [Store.Close] returns within Timeout.
+//
+// # Keys, Cluster and failover
+//
+// Every key of a store carries one hash tag, the prefix in braces
+// ("{hfkit:cooldown:}index", "{hfkit:cooldown:}key:org/m:together"), so
+// that the script's keys live in one slot of a Cluster: a store's keys are
+// few and small (one per cooling candidate, an index, short probe leases),
+// so one slot holds them well; give applications that share a Cluster
+// different prefixes to spread them. A [redis.FailoverClient] (Sentinel)
+// needs nothing more: the store uses plain commands and one script, which
+// it routes to the primary like any other.
+//
+// # Failing open, and saying why
+//
+// Redis being slow, down, full or misconfigured never fails a call: the
+// local copy goes on serving, the outage is logged once when it begins,
+// with its cause in words an operator can act on ("Redis did not answer
+// within 50ms", "Redis refused: CROSSSLOT ...", "Redis is out of memory"),
+// and once when it ends; [Store.Stats] counts writes, drops, timeouts and
+// outages for a health endpoint. At every refresh the store compares what
+// Redis holds with the cooldowns it holds itself, and writes again what
+// Redis lacks (a Redis restarted empty, flushed or evicted is refilled
+// within a refresh or two). Ended entries are pruned by Redis's own clock,
+// never a replica's, and no deadline further away than
+// Options.MaxCooldown is stored, so that one replica with a wrong clock or
+// setting cannot impose it on the others. Only candidates ("org/model" or
+// "org/model:provider") are stored: nothing derived from a token reaches
 // Redis.
 package redisstore
 
@@ -51,72 +93,122 @@ const (
 	DefaultPrefix  = "hfkit:cooldown:"
 	DefaultRefresh = time.Second
 	DefaultTimeout = 50 * time.Millisecond
+	// DefaultMaxCooldown is the furthest deadline a store writes: twice
+	// the client's own cap (inference.DefaultMaxCooldown), so that it only
+	// bounds a replica whose settings are wrong.
+	DefaultMaxCooldown = 10 * time.Minute
+	// DefaultQueue is how many candidates' writes may wait for Redis.
+	DefaultQueue = 1024
 )
+
+// claimSlots is how many probe claims may wait on Redis at once.
+const claimSlots = 2
+
+// minBackground is the shortest deadline of the background operations
+// (refreshes, writes): they keep no call waiting, so they may give Redis
+// longer than a call would, and report why it failed (go-redis retries a
+// refused connection for about two seconds before it says so).
+const minBackground = 2 * time.Second
 
 // Options configure a [Store]. The zero value takes the defaults.
 type Options struct {
-	// Prefix starts every key the store writes, so that applications
-	// sharing a Redis keep apart; DefaultPrefix when empty.
+	// Prefix starts every key the store writes, inside a hash tag, so
+	// that applications sharing a Redis keep apart; DefaultPrefix when
+	// empty.
 	Prefix string
 	// Refresh is how often the local copy is refreshed from Redis: the
 	// bound on how late a cooldown another replica wrote is seen here.
 	// DefaultRefresh when zero.
 	Refresh time.Duration
-	// Timeout bounds each Redis operation; DefaultTimeout when zero.
+	// Timeout is the longest a call waits for Redis (a probe claim), and
+	// the deadline of each Redis operation; DefaultTimeout when zero.
 	Timeout time.Duration
+	// MaxCooldown is the furthest deadline the store writes; a later one
+	// is shortened to it. DefaultMaxCooldown when zero.
+	MaxCooldown time.Duration
+	// Queue bounds the cooldowns waiting to be written; DefaultQueue when
+	// zero.
+	Queue int
 	// Logger hears of outages: once when Redis stops answering, once when
-	// it answers again. Nil logs nothing.
+	// it answers again. Nil uses the logger of the client the store is
+	// given to (inference.WithLogger), if any.
 	Logger *slog.Logger
 }
 
 // Store is an [inference.CooldownStore] over Redis with a local tier in
-// front. It is safe for concurrent use. Close it to stop its refresh loop.
+// front. It is safe for concurrent use. Close it to stop its background
+// work.
 type Store struct {
-	rdb     redis.UniversalClient
+	rdb redis.UniversalClient
+	// tag is the prefix as a hash tag, which starts every key.
+	tag     string
 	index   string // a sorted set: candidate → deadline (Unix ms)
-	prefix  string
 	refresh time.Duration
 	timeout time.Duration
+	maxCool time.Duration
 	// lease is how long a replica that probes a candidate after its
 	// cooldown ended has it to itself, and how long an ended cooldown is
 	// remembered for that.
-	lease  time.Duration
-	logger *slog.Logger
+	lease time.Duration
 
+	// mu guards local and latest together, so that Empty never reads a
+	// latest older than an entry it should cover.
 	mu    sync.RWMutex
-	local map[string]time.Time
+	local map[string]entry
 	// latest is the latest deadline held locally, in Unix nanoseconds:
-	// past it, nothing is cooling and calls skip the lookup.
+	// past it (and a lease), nothing is cooling and calls skip Lookup.
 	latest atomic.Int64
-	down   atomic.Bool
 
-	stop chan struct{}
-	done chan struct{}
+	queue  writeQueue
+	claims chan struct{} // a slot per claim waiting on Redis
+	health health
+
+	stop      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// entry is one candidate in the local copy: until when it is skipped, and
+// whether that is a cooldown to share (shared) or this replica's hold
+// while it probes (not written to Redis).
+type entry struct {
+	until  time.Time
+	shared bool
 }
 
 var _ inference.CooldownStore = (*Store)(nil)
 
-// coolScript keeps the later of the recorded and the new deadline, makes
-// the candidate's key expire at it, and indexes it for the refresh loop,
-// dropping what has expired; all at once, so concurrent writers cannot
-// leave an earlier deadline behind.
+// coolScript keeps the later of the recorded and the new deadline, no
+// further than the maximum from Redis's own clock, makes the candidate's
+// key expire at it, and indexes it for the refresh loops, dropping what
+// ended more than a lease ago by Redis's clock; all at once, so concurrent
+// writers cannot leave an earlier deadline behind.
+//
+// KEYS: the candidate's key, the index. ARGV: the deadline (Unix ms), the
+// candidate, the lease (ms), the maximum (ms).
 var coolScript = redis.NewScript(`
-local untilMs = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untilMs = math.min(tonumber(ARGV[1]), now + tonumber(ARGV[4]))
+if untilMs <= now then
+  return 0
+end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if untilMs > cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', untilMs)
+  redis.call('SET', KEYS[1], string.format('%.0f', untilMs), 'PXAT', string.format('%.0f', untilMs))
   cur = untilMs
 end
-redis.call('ZADD', KEYS[2], 'GT', cur, ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[2], 'GT', string.format('%.0f', cur), ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - tonumber(ARGV[3])))
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if last[2] then
-  redis.call('PEXPIREAT', KEYS[2], last[2])
+  redis.call('PEXPIREAT', KEYS[2], string.format('%.0f', tonumber(last[2]) + tonumber(ARGV[3])))
 end
 return cur
 `)
 
-// New returns a store over rdb and starts its refresh loop.
+// New returns a store over rdb and starts its background work: the first
+// refresh runs at once, in the background, so New never waits for Redis.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -127,29 +219,62 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if opts.MaxCooldown <= 0 {
+		opts.MaxCooldown = DefaultMaxCooldown
 	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultQueue
+	}
+	tag := "{" + opts.Prefix + "}"
 	s := &Store{
-		rdb: rdb, index: opts.Prefix + "index", prefix: opts.Prefix,
-		refresh: opts.Refresh, timeout: opts.Timeout, lease: opts.Refresh + opts.Timeout, logger: logger,
-		local: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}),
+		rdb: rdb, tag: tag, index: tag + "index",
+		refresh: opts.Refresh, timeout: opts.Timeout, maxCool: opts.MaxCooldown, lease: opts.Refresh + opts.Timeout,
+		local:  map[string]entry{},
+		queue:  newWriteQueue(opts.Queue),
+		claims: make(chan struct{}, claimSlots),
+		stop:   make(chan struct{}),
 	}
-	s.sync(context.Background())
+	s.health.timeout = opts.Timeout
+	if opts.Logger != nil {
+		s.health.own = true
+		s.health.logger.Store(opts.Logger)
+	}
+	s.wg.Add(2)
 	go s.loop()
+	go s.writer()
 	return s
 }
 
-// Close stops the refresh loop. The store still answers from its local
-// copy afterwards.
-func (s *Store) Close() error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
+// SetLogger gives the store the logger of the client it serves
+// (inference.NewClient calls it with WithLogger's), used when
+// Options.Logger was nil.
+func (s *Store) SetLogger(l *slog.Logger) {
+	if !s.health.own && l != nil {
+		s.health.setLogger(l)
 	}
-	<-s.done
+}
+
+// Close stops the store's background work, after one last attempt to write
+// the cooldowns still queued. It returns within about Options.Timeout even
+// when Redis does not answer: an operation already sent ends when go-redis
+// gives up on it, and its goroutine with it. The store still answers from
+// its local copy afterwards.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.health.stop()
+	})
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 	return nil
 }
 
@@ -159,18 +284,19 @@ func (s *Store) Close() error {
 func (s *Store) Empty() bool { return time.Now().UnixNano() >= s.latest.Load()+int64(s.lease) }
 
 // Lookup answers from the local copy, without a round trip, except for a
-// candidate whose cooldown has just ended: then one round trip claims the
-// probe of it for this replica, or finds another replica probing it (and
-// the candidate is skipped a little longer).
+// candidate whose cooldown has just ended: then one round trip, bounded by
+// Options.Timeout, claims the probe of it for this replica, or finds
+// another replica probing it (and the candidate is skipped a little
+// longer).
 func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error) {
 	out := make([]time.Time, len(keys))
 	var ended []int
 	s.mu.RLock()
 	for i, k := range keys {
-		switch t := s.local[k]; {
-		case t.After(now):
-			out[i] = t
-		case !t.IsZero() && now.Sub(t) < s.lease:
+		switch e := s.local[k]; {
+		case e.until.After(now):
+			out[i] = e.until
+		case !e.until.IsZero() && now.Sub(e.until) < s.lease:
 			ended = append(ended, i)
 		}
 	}
@@ -184,155 +310,194 @@ func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]tim
 // claim asks Redis, for candidates whose cooldown has just ended, which
 // replica probes each: a candidate this replica may probe keeps a zero
 // time in out; one another replica probes is cooling for the lease.
-// Either way this process skips it for the lease while its probe runs.
-// Without Redis, this replica probes.
+// Either way this process holds it for the lease while its probe runs.
+// Without an answer within the timeout, this replica probes.
 func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []time.Time, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	claims := make([]*redis.BoolCmd, len(ended))
-	for j, i := range ended {
-		claims[j] = pipe.SetNX(ctx, s.prefix+"probe:"+keys[i], "1", s.lease)
+	hold := now.Add(s.lease)
+	for _, i := range ended {
+		s.keep(keys[i], hold, false)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		s.failed(err)
+	select {
+	case s.claims <- struct{}{}:
+	default:
+		s.health.claimsSkipped.Add(1) // two claims wait already: probe
 		return
 	}
-	hold := now.Add(s.lease)
+	s.health.claimsAsked.Add(1)
+	probes := make([]string, len(ended))
 	for j, i := range ended {
-		if !claims[j].Val() {
-			out[i] = hold // another replica is probing it
+		probes[j] = s.tag + "probe:" + keys[i]
+	}
+	answer := make(chan []bool, 1) // buffered: a late answer is dropped
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.claims }()
+		won, err := s.setNX(probes)
+		s.health.record(opWrite, err)
+		answer <- won
+	}()
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case won := <-answer:
+		for j, i := range ended {
+			if won != nil && !won[j] {
+				out[i] = hold // another replica is probing it
+			}
 		}
-		s.keep(keys[i], hold)
+	case <-t.C:
+		s.health.claimsTimedOut.Add(1)
+		s.health.record(opRead, errNoAnswer)
+	case <-ctx.Done():
 	}
 }
 
-// Cool records the cooldown locally at once, then in Redis. A Redis that
-// fails is logged (once per outage), not returned: the cooldown holds
-// locally and reaches Redis when it answers again.
-func (s *Store) Cool(ctx context.Context, key string, until time.Time) error {
-	s.keep(key, until)
-	if err := s.write(ctx, key, until); err != nil {
-		s.failed(err)
+// setNX takes the probe leases, one round trip for all; won is nil when
+// Redis failed.
+func (s *Store) setNX(probes []string) (won []bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(probes))
+	for j, p := range probes {
+		cmds[j] = pipe.SetNX(ctx, p, "1", s.lease)
 	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	won = make([]bool, len(cmds))
+	for j, c := range cmds {
+		won[j] = c.Val()
+	}
+	return won, nil
+}
+
+// Cool records the cooldown locally at once and queues its write to
+// Redis; it never waits for Redis and never fails. A deadline further away
+// than Options.MaxCooldown is shortened to it.
+func (s *Store) Cool(_ context.Context, key string, until time.Time) error {
+	now := time.Now()
+	until = minTime(until, now.Add(s.maxCool))
+	if !until.After(now) {
+		return nil
+	}
+	s.keep(key, until, true)
+	s.queue.put(key, until, &s.health)
 	return nil
 }
 
 // keep records a deadline in the local copy, the later one winning.
-func (s *Store) keep(key string, until time.Time) {
+func (s *Store) keep(key string, until time.Time, shared bool) {
 	s.mu.Lock()
-	if until.After(s.local[key]) {
-		s.local[key] = until
+	defer s.mu.Unlock()
+	if cur := s.local[key]; until.After(cur.until) {
+		s.local[key] = entry{until: until, shared: shared}
 	}
-	s.mu.Unlock()
-	for {
-		latest := s.latest.Load()
-		if until.UnixNano() <= latest || s.latest.CompareAndSwap(latest, until.UnixNano()) {
-			return
-		}
+	if n := until.UnixNano(); n > s.latest.Load() {
+		s.latest.Store(n)
 	}
 }
 
-func (s *Store) write(ctx context.Context, key string, until time.Time) error {
-	now := time.Now()
-	if !until.After(now) {
-		return nil // already over
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
-	ms := until.UnixMilli()
-	return coolScript.Run(ctx, s.rdb, []string{s.prefix + "key:" + key, s.index},
-		strconv.FormatInt(ms, 10), key, strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatInt(now.Add(-s.lease).UnixMilli(), 10)).Err()
-}
-
-// loop refreshes the local copy every refresh until Close.
+// loop refreshes the local copy now and every refresh until Close.
 func (s *Store) loop() {
-	defer close(s.done)
+	defer s.wg.Done()
 	t := time.NewTicker(s.refresh)
 	defer t.Stop()
 	for {
+		s.sync()
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.sync(context.Background())
 		}
 	}
 }
 
-// sync reads every cooling candidate from Redis into the local copy, in
-// one round trip. After an outage it first pushes what was cooled locally
-// meanwhile.
-func (s *Store) sync(ctx context.Context) {
-	now := time.Now()
-	if s.down.Load() && !s.push(ctx, now) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+// sync reads every indexed candidate from Redis into the local copy, in
+// one round trip, and queues again the cooldowns held here that Redis
+// lacks or holds with an earlier deadline (a Redis restarted empty,
+// flushed, evicted, or a write lost in an outage).
+func (s *Store) sync() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
 	defer cancel()
-	// Cooldowns that ended within the lease are read too: the first
-	// lookup after one claims the probe.
-	entries, err := s.rdb.ZRangeByScoreWithScores(ctx, s.index, &redis.ZRangeBy{
-		Min: strconv.FormatInt(now.Add(-s.lease).UnixMilli(), 10), Max: "+inf",
-	}).Result()
+	entries, err := s.rdb.ZRangeWithScores(ctx, s.index, 0, -1).Result()
+	s.health.refreshes.Add(1)
 	if err != nil {
-		s.failed(err)
+		s.health.refreshesFailed.Add(1)
+		s.health.record(opRead, err)
 		return
 	}
-	s.recovered()
-	fresh := make(map[string]time.Time, len(entries))
-	var latest int64
+	s.health.record(opRead, nil)
+	now := time.Now()
+	fresh := make(map[string]entry, len(entries))
 	for _, e := range entries {
 		key, ok := e.Member.(string)
 		if !ok {
 			continue
 		}
-		until := time.UnixMilli(int64(e.Score))
-		fresh[key] = until
-		latest = max(latest, until.UnixNano())
+		fresh[key] = entry{until: time.UnixMilli(int64(e.Score)), shared: true}
 	}
+	var missing []string
+	var untils []time.Time
 	s.mu.Lock()
-	for k, t := range s.local {
-		// Keep a local deadline Redis does not have yet (a write in
-		// flight, a probe's hold), drop what ended more than a lease ago.
-		if now.Sub(t) < s.lease && t.After(fresh[k]) {
-			fresh[k] = t
-			latest = max(latest, t.UnixNano())
+	var latest int64
+	for k, e := range fresh {
+		if now.Sub(e.until) >= s.lease {
+			delete(fresh, k) // ended long ago; Redis prunes it at the next write
+			continue
 		}
+		latest = max(latest, e.until.UnixNano())
+	}
+	for k, e := range s.local {
+		if now.Sub(e.until) >= s.lease || !e.until.After(fresh[k].until) {
+			continue
+		}
+		// A deadline Redis does not have (yet): kept, and, when it is a
+		// live cooldown, written again.
+		if e.shared && e.until.After(now) {
+			missing = append(missing, k)
+			untils = append(untils, e.until)
+		}
+		fresh[k] = e
+		latest = max(latest, e.until.UnixNano())
 	}
 	s.local = fresh
-	s.mu.Unlock()
 	s.latest.Store(latest)
-}
-
-// push writes the local cooldowns to Redis after an outage; it reports
-// whether Redis took them.
-func (s *Store) push(ctx context.Context, now time.Time) bool {
-	s.mu.RLock()
-	pending := make(map[string]time.Time, len(s.local))
-	for k, t := range s.local {
-		if t.After(now) {
-			pending[k] = t
+	s.mu.Unlock()
+	for i, k := range missing {
+		if s.queue.put(k, untils[i], &s.health) {
+			s.health.refilled.Add(1)
 		}
 	}
-	s.mu.RUnlock()
-	for k, t := range pending {
-		if err := s.write(ctx, k, t); err != nil {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *Store) failed(err error) {
-	if s.down.CompareAndSwap(false, true) {
-		s.logger.Warn("redisstore: Redis does not answer; cooldowns go on in this process until it does",
-			slog.String("error", err.Error()))
+	if len(missing) == 0 && s.health.writesDown() {
+		// Redis holds every cooldown held here; whether it takes writes
+		// again, a short-lived key tells.
+		ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
+		err := s.rdb.Set(ctx, s.tag+"health", "1", s.lease).Err()
+		cancel()
+		s.health.record(opWrite, err)
 	}
 }
 
-func (s *Store) recovered() {
-	if s.down.CompareAndSwap(true, false) {
-		s.logger.Info("redisstore: Redis answers again; cooldowns are shared")
+// write sends a batch of cooldowns to Redis in one round trip.
+func (s *Store) write(batch map[string]time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	lease := strconv.FormatInt(s.lease.Milliseconds(), 10)
+	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
+	for key, until := range batch {
+		coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index},
+			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
 	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

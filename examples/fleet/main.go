@@ -45,6 +45,13 @@ func run(ctx context.Context, out io.Writer, url string) error {
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
+	// The store never fails a call when Redis is away, so the example
+	// checks first: without Redis there is nothing to show.
+	pingCtx, cancelPing := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelPing()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		return fmt.Errorf("Redis at %s is unreachable (%v): start one (redis-server --port 6379) or fix REDIS_URL", opts.Addr, err)
+	}
 
 	router := inferencetest.NewRouter()
 	defer router.Close()
@@ -87,6 +94,9 @@ func run(ctx context.Context, out io.Writer, url string) error {
 	resp, err = b.Chat(ctx, req)
 	if err != nil {
 		return err
+	}
+	if len(resp.Skipped) == 0 {
+		return fmt.Errorf("replica B did not learn of the failing primary through Redis (it tried %d candidates)", len(resp.Attempts))
 	}
 	fmt.Fprintf(out, "replica B: %q after %d attempt, skipping %v: it learned from A through Redis\n", resp.Text(), len(resp.Attempts), resp.Skipped)
 	fmt.Fprintf(out, "the primary was asked %d time(s) in all\n", count(router.Models(), "org/primary:flaky"))

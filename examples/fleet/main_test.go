@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +28,24 @@ func TestFleet(t *testing.T) {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}
+	}
+}
+
+// With a REDIS_URL where nothing listens, the example says Redis is
+// unreachable instead of claiming replica B learned anything.
+func TestFleetWithoutRedis(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out bytes.Buffer
+	err = run(t.Context(), &out, "redis://"+addr+"/0")
+	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("want an unreachable error, got %v; output:\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "learned") {
+		t.Errorf("claims to have learned through Redis:\n%s", out.String())
 	}
 }

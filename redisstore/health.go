@@ -1,0 +1,221 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Stats are a store's counters since New, for a health endpoint or an
+// observer. Reading them costs a few atomic loads.
+type Stats struct {
+	// Writes counts cooldowns written to Redis; WritesFailed, those whose
+	// batch Redis refused or did not answer (they are written again once
+	// a refresh reaches Redis); WritesDropped, those dropped from a full
+	// queue.
+	Writes, WritesFailed, WritesDropped int64
+	// Claims counts probe claims sent on a call's path; ClaimsTimedOut,
+	// those Redis did not answer within Options.Timeout (the call probed
+	// without waiting longer); ClaimsSkipped, those not sent because two
+	// claims were waiting already.
+	Claims, ClaimsTimedOut, ClaimsSkipped int64
+	// Refreshes counts reads of the index; RefreshesFailed, those that
+	// failed; Refilled, cooldowns queued again because Redis lacked them.
+	Refreshes, RefreshesFailed, Refilled int64
+	// Outages counts the times Redis stopped answering or refusing
+	// writes; Down reports one under way, and Cause says why.
+	Outages int64
+	Down    bool
+	Cause   string
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	h := &s.health
+	h.mu.Lock()
+	down, cause := h.readDown || h.writeDown, h.cause
+	h.mu.Unlock()
+	return Stats{
+		Writes: h.writes.Load(), WritesFailed: h.writesFailed.Load(), WritesDropped: h.writesDropped.Load(),
+		Claims: h.claimsAsked.Load(), ClaimsTimedOut: h.claimsTimedOut.Load(), ClaimsSkipped: h.claimsSkipped.Load(),
+		Refreshes: h.refreshes.Load(), RefreshesFailed: h.refreshesFailed.Load(), Refilled: h.refilled.Load(),
+		Outages: h.outages.Load(), Down: down, Cause: cause,
+	}
+}
+
+// op is the kind of Redis operation a result is about: reads (refreshes)
+// and writes (cooldowns, probe claims) fail apart, as when Redis is out of
+// memory: it answers reads and refuses writes.
+type op int
+
+const (
+	opRead op = iota
+	opWrite
+)
+
+// errNoAnswer is a claim that the store stopped waiting for.
+var errNoAnswer = errors.New("no answer")
+
+// health is what the store knows of Redis: whether reads or writes fail,
+// why, and its counters. An outage is logged once when the first of the
+// two starts failing, with its cause, and once when both work again: never
+// per call, and never back and forth when only writes fail.
+type health struct {
+	timeout time.Duration
+	logger  atomic.Pointer[slog.Logger]
+	own     bool // the logger is the store's own (Options.Logger)
+
+	mu                  sync.Mutex
+	readDown, writeDown bool
+	cause               string
+	// announced: the outage under way was logged (there was a logger);
+	// vague: its cause is only that a claim was not answered in time;
+	// grace announces it later (see record).
+	announced, vague bool
+	grace            *time.Timer
+
+	writes, writesFailed, writesDropped        atomic.Int64
+	claimsAsked, claimsTimedOut, claimsSkipped atomic.Int64
+	refreshes, refreshesFailed, refilled       atomic.Int64
+	outages                                    atomic.Int64
+}
+
+// record notes the result of an operation of kind o. The first failure
+// starts an outage; it is announced at once when the error says why, and
+// after announceGrace when it is a claim the store stopped waiting for
+// (errNoAnswer), so that a refresh's more telling error (a refused
+// connection, an OOM) may name the cause first. A later, more telling
+// error replaces a cause that only said Redis did not answer, in Stats.
+func (h *health) record(o op, err error) {
+	h.mu.Lock()
+	wasDown := h.readDown || h.writeDown
+	flag := &h.readDown
+	if o == opWrite {
+		flag = &h.writeDown
+	}
+	*flag = err != nil
+	isDown := h.readDown || h.writeDown
+	logger := h.logger.Load()
+	var tell, recovered bool
+	switch {
+	case err != nil:
+		if !wasDown {
+			h.outages.Add(1)
+			h.cause, h.vague = "", false
+		}
+		vague := errors.Is(err, errNoAnswer) || errors.Is(err, context.DeadlineExceeded)
+		if h.cause == "" || h.vague && !vague {
+			h.cause, h.vague = cause(err, h.timeout), vague
+		}
+		switch {
+		case h.announced:
+		case !h.vague:
+			tell = logger != nil
+		case h.grace == nil:
+			h.grace = time.AfterFunc(announceGrace, h.announce)
+		}
+	case wasDown && !isDown:
+		recovered = h.announced && logger != nil
+		h.cause, h.vague, h.announced = "", false, false
+		if h.grace != nil {
+			h.grace.Stop()
+			h.grace = nil
+		}
+	}
+	h.announced = h.announced || tell
+	msg := h.cause
+	h.mu.Unlock()
+	switch {
+	case tell:
+		logOutage(logger, msg)
+	case recovered:
+		logger.LogAttrs(context.Background(), slog.LevelInfo, "redisstore: Redis answers again; cooldowns are shared")
+	}
+}
+
+// announceGrace is how long an outage known only from claims that were
+// not answered waits for a more telling cause before it is logged.
+const announceGrace = 2 * time.Second
+
+// announce logs the outage under way, if no logger has heard of it.
+func (h *health) announce() {
+	h.mu.Lock()
+	h.grace = nil
+	logger := h.logger.Load()
+	tell := (h.readDown || h.writeDown) && !h.announced && logger != nil
+	h.announced = h.announced || tell
+	msg := h.cause
+	h.mu.Unlock()
+	if tell {
+		logOutage(logger, msg)
+	}
+}
+
+// stop cancels an announcement still waiting (Close).
+func (h *health) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.grace != nil {
+		h.grace.Stop()
+		h.grace = nil
+	}
+}
+
+// writesDown reports that the last write failed.
+func (h *health) writesDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.writeDown
+}
+
+// setLogger gives health a logger, and tells it of an outage under way
+// that no logger heard of.
+func (h *health) setLogger(l *slog.Logger) {
+	h.mu.Lock()
+	h.logger.Store(l)
+	tell := (h.readDown || h.writeDown) && !h.announced
+	msg := h.cause
+	h.announced = h.announced || tell
+	h.mu.Unlock()
+	if tell {
+		logOutage(l, msg)
+	}
+}
+
+func logOutage(l *slog.Logger, msg string) {
+	l.LogAttrs(context.Background(), slog.LevelWarn,
+		"redisstore: "+msg+"; cooldowns go on in this process, and calls do not wait for Redis")
+}
+
+// cause says why Redis failed, in words an operator can act on.
+func cause(err error, timeout time.Duration) string {
+	var netErr net.Error
+	msg := strings.TrimSpace(err.Error())
+	switch {
+	case errors.Is(err, errNoAnswer):
+		return fmt.Sprintf("Redis did not answer within %s", timeout)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Redis did not answer in time (" + msg + ")"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "Redis did not answer (" + msg + ")"
+	case strings.HasPrefix(msg, "OOM"):
+		return "Redis is out of memory and refuses writes (" + msg + "): raise maxmemory or choose an eviction policy"
+	case strings.HasPrefix(msg, "CROSSSLOT"), strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "NOSCRIPT"),
+		strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOPERM"), strings.HasPrefix(msg, "WRONGPASS"),
+		strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "ERR"):
+		return "Redis refused: " + msg
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return "Redis closed the connection (" + msg + "): it stopped, restarted or dropped the client"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "Redis refused the connection (" + msg + "): is it running at that address?"
+	}
+	return "Redis failed: " + msg
+}
