@@ -581,3 +581,72 @@ func TestOutagesReachTheClientsLogger(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "redisstore: Redis refused the connection") },
 		5*time.Second, 10*time.Millisecond)
 }
+
+// TestSentinelFailover checks the godoc's word that a FailoverClient needs
+// no special code: two stores share through a primary that Sentinel
+// watches, the primary is failed over to its replica, and cooldowns are
+// shared again through the new primary, with no restart.
+func TestSentinelFailover(t *testing.T) {
+	primary := ownRedis(t)
+	replica := ownRedis(t, "--replicaof", "127.0.0.1", "0") // pointed at the primary below
+	admin := replica.client(t)
+	require.NoError(t, admin.Do(t.Context(), "REPLICAOF", "127.0.0.1", fmt.Sprint(primary.port)).Err())
+	require.Eventually(t, func() bool {
+		info, _ := admin.Info(t.Context(), "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	}, 10*time.Second, 20*time.Millisecond)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sentinelPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor hfkit 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds hfkit 1000\nsentinel failover-timeout hfkit 5000\n", sentinelPort, dir, primary.port)
+	confPath := dir + "/sentinel.conf"
+	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o600))
+	sentinel := exec.Command("redis-server", confPath, "--sentinel")
+	require.NoError(t, sentinel.Start())
+	t.Cleanup(func() {
+		_ = sentinel.Process.Kill()
+		_ = sentinel.Wait()
+	})
+	sentinelAddr := fmt.Sprintf("127.0.0.1:%d", sentinelPort)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelAddr})
+	t.Cleanup(func() { sc.Close() })
+	require.Eventually(t, func() bool {
+		replicas, err := sc.Replicas(t.Context(), "hfkit").Result()
+		return err == nil && len(replicas) == 1
+	}, 10*time.Second, 50*time.Millisecond, "Sentinel knows the replica")
+
+	p := prefix(t)
+	failoverStore := func() *Store {
+		rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "hfkit", SentinelAddrs: []string{sentinelAddr}})
+		t.Cleanup(func() { rdb.Close() })
+		return newStore(t, rdb, Options{Prefix: p, Refresh: 100 * time.Millisecond, Timeout: faultTimeout})
+	}
+	a, b := failoverStore(), failoverStore()
+	assertShared(t, a, b)
+
+	require.NoError(t, sc.Failover(t.Context(), "hfkit").Err())
+	replicaAddr := fmt.Sprint(replica.port)
+	require.Eventually(t, func() bool {
+		addr, err := sc.GetMasterAddrByName(t.Context(), "hfkit").Result()
+		return err == nil && addr[1] == replicaAddr
+	}, 15*time.Second, 50*time.Millisecond, "Sentinel promoted the replica")
+	// Sharing resumes through the new primary.
+	key := fmt.Sprintf("org/after-failover-%d", time.Now().UnixNano())
+	require.Eventually(t, func() bool {
+		require.NoError(t, a.Cool(t.Context(), key, time.Now().Add(time.Minute)))
+		untils, _ := b.Lookup(t.Context(), []string{key}, time.Now())
+		return !untils[0].IsZero()
+	}, 15*time.Second, 100*time.Millisecond, "cooldowns are shared through the new primary")
+	// A write that reached the old primary in the moment before it was
+	// demoted is lost when it resyncs; the refresh finds it missing and
+	// writes it again, on the new primary.
+	assert.Eventually(t, func() bool {
+		n, err := admin.Exists(t.Context(), "{"+p+"}key:"+key).Result()
+		return err == nil && n == 1
+	}, 10*time.Second, 50*time.Millisecond, "on the promoted replica")
+	t.Logf("after the failover: A %+v; B %+v", a.Stats(), b.Stats())
+}

@@ -55,7 +55,15 @@
 // so one slot holds them well; give applications that share a Cluster
 // different prefixes to spread them. A [redis.FailoverClient] (Sentinel)
 // needs nothing more: the store uses plain commands and one script, which
-// it routes to the primary like any other.
+// it routes to the primary like any other (tested with a real Sentinel
+// failing a primary over to its replica: a write that reached the old
+// primary just before it was demoted is lost with it, and the next refresh
+// writes it again on the new one).
+//
+// The go-redis client's own options still decide how it connects (address,
+// TLS, credentials, pool size: the store uses at most four of its
+// connections at once); its timeouts only decide when the store's
+// background operations give up, and ContextTimeoutEnabled is not needed.
 //
 // # Failing open, and saying why
 //
@@ -466,6 +474,9 @@ func (s *Store) sync() {
 	s.latest.Store(latest)
 	s.mu.Unlock()
 	for i, k := range missing {
+		if s.queue.busy(k) {
+			continue // on its way
+		}
 		if s.queue.put(k, untils[i], &s.health) {
 			s.health.refilled.Add(1)
 		}

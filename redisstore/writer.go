@@ -12,7 +12,10 @@ import (
 type writeQueue struct {
 	mu      sync.Mutex
 	pending map[string]time.Time
-	order   []string // candidates in the order they were queued
+	// inflight is the batch the writer is sending, so that a refresh
+	// does not take its candidates for missing from Redis.
+	inflight map[string]time.Time
+	order    []string // candidates in the order they were queued
 	limit   int
 	wake    chan struct{}
 }
@@ -59,8 +62,24 @@ func (q *writeQueue) take() map[string]time.Time {
 		return nil
 	}
 	batch := q.pending
-	q.pending, q.order = make(map[string]time.Time, len(batch)), nil
+	q.pending, q.order, q.inflight = make(map[string]time.Time, len(batch)), nil, batch
 	return batch
+}
+
+// sent ends the batch in flight.
+func (q *writeQueue) sent() {
+	q.mu.Lock()
+	q.inflight = nil
+	q.mu.Unlock()
+}
+
+// busy reports whether a write of key is queued or being sent.
+func (q *writeQueue) busy(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, pending := q.pending[key]
+	_, inflight := q.inflight[key]
+	return pending || inflight
 }
 
 // writer writes queued cooldowns as they come, in batches, until Close;
@@ -86,6 +105,7 @@ func (s *Store) flush() {
 		return
 	}
 	err := s.write(batch)
+	s.queue.sent()
 	s.health.record(opWrite, err)
 	if err != nil {
 		s.health.writesFailed.Add(int64(len(batch)))
