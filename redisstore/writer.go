@@ -16,8 +16,8 @@ type writeQueue struct {
 	// does not take its candidates for missing from Redis.
 	inflight map[string]time.Time
 	order    []string // candidates in the order they were queued
-	limit   int
-	wake    chan struct{}
+	limit    int
+	wake     chan struct{}
 }
 
 func newWriteQueue(limit int) writeQueue {
