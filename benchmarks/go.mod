@@ -1,9 +1,9 @@
 module github.com/hfkit/inference/benchmarks
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/hfkit/inference v0.0.0
+	github.com/hfkit/inference v0.1.0
 	github.com/openai/openai-go/v3 v3.98.0
 	github.com/sashabaranov/go-openai v1.43.0
 	github.com/stretchr/testify v1.12.1

@@ -1,9 +1,9 @@
 module github.com/hfkit/inference/otelinference
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/hfkit/inference v0.0.0
+	github.com/hfkit/inference v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

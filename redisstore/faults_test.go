@@ -472,6 +472,7 @@ func TestCluster(t *testing.T) {
 	stores[0].keep("org/ended", time.Now().Add(-time.Millisecond), true)
 	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, time.Now())
 	assert.True(t, untils[0].IsZero(), "this replica claimed the probe")
+	assertBounded(t, newFailover(t), stores[0])
 	for _, s := range stores {
 		st := s.Stats()
 		assert.Zero(t, st.Outages, "%+v", st)

@@ -1,9 +1,9 @@
 module github.com/hfkit/inference/redisstore
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/hfkit/inference v0.0.0
+	github.com/hfkit/inference v0.1.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

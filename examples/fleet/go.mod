@@ -1,10 +1,10 @@
 module github.com/hfkit/inference/examples/fleet
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/hfkit/inference v0.0.0
-	github.com/hfkit/inference/redisstore v0.0.0
+	github.com/hfkit/inference v0.1.0
+	github.com/hfkit/inference/redisstore v0.1.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
 

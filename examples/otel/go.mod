@@ -1,10 +1,10 @@
 module github.com/hfkit/inference/examples/otel
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/hfkit/inference v0.0.0
-	github.com/hfkit/inference/otelinference v0.0.0
+	github.com/hfkit/inference v0.1.0
+	github.com/hfkit/inference/otelinference v0.1.0
 	go.opentelemetry.io/otel/exporters/stdout/stdouttrace v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
 )
