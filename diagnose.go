@@ -270,7 +270,7 @@ func inferencePermissionCheck(w *WhoAmI, hub hubLinks) Check {
 	default:
 		c.Status = CheckUnknown
 		c.Cause = "OAuth tokens do not show their scopes; the probe tells for sure"
-		c.Fix = scopeFix + ", then log out and log back in"
+		c.Fix = "Make sure the app asks for " + scopeName + ", then log out and log back in"
 	}
 	return c
 }

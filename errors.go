@@ -126,6 +126,17 @@ const (
 //	}
 //
 // Every text field is bounded and has any token the server echoed removed.
+// [APIError.Fix] is the "what to do" part of the text alone, for an app to
+// show its user.
+//
+// Failures raised before anything is sent are not *APIError: [ErrNoToken]
+// and [ErrInvalidToken] (wrapped, naming the token source), an invalid
+// request or option ([ErrInvalidRequest], "the request is invalid: ..."),
+// and a cancelled or expired context (matching context.Canceled or
+// context.DeadlineExceeded). A call that tried several candidates returns
+// a [*FallbackError], through which errors.As reaches the last attempt's
+// *APIError; a [*JSONDecodeError] is a served answer that was not the JSON
+// asked for.
 type APIError struct {
 	// Kind is the sentinel this error matches, such as ErrGatedModel.
 	Kind error
@@ -263,6 +274,12 @@ func (e *APIError) render(form textForm) string {
 	return b.String()
 }
 
+// Fix is what to do about the failure, the last part of Error's text: a
+// sentence such as "Request access at https://huggingface-proxy-6ci.pages.dev/org/model and wait
+// for approval, or use another model"; "" when there is nothing to do but
+// report it.
+func (e *APIError) Fix() string { return e.hint() }
+
 // Is reports whether target is this error's kind.
 func (e *APIError) Is(target error) bool { return target != nil && target == e.Kind }
 
@@ -368,7 +385,10 @@ func hintFor(kind error, f hintFacts) string {
 
 // scopeFix is how to give an OAuth login the scope Inference Providers
 // need.
-const scopeFix = "Log the user in again with the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes)"
+const scopeFix = "Log the user in again with " + scopeName
+
+// scopeName names the scope and where a Space asks for it.
+const scopeName = "the OAuth scope \"inference-api\" (in a Space, add it to hf_oauth_scopes)"
 
 // hubLinks builds the Hub's pages that hints link to, on the configured Hub
 // (a mirror's, or https://huggingface-proxy-6ci.pages.dev).

@@ -182,3 +182,17 @@ func TestCleanText(t *testing.T) {
 	assert.Equal(t, strings.Repeat("é", 5)+"…", got)
 	assert.Equal(t, "\uFFFDx", cleanText("\xffx", 10))
 }
+
+func TestAPIErrorFixIsTheHintAlone(t *testing.T) {
+	for _, name := range []string{"F02-gated-403.http", "F01-missing-scope.http", "F05-provider-502.http"} {
+		rt := newRouter(t, fromFixture(t, name))
+		c := newTestClient(t, rt, WithRetry(RetryPolicy{}))
+		_, err := c.Chat(t.Context(), chatReq("m/a", ""))
+		var apiErr *APIError
+		require.ErrorAs(t, err, &apiErr, name)
+		fix := apiErr.Fix()
+		require.NotEmpty(t, fix, name)
+		assert.Contains(t, apiErr.Error(), ". "+fix, name)
+		assert.NotContains(t, fix, "HTTP", name)
+	}
+}

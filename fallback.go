@@ -561,12 +561,9 @@ func (c *Client) logFailure(ctx context.Context, err error) error {
 }
 
 // tokenSwitchMessage is the warning a person debugging a 403 wants, such as
-// "OAuth token lacks the inference-api scope; using HF_TOKEN".
+// "the call's OAuth token (oauth) lacks the inference-api scope; using the
+// client's token (HF_TOKEN)": who fell back to whom, by their roles.
 func tokenSwitchMessage(from, to Token, err error) string {
-	what := "token"
-	if from.OAuth {
-		what = "OAuth token"
-	}
 	why := "was refused"
 	if errors.Is(err, ErrMissingScope) {
 		if from.OAuth {
@@ -575,7 +572,20 @@ func tokenSwitchMessage(from, to Token, err error) string {
 			why = "lacks the \"Make calls to Inference Providers\" permission"
 		}
 	}
-	return fmt.Sprintf("inference: %s from %s %s; using %s", what, from.Source, why, to.Source)
+	return fmt.Sprintf("inference: %s %s; using %s", tokenRole(from), why, tokenRole(to))
+}
+
+// tokenRole names a token by whose it is and where it came from: "the
+// call's OAuth token (oauth)", "the client's token (HF_TOKEN)".
+func tokenRole(t Token) string {
+	what := "token"
+	if t.OAuth {
+		what = "OAuth token"
+	}
+	if source, ok := strings.CutPrefix(t.Source, callPrefix); ok {
+		return "the call's " + what + " (" + source + ")"
+	}
+	return "the client's " + what + " (" + t.Source + ")"
 }
 
 // kindName is a failure's kind in a few words, for logs.

@@ -205,7 +205,7 @@ func TestTokenChainRetriesWithSecondToken(t *testing.T) {
 	assert.Equal(t, "oauth", resp.Attempts[0].TokenSource)
 	assert.Equal(t, inference.ErrMissingScope, resp.Attempts[0].Kind())
 	assert.Equal(t, "HF_TOKEN", resp.Attempts[1].TokenSource)
-	assert.Contains(t, logs.String(), `level=WARN msg="inference: OAuth token from oauth lacks the inference-api scope; using HF_TOKEN"`)
+	assert.Contains(t, logs.String(), `level=WARN msg="inference: the client's OAuth token (oauth) lacks the inference-api scope; using the client's token (HF_TOKEN)"`)
 	assert.NotContains(t, logs.String(), oauthTok[9:])
 
 	// The refused source is skipped by the next call during its cooldown.

@@ -19,6 +19,9 @@ func sourceKey(i int, s TokenSource) string {
 	return fmt.Sprintf("token source %d %s", i, sourceName(s))
 }
 
+// callPrefix starts the Source of a token given for one call.
+const callPrefix = "call's "
+
 // tokenSources is a call's sources in the order it tries them: the
 // call's own (WithUserTokenSource) first, then the client's, those of the
 // client's cooling after a refusal last.
@@ -117,6 +120,12 @@ func (tc *tokenCursor) advance(ctx context.Context) (Token, bool) {
 		if err == nil {
 			tc.current = s
 			tc.userServed = tc.userServed || !s.own
+			if s.i < 0 {
+				// A token given for the call (a user's, or a per-call
+				// token option) is named as such in attempts and logs,
+				// apart from the client's own of the same kind.
+				tok.Source = callPrefix + tok.Source
+			}
 			return tok, true
 		}
 		if ctx.Err() != nil {

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -149,4 +151,26 @@ func TestBillToNonMemberExitsOne(t *testing.T) {
 	}
 	out.Reset()
 	assert.Equal(t, 0, run(t.Context(), []string{"-hub-url", r.URL(), "-router-url", r.URL(), "-model", model, "-bill-to", "acme-corp"}, &out, &errOut), out.String())
+}
+
+// TestReadmeQuotesTheDemo holds the README to the demo's real output: the
+// block after "Real output of `-demo`" must be what -demo prints, with the
+// fake servers' port written PORT and the probe's time as it varies.
+func TestReadmeQuotesTheDemo(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "Real output of `-demo`")
+	require.True(t, ok, "the README quotes the demo")
+	_, rest, ok = strings.Cut(rest, "```text\n")
+	require.True(t, ok)
+	quoted, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+
+	_, out, _ := doctor(t, "-demo")
+	normalize := func(s string) string {
+		s = regexp.MustCompile(`127\.0\.0\.1:(\d+|PORT)`).ReplaceAllString(s, "127.0.0.1:PORT")
+		s = regexp.MustCompile(`in [0-9.]+(µs|ms|s)\b`).ReplaceAllString(s, "in TIME")
+		return strings.TrimSpace(s)
+	}
+	assert.Equal(t, normalize(quoted), normalize(out), "the README's quote of hfdoctor -demo is out of date")
 }

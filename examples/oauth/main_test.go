@@ -25,9 +25,9 @@ func TestOAuthOffline(t *testing.T) {
 	for _, want := range []string{
 		"https://huggingface-proxy-6ci.pages.dev/oauth/authorize?client_id=your-space-client-id",
 		"code_challenge_method=S256", "scope=openid+profile+inference-api",
-		`level=WARN msg="inference: OAuth token from oauth lacks the inference-api scope; using HF_TOKEN"`,
+		`level=WARN msg="inference: the call's OAuth token (oauth) lacks the inference-api scope; using the client's token (HF_TOKEN)"`,
 		"Hello! I answered with the Space's HF_TOKEN.",
-		"attempt 1 with the token from oauth: HTTP 403, inference: the token may not call Inference Providers",
+		"attempt 1 with the token from call's oauth: HTTP 403, inference: the token may not call Inference Providers",
 		"attempt 2 with the token from HF_TOKEN: HTTP 200, served",
 	} {
 		assert.Contains(t, text, want)
@@ -96,7 +96,7 @@ func TestOAuthWebFlow(t *testing.T) {
 	status, body = get("/chat?q=hello")
 	require.Equal(t, 200, status, body)
 	assert.Equal(t, "<p>hi &lt;there&gt;</p>", body)
-	assert.Contains(t, logs.String(), "lacks the inference-api scope; using HF_TOKEN")
+	assert.Contains(t, logs.String(), "lacks the inference-api scope; using the client's token (HF_TOKEN)")
 	assert.NotContains(t, logs.String(), userToken[9:])
 
 	status, _ = get("/login/callback?state=forged&code=x")
