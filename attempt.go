@@ -105,9 +105,10 @@ func (a Attempt) summary() string {
 	return b.String()
 }
 
-// Kind returns the kind of the attempt's failure (such as ErrGatedModel),
-// or nil for the attempt that served the answer or a failure of no kind
-// (a cancelled context).
+// Kind returns the kind of the attempt's failure, the sentinel it matches
+// (such as [ErrGatedModel]), or nil for the attempt that served the answer
+// or a failure of no kind (a cancelled context). [KindName] of a.Err is the
+// same kind's name as text ("gated_model").
 func (a Attempt) Kind() error {
 	var apiErr *APIError
 	if errors.As(a.Err, &apiErr) {

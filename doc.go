@@ -45,35 +45,15 @@
 // [RetryPolicy] and honour Retry-After; cancelling the context stops
 // everything at once.
 //
-// # How a call flows
+// # Where to go next
 //
-// For contributors, each step and its file:
-//
-//  1. [Client.Chat] (chat.go) or [Client.ChatStream] (stream.go) checks the
-//     request (request.go, message.go, candidate.go) and lays the call's
-//     options over the client's (call.go); an [Observer] (observer.go)
-//     hears of it from here on.
-//  2. walk (fallback.go) lists the candidates (normalised once, in
-//     candidate.go), expands [ProviderEvery] into providers (providers.go,
-//     from the router's list in models.go), skips those cooling down
-//     (cooldown.go, or a shared [CooldownStore]), and takes tokens from the
-//     token cursor (token.go).
-//  3. An attempt (chat.go's attempt, stream.go's openStream; attempt.go
-//     holds the [Attempt] record) encodes the body for one candidate and
-//     calls send (exchange.go), the one path of every HTTP call, router
-//     and Hub alike.
-//  4. send goes through go-retryablehttp (retry.go: which answers are
-//     retried, how long to wait), which calls the middleware chain
-//     (transport.go: logging, the user's middlewares, authentication) and
-//     the http.Transport.
-//  5. A non-2xx answer is read up to a cap and classified once (classify.go,
-//     into the kinds of errors.go); a 2xx that is not what was asked for is
-//     exchange.go's notWhatWasAsked; a completion or a chunk is decoded by
-//     decode.go (a fast reader, then encoding/json), a stream's events by
-//     internal/sse, and its chunks are joined by accumulator.go. A stream
-//     that breaks after content resumes the walk (recovery.go, with
-//     [WithStreamRecovery]).
-//  6. The walk's policy (fallback.go) decides from the kind: stop, the next
-//     candidate, or the next token source. Text for people is rendered in
-//     errors.go, from server text that text.go cleans.
+// The package [github.com/hfkit/inference/inferencetest] is a fake router
+// and Hub for your own tests: script each model's answers (a reply, a
+// gated 403, a provider's 502, a stream cut mid-way) and assert what your
+// code does, offline. The examples folder runs as it is, offline too:
+// quickstart, fallback, errors, streaming (with recovery), oauth (a Space
+// with Hugging Face login), fleet (cooldowns shared through Redis) and otel
+// (OpenTelemetry). The README has the failure kinds, the fallback policy
+// and the measured numbers; CONTRIBUTING.md follows a call through the
+// code.
 package inference

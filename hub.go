@@ -228,7 +228,7 @@ func (m *ModelInfo) LiveProviders() []ProviderMapping {
 	return out
 }
 
-// Model asks the Hub about a model: whether it exists, whether it is
+// HubModel asks the Hub about a model: whether it exists, whether it is
 // gated, and which providers serve it. A missing or private model is
 // [ErrModelNotFound].
 func (c *Client) HubModel(ctx context.Context, id string) (*ModelInfo, error) {

@@ -92,7 +92,7 @@ func (mc *modelCache) acquire(ctx context.Context) error {
 
 func (mc *modelCache) release() { <-mc.lock }
 
-// Models returns the router's model list (GET {router}/v1/models), from the
+// RouterModels returns the router's model list (GET {router}/v1/models), from the
 // client's cache while it is younger than the TTL ([WithModelsTTL]). When a
 // refresh fails and an older list is held, the older list is returned and
 // the failure is logged at warn; with no list held, the failure is returned.

@@ -54,9 +54,11 @@ type CallObserver interface {
 	End(resp *ChatResponse, err error)
 }
 
-// KindName is the snake_case name of err's kind, such as "gated_model" or
-// "rate_limited", for metrics and logs; "" when err matches no kind (nil,
-// or a cancelled context).
+// KindName is the snake_case name of err's kind, such as "gated_model" for
+// [ErrGatedModel] or "rate_limited" for [ErrRateLimited], for metrics and
+// logs; "" when err matches no kind (nil, or a cancelled context). A kind is
+// always one of the Err sentinels ([Attempt.Kind] returns it); KindName is
+// its name as text, never a second classification.
 func KindName(err error) string {
 	if err == nil {
 		return ""

@@ -50,7 +50,7 @@ func run(ctx context.Context, out io.Writer, url string) error {
 	pingCtx, cancelPing := context.WithTimeout(ctx, 3*time.Second)
 	defer cancelPing()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		return fmt.Errorf("Redis at %s is unreachable (%v): start one (redis-server --port 6379) or fix REDIS_URL", opts.Addr, err)
+		return fmt.Errorf("the Redis at %s is unreachable (%v): start one (redis-server --port 6379) or fix REDIS_URL", opts.Addr, err)
 	}
 
 	router := inferencetest.NewRouter()
