@@ -73,7 +73,7 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*Ch
 	if err != nil {
 		return nil, err
 	}
-	ctx, obs := cfg.startCall(ctx, &req, false)
+	ctx, obs := c.startCall(ctx, cfg, &req, false)
 	resp, tr, err := walk(ctx, c, cfg, obs, false, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
 		return c.attempt(ctx, cfg, &req, cand, tok)
 	})

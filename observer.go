@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -21,7 +22,8 @@ type Observer interface {
 	StartCall(ctx context.Context, call CallInfo) (context.Context, CallObserver)
 }
 
-// CallInfo describes a call as it starts.
+// CallInfo describes a call as it starts: what was asked, never the
+// messages.
 type CallInfo struct {
 	// Operation is "chat".
 	Operation string
@@ -29,6 +31,31 @@ type CallInfo struct {
 	Model, Provider string
 	// Stream reports a ChatStream call.
 	Stream bool
+	// ServerAddress and ServerPort are the router's host and port.
+	ServerAddress string
+	ServerPort    int
+	// The request's parameters, as set (zero or nil when not set).
+	MaxTokens        int
+	Temperature      *float64
+	TopP             *float64
+	FrequencyPenalty *float64
+	PresencePenalty  *float64
+	Seed             *int64
+	StopSequences    []string
+	// ChoiceCount is how many choices were asked for (Extra["n"]), 1 by
+	// default.
+	ChoiceCount int
+	// OutputType is "json" when the request asks for JSON
+	// (ResponseFormat), else "".
+	OutputType string
+}
+
+// ChunkObserver is a [CallObserver] that also hears of each chunk with
+// content after a stream's first, with the time since the previous one
+// (for a time-per-chunk metric). The stream calls Chunk only when its
+// call's observer implements it, so others pay nothing per chunk.
+type ChunkObserver interface {
+	Chunk(sincePrevious time.Duration)
 }
 
 // CallObserver hears of one call, from its start to its end.
@@ -96,9 +123,30 @@ func WithObserver(o Observer) Option {
 }
 
 // startCall starts observing a call, when the call has an observer.
-func (cfg *callConfig) startCall(ctx context.Context, req *ChatRequest, stream bool) (context.Context, CallObserver) {
+func (c *Client) startCall(ctx context.Context, cfg *callConfig, req *ChatRequest, stream bool) (context.Context, CallObserver) {
 	if cfg.observer == nil {
 		return ctx, nil
 	}
-	return cfg.observer.StartCall(ctx, CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, Stream: stream})
+	info := CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, Stream: stream,
+		MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP,
+		FrequencyPenalty: req.FrequencyPenalty, PresencePenalty: req.PresencePenalty, Seed: req.Seed,
+		StopSequences: req.Stop, ChoiceCount: req.choiceCount()}
+	if req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text" {
+		info.OutputType = "json"
+	}
+	info.ServerAddress, info.ServerPort = c.routerHostPort()
+	return cfg.observer.StartCall(ctx, info)
+}
+
+// routerHostPort is the router's host and port, the port from the scheme
+// when the URL names none.
+func (c *Client) routerHostPort() (string, int) {
+	port, err := strconv.Atoi(c.base.Port())
+	if err != nil {
+		port = 443
+		if c.base.Scheme == "http" {
+			port = 80
+		}
+	}
+	return c.base.Hostname(), port
 }

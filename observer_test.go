@@ -114,3 +114,51 @@ func TestObserverSeesAChatAndItsSkips(t *testing.T) {
 	assert.Equal(t, "", inference.KindName(nil))
 	assert.Equal(t, "context_length", inference.KindName(inference.ErrContextLength))
 }
+
+// infoRecorder keeps the CallInfo it was given and counts chunks.
+type infoRecorder struct {
+	recorder
+	info   inference.CallInfo
+	chunks int
+}
+
+func (r *infoRecorder) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
+	r.info = info
+	return ctx, r
+}
+
+func (r *infoRecorder) Chunk(time.Duration) { r.chunks++ }
+
+func TestCallInfoCarriesTheParametersSet(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/m", inferencetest.Stream("one ", "two ", "three"))
+	rec := &infoRecorder{}
+	c, err := r.Client(inference.WithObserver(rec))
+	require.NoError(t, err)
+	req := chatReq("org/m", "")
+	req.MaxTokens, req.Temperature, req.TopP, req.Seed = 64, inference.Float64(0.2), inference.Float64(0.9), inference.Int64(7)
+	req.FrequencyPenalty, req.PresencePenalty = inference.Float64(0.1), inference.Float64(0.3)
+	req.Stop = []string{"\n\n"}
+	req.ResponseFormat = &inference.ResponseFormat{Type: "json_object"}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	for s.Next() {
+	}
+	require.NoError(t, s.Err())
+	s.Close()
+	info := rec.info
+	assert.Equal(t, "chat", info.Operation)
+	assert.True(t, info.Stream)
+	assert.Equal(t, 64, info.MaxTokens)
+	assert.Equal(t, 0.2, *info.Temperature)
+	assert.Equal(t, 0.9, *info.TopP)
+	assert.Equal(t, int64(7), *info.Seed)
+	assert.Equal(t, 0.1, *info.FrequencyPenalty)
+	assert.Equal(t, 0.3, *info.PresencePenalty)
+	assert.Equal(t, []string{"\n\n"}, info.StopSequences)
+	assert.Equal(t, 1, info.ChoiceCount)
+	assert.Equal(t, "json", info.OutputType)
+	assert.Equal(t, "127.0.0.1", info.ServerAddress)
+	assert.Positive(t, info.ServerPort)
+	assert.Equal(t, 3, rec.chunks, "one per chunk with content after the first: two words and the finish reason")
+}

@@ -98,6 +98,11 @@ type ChatStream struct {
 	obs    CallObserver
 	served context.Context
 	ended  bool
+	// chunks, when the observer is a ChunkObserver, hears the time
+	// between content chunks; lastChunk is when the last one was handed
+	// out.
+	chunks    ChunkObserver
+	lastChunk time.Time
 	// obsMu, with an observer, lets Close from another goroutine end the
 	// call for the observer without racing Next.
 	obsMu sync.Mutex
@@ -179,7 +184,7 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 		return nil, err
 	}
 	start := time.Now()
-	ctx, obs := cfg.startCall(ctx, &req, true)
+	ctx, obs := c.startCall(ctx, cfg, &req, true)
 	if cfg.recovery {
 		return c.recoverableStream(ctx, cfg, obs, start, &req)
 	}
@@ -193,6 +198,7 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 		return nil, err
 	}
 	s := &ChatStream{ctx: ctx, client: c, attempts: tr.attempts, skipped: tr.skipped, obs: obs, served: tr.served}
+	s.chunks, _ = obs.(ChunkObserver)
 	s.begin(src)
 	if obs != nil {
 		obs.FirstChunk(time.Since(start))
@@ -206,6 +212,7 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, req *ChatRequest) (*ChatStream, error) {
 	sctx, stop := context.WithCancel(ctx)
 	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: &walker{obs: obs, holdServing: true}, obs: obs}
+	s.chunks, _ = obs.(ChunkObserver)
 	fail := func(err error) (*ChatStream, error) {
 		stop()
 		if obs != nil {
@@ -515,6 +522,7 @@ func (s *ChatStream) Next() bool {
 		}
 		if len(s.pending) > 0 {
 			s.cur, s.pending = s.pending[0], s.pending[1:]
+			s.observeChunk()
 			return true
 		}
 		if s.done || s.err != nil {
@@ -548,9 +556,23 @@ func (s *ChatStream) Next() bool {
 		}
 		if out, ok := s.admit(*chunk); ok {
 			s.cur = out
+			s.observeChunk()
 			return true
 		}
 	}
+}
+
+// observeChunk tells a ChunkObserver the time since the previous chunk
+// with content, for each one after the first.
+func (s *ChatStream) observeChunk() {
+	if s.chunks == nil || !s.cur.hasContent() {
+		return
+	}
+	now := time.Now()
+	if !s.lastChunk.IsZero() {
+		s.chunks.Chunk(now.Sub(s.lastChunk))
+	}
+	s.lastChunk = now
 }
 
 // admit passes a chunk read from the current attempt through a replay, if

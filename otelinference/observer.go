@@ -1,10 +1,21 @@
 // Package otelinference reports the calls of a github.com/hfkit/inference
-// client to OpenTelemetry, after the GenAI semantic conventions: a span per
-// call and a child span per attempt, events for each move to another
-// candidate and each candidate skipped while cooling down, and metrics of
-// call duration, token usage, time to first chunk and attempts by kind and
-// provider. It sees what an HTTP middleware cannot: the walk, the kinds,
-// the tokens of a stream, its first chunk.
+// client to OpenTelemetry, after the GenAI semantic conventions of
+// semantic-conventions v1.41.0 (go.opentelemetry.io/otel/semconv/v1.41.0):
+// a span per call and a child span per attempt, events for each move to
+// another candidate and each candidate skipped while cooling down, and the
+// metrics gen_ai.client.operation.duration, gen_ai.client.token.usage,
+// gen_ai.client.operation.time_to_first_chunk and
+// gen_ai.client.operation.time_per_output_chunk, plus hfkit.client.attempts
+// by kind and provider. It sees what an HTTP middleware cannot: the walk,
+// the kinds, the tokens of a stream, its chunks. The module's README lists
+// every attribute with its requirement level.
+//
+// A call the caller ended (a stream closed before its end, a cancelled
+// context) is not recorded as a failure: the service did not fail, and an
+// error-rate dashboard must not count every reader who left. Its span
+// status stays unset, it has no error.type, and hfkit.outcome says
+// "closed" or "canceled". A call whose deadline passed is a failure
+// (error.type deadline_exceeded): the time budget was spent waiting.
 //
 //	obs := otelinference.New(otelinference.Options{TracerProvider: tp, MeterProvider: mp})
 //	c, err := inference.NewClient(inference.WithObserver(obs))
@@ -25,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hfkit/inference"
@@ -58,8 +70,19 @@ type Observer struct {
 	duration   metric.Float64Histogram
 	tokens     metric.Int64Histogram
 	firstChunk metric.Float64Histogram
+	perChunk   metric.Float64Histogram
 	attempts   metric.Int64Counter
 }
+
+// providerName is gen_ai.provider.name: the router is Hugging Face's, and
+// the provider behind it is hfkit.provider.
+const providerName = "huggingface"
+
+// durationBuckets is the conventions' advice for the seconds histograms.
+var durationBuckets = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+
+// chunkBuckets is the advice for time per output chunk.
+var chunkBuckets = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
 
 var _ inference.Observer = (*Observer)(nil)
 
@@ -80,13 +103,16 @@ func New(opts Options) *Observer {
 	o := &Observer{tracer: tp.Tracer(scope), propagator: prop, propagate: opts.Propagate}
 	o.duration, _ = meter.Float64Histogram("gen_ai.client.operation.duration",
 		metric.WithUnit("s"), metric.WithDescription("GenAI operation duration"),
-		metric.WithExplicitBucketBoundaries(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92))
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	o.tokens, _ = meter.Int64Histogram("gen_ai.client.token.usage",
 		metric.WithUnit("{token}"), metric.WithDescription("Measures number of input and output tokens used"),
 		metric.WithExplicitBucketBoundaries(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864))
 	o.firstChunk, _ = meter.Float64Histogram("gen_ai.client.operation.time_to_first_chunk",
-		metric.WithUnit("s"), metric.WithDescription("Time from a stream's request to its first chunk with content"),
-		metric.WithExplicitBucketBoundaries(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48))
+		metric.WithUnit("s"), metric.WithDescription("Time to receive the first chunk in a streaming operation"),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	o.perChunk, _ = meter.Float64Histogram("gen_ai.client.operation.time_per_output_chunk",
+		metric.WithUnit("s"), metric.WithDescription("Time per output chunk, recorded for each chunk received after the first one"),
+		metric.WithExplicitBucketBoundaries(chunkBuckets...))
 	o.attempts, _ = meter.Int64Counter("hfkit.client.attempts",
 		metric.WithUnit("{attempt}"), metric.WithDescription("Attempts at a candidate, by provider and the kind of their failure"))
 	return o
@@ -108,18 +134,50 @@ func (o *Observer) Middleware() inference.Middleware {
 	}
 }
 
-// StartCall starts the call's span, "chat {model}", of kind client.
+// StartCall starts the call's span, "chat {model}", of kind client, with
+// the request's attributes.
 func (o *Observer) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
-	ctx, span := o.tracer.Start(ctx, info.Operation+" "+info.Model, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("gen_ai.operation.name", info.Operation),
-			attribute.String("gen_ai.provider.name", "huggingface"),
-			attribute.String("gen_ai.request.model", info.Model),
-			attribute.Bool("hfkit.stream", info.Stream),
-		))
-	if info.Provider != "" {
-		span.SetAttributes(attribute.String("hfkit.request.provider", info.Provider))
+	attrs := []attribute.KeyValue{
+		semconv.GenAIOperationNameKey.String(info.Operation),
+		semconv.GenAIProviderNameKey.String(providerName),
+		semconv.GenAIRequestModel(info.Model),
+		semconv.ServerAddress(info.ServerAddress),
+		semconv.ServerPort(info.ServerPort),
 	}
+	if info.Stream {
+		attrs = append(attrs, semconv.GenAIRequestStreamKey.Bool(true))
+	}
+	if info.Provider != "" {
+		attrs = append(attrs, attribute.String("hfkit.request.provider", info.Provider))
+	}
+	if info.MaxTokens > 0 {
+		attrs = append(attrs, semconv.GenAIRequestMaxTokens(info.MaxTokens))
+	}
+	if info.Temperature != nil {
+		attrs = append(attrs, semconv.GenAIRequestTemperature(*info.Temperature))
+	}
+	if info.TopP != nil {
+		attrs = append(attrs, semconv.GenAIRequestTopP(*info.TopP))
+	}
+	if info.FrequencyPenalty != nil {
+		attrs = append(attrs, semconv.GenAIRequestFrequencyPenalty(*info.FrequencyPenalty))
+	}
+	if info.PresencePenalty != nil {
+		attrs = append(attrs, semconv.GenAIRequestPresencePenalty(*info.PresencePenalty))
+	}
+	if info.Seed != nil {
+		attrs = append(attrs, semconv.GenAIRequestSeed(int(*info.Seed)))
+	}
+	if len(info.StopSequences) > 0 {
+		attrs = append(attrs, semconv.GenAIRequestStopSequences(info.StopSequences...))
+	}
+	if info.ChoiceCount > 1 {
+		attrs = append(attrs, semconv.GenAIRequestChoiceCount(info.ChoiceCount))
+	}
+	if info.OutputType != "" {
+		attrs = append(attrs, semconv.GenAIOutputTypeKey.String(info.OutputType))
+	}
+	ctx, span := o.tracer.Start(ctx, info.Operation+" "+info.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx, &call{o: o, ctx: ctx, span: span, start: time.Now(), info: info}
 }
 
@@ -130,6 +188,19 @@ type call struct {
 	span  trace.Span
 	start time.Time
 	info  inference.CallInfo
+}
+
+var _ inference.ChunkObserver = (*call)(nil)
+
+// metricAttrs are the attributes every GenAI metric of the call carries.
+func (c *call) metricAttrs() []attribute.KeyValue {
+	return []attribute.KeyValue{
+		semconv.GenAIOperationNameKey.String(c.info.Operation),
+		semconv.GenAIProviderNameKey.String(providerName),
+		semconv.GenAIRequestModel(c.info.Model),
+		semconv.ServerAddress(c.info.ServerAddress),
+		semconv.ServerPort(c.info.ServerPort),
+	}
 }
 
 func (c *call) Skipped(cand inference.Candidate) {
@@ -146,9 +217,11 @@ func (c *call) StartAttempt(ctx context.Context, cand inference.Candidate, token
 	ctx, _ = c.o.tracer.Start(ctx, "attempt "+cand.String(), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String("hfkit.candidate", cand.String()),
-			attribute.String("gen_ai.request.model", cand.Model),
+			semconv.GenAIRequestModel(cand.Model),
 			attribute.String("hfkit.provider", cand.Provider),
 			attribute.String("hfkit.token_source", tokenSource),
+			semconv.ServerAddress(c.info.ServerAddress),
+			semconv.ServerPort(c.info.ServerPort),
 		))
 	return ctx
 }
@@ -159,7 +232,7 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 		attribute.Int("hfkit.retries", a.Retries),
 	}
 	if a.StatusCode != 0 {
-		attrs = append(attrs, attribute.Int("http.response.status_code", a.StatusCode))
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(a.StatusCode))
 	}
 	if a.RequestID != "" {
 		attrs = append(attrs, attribute.String("hfkit.request_id", a.RequestID))
@@ -168,9 +241,10 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 		attrs = append(attrs, attribute.String("hfkit.timed_out", string(a.TimedOut)))
 	}
 	kind := errorType(a.Err)
-	if a.Err != nil {
-		attrs = append(attrs, attribute.String("error.type", kind))
-		span.SetStatus(codes.Error, kind)
+	if failed(a.Err) {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(kind))
+		// The status description would only repeat error.type.
+		span.SetStatus(codes.Error, "")
 	}
 	span.SetAttributes(attrs...)
 	span.End()
@@ -180,53 +254,72 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 	}
 	c.o.attempts.Add(c.ctx, 1, metric.WithAttributes(
 		attribute.String("hfkit.provider", a.Provider),
-		attribute.String("gen_ai.request.model", a.Model),
+		semconv.GenAIRequestModel(a.Model),
 		attribute.String("hfkit.outcome", outcome),
 	))
 }
 
 func (c *call) FirstChunk(elapsed time.Duration) {
 	c.span.AddEvent("first_chunk")
-	c.o.firstChunk.Record(c.ctx, elapsed.Seconds(), metric.WithAttributes(
-		attribute.String("gen_ai.operation.name", c.info.Operation),
-		attribute.String("gen_ai.request.model", c.info.Model),
-	))
+	c.span.SetAttributes(semconv.GenAIResponseTimeToFirstChunk(elapsed.Seconds()))
+	c.o.firstChunk.Record(c.ctx, elapsed.Seconds(), metric.WithAttributes(c.metricAttrs()...))
+}
+
+// Chunk records the time since the previous chunk, for each chunk after
+// the first.
+func (c *call) Chunk(sincePrevious time.Duration) {
+	c.o.perChunk.Record(c.ctx, sincePrevious.Seconds(), metric.WithAttributes(c.metricAttrs()...))
 }
 
 func (c *call) End(resp *inference.ChatResponse, err error) {
-	common := []attribute.KeyValue{
-		attribute.String("gen_ai.operation.name", c.info.Operation),
-		attribute.String("gen_ai.provider.name", "huggingface"),
-		attribute.String("gen_ai.request.model", c.info.Model),
-	}
+	common := c.metricAttrs()
 	if resp != nil {
 		if resp.Model != "" {
-			c.span.SetAttributes(attribute.String("gen_ai.response.model", resp.Model))
-			common = append(common, attribute.String("gen_ai.response.model", resp.Model))
+			c.span.SetAttributes(semconv.GenAIResponseModel(resp.Model))
+			common = append(common, semconv.GenAIResponseModel(resp.Model))
 		}
 		if resp.Provider != "" {
 			c.span.SetAttributes(attribute.String("hfkit.response.provider", resp.Provider))
 		}
 		if resp.ID != "" {
-			c.span.SetAttributes(attribute.String("gen_ai.response.id", resp.ID))
+			c.span.SetAttributes(semconv.GenAIResponseID(resp.ID))
+		}
+		var reasons []string
+		for _, ch := range resp.Choices {
+			if ch.FinishReason != "" {
+				reasons = append(reasons, ch.FinishReason)
+			}
+		}
+		if len(reasons) > 0 {
+			c.span.SetAttributes(semconv.GenAIResponseFinishReasons(reasons...))
 		}
 		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(resp.Attempts)))
 		if u := resp.Usage; u.TotalTokens > 0 || u.PromptTokens > 0 || u.CompletionTokens > 0 {
 			c.span.SetAttributes(
-				attribute.Int("gen_ai.usage.input_tokens", u.PromptTokens),
-				attribute.Int("gen_ai.usage.output_tokens", u.CompletionTokens))
-			c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, attribute.String("gen_ai.token.type", "input"))...))
-			c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, attribute.String("gen_ai.token.type", "output"))...))
+				semconv.GenAIUsageInputTokens(u.PromptTokens),
+				semconv.GenAIUsageOutputTokens(u.CompletionTokens))
+			c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
+			c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
 		}
 	}
-	if err != nil {
+	switch {
+	case failed(err):
 		kind := errorType(err)
-		c.span.SetAttributes(attribute.String("error.type", kind))
-		c.span.SetStatus(codes.Error, kind)
-		common = append(common, attribute.String("error.type", kind))
+		c.span.SetAttributes(semconv.ErrorTypeKey.String(kind))
+		c.span.SetStatus(codes.Error, "")
+		common = append(common, semconv.ErrorTypeKey.String(kind))
+	case err != nil:
+		// The caller ended the call: not the service failing.
+		c.span.SetAttributes(attribute.String("hfkit.outcome", errorType(err)))
 	}
 	c.o.duration.Record(c.ctx, time.Since(c.start).Seconds(), metric.WithAttributes(common...))
 	c.span.End()
+}
+
+// failed reports an error that is the service's failure, not the caller
+// ending the call (closing a stream, cancelling the context).
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, inference.ErrStreamClosed) && !errors.Is(err, context.Canceled)
 }
 
 // errorType is the kind's name (such as gated_model), or for an error of

@@ -189,7 +189,7 @@ func TestStreamRecordsTimeToFirstChunk(t *testing.T) {
 	callSpan := ended[1]
 	assert.Equal(t, "chat org/m", callSpan.Name())
 	a := attrs(callSpan.Attributes())
-	assert.Equal(t, true, a["hfkit.stream"])
+	assert.Equal(t, true, a["gen_ai.request.stream"])
 	assert.Equal(t, int64(3), a["gen_ai.usage.output_tokens"])
 	require.Len(t, callSpan.Events(), 1)
 	assert.Equal(t, "first_chunk", callSpan.Events()[0].Name)
@@ -214,13 +214,21 @@ func TestCancelledAndClosedCallsEndTheirSpans(t *testing.T) {
 	require.True(t, st.Next())
 	require.NoError(t, st.Close()) // closed early
 
-	types := map[string]string{}
+	types, statuses := map[string]any{}, map[string]codes.Code{}
 	for _, sp := range s.spans.Ended() {
 		if strings.HasPrefix(sp.Name(), "chat") {
-			types[sp.Name()] = attrs(sp.Attributes())["error.type"].(string)
+			a := attrs(sp.Attributes())
+			types[sp.Name()] = a["error.type"]
+			statuses[sp.Name()] = sp.Status().Code
+			if sp.Name() == "chat org/long" {
+				assert.Equal(t, "closed", a["hfkit.outcome"])
+			}
 		}
 	}
-	assert.Equal(t, map[string]string{"chat org/hang": "deadline_exceeded", "chat org/long": "closed"}, types)
+	// The deadline passed while waiting: a failure. The reader who
+	// closed the stream early: not one.
+	assert.Equal(t, map[string]any{"chat org/hang": "deadline_exceeded", "chat org/long": nil}, types)
+	assert.Equal(t, map[string]codes.Code{"chat org/hang": codes.Error, "chat org/long": codes.Unset}, statuses)
 	assert.Len(t, s.spans.Started(), len(s.spans.Ended()), "every span started has ended")
 }
 
