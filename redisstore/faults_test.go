@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -427,7 +428,7 @@ func cluster(t *testing.T) []string {
 	}
 	var addrs []string
 	for range 3 {
-		srv := ownRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		srv := ownRedisAt(t, clusterPort(t), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
 		addrs = append(addrs, srv.addr())
 	}
 	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
@@ -440,6 +441,27 @@ func cluster(t *testing.T) []string {
 		return err == nil && strings.Contains(info, "cluster_state:ok")
 	}, 10*time.Second, 50*time.Millisecond)
 	return addrs
+}
+
+// clusterPort is a free port whose cluster bus port (+10000) is free too,
+// and so below 55536.
+func clusterPort(t *testing.T) int {
+	for range 100 {
+		p := 20000 + rand.IntN(30000)
+		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000))
+		a.Close()
+		if err != nil {
+			continue
+		}
+		b.Close()
+		return p
+	}
+	t.Fatal("no free port pair for a Cluster node")
+	return 0
 }
 
 func TestCluster(t *testing.T) {

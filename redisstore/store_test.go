@@ -59,16 +59,25 @@ type server struct {
 
 func ownRedis(t *testing.T, args ...string) *server {
 	t.Helper()
+	return ownRedisAt(t, 0, args...)
+}
+
+// ownRedisAt is ownRedis on the given port, or a free one for 0.
+func ownRedisAt(t *testing.T, port int, args ...string) *server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("redis-server is not installed: .ci/run installs it")
 		}
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &server{port: l.Addr().(*net.TCPAddr).Port, args: args, dir: t.TempDir()}
-	l.Close()
+	if port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	s := &server{port: port, args: args, dir: t.TempDir()}
 	s.start(t)
 	t.Cleanup(s.kill)
 	return s
