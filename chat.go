@@ -96,14 +96,8 @@ func (c *Client) attempt(ctx context.Context, cfg *callConfig, req *ChatRequest,
 	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	// The attempt's own deadline turns a provider that hangs into a failed
 	// attempt; its cause tells it apart from the caller's deadline.
-	actx := ctx
-	// A caller's deadline that comes first makes the attempt's own timer
-	// redundant; skipping it saves a timer and a context per call.
-	if dl, ok := ctx.Deadline(); cfg.timeout > 0 && (!ok || time.Until(dl) > cfg.timeout) {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeoutCause(ctx, cfg.timeout, timeoutError{TimeoutAttempt, cfg.timeout})
-		defer cancel()
-	}
+	actx, cancel := boundAttempt(ctx, cfg)
+	defer cancel()
 	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: cfg}
 	var resp *http.Response
 	x.body, err = req.encode(cand, false)

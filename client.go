@@ -36,8 +36,11 @@ type Client struct {
 	shared     CooldownStore
 	sharedDown atomic.Bool
 	models     *modelCache
-	order      providerOrder
-	walkAuto   bool
+	// hubModels keeps the Hub's model info that embeddings read their
+	// providers from.
+	hubModels hubModelCache
+	order     providerOrder
+	walkAuto  bool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.

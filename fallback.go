@@ -284,13 +284,19 @@ func (w *walker) cands() []Candidate {
 	return w.room[:w.n]
 }
 
-// start plans the walk: the candidates (expanded, those cooling down
-// skipped) and the first valid token. Without a token, nothing is sent and
-// start returns why.
+// start plans a chat's walk: its candidates (the request's, then its
+// fallbacks, expanded into providers), see startWith.
 func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
-	w.c, w.cfg = c, cfg
 	var room [4]Candidate
-	cands, skipped := c.plan(ctx, cfg, c.expand(ctx, req, c.candidates(req, cfg, room[:0])), time.Now())
+	return w.startWith(ctx, c, cfg, c.expand(ctx, req, c.candidates(req, cfg, room[:0])))
+}
+
+// startWith plans the walk over cands, whichever operation listed them:
+// those cooling down are skipped, and the first valid token is taken.
+// Without a token, nothing is sent and startWith returns why.
+func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cands []Candidate) error {
+	w.c, w.cfg = c, cfg
+	cands, skipped := c.plan(ctx, cfg, cands, time.Now())
 	if len(cands) <= len(w.room) {
 		w.n = copy(w.room[:], cands)
 	} else {
@@ -323,6 +329,19 @@ func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, S
 func walk[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, holdServing bool, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
 	w := walker{obs: obs, holdServing: holdServing}
 	if err := w.start(ctx, c, cfg, req); err != nil {
+		var zero T
+		return zero, w.trail(), err
+	}
+	out, err := run(ctx, &w, try)
+	return out, w.trail(), err
+}
+
+// walkOver is walk over candidates an operation listed itself (an
+// embeddings call's models and providers): the same planning, tokens,
+// policy, cooldowns and observer.
+func walkOver[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, cands []Candidate, try tryFunc[T]) (T, trail, error) {
+	w := walker{obs: obs}
+	if err := w.startWith(ctx, c, cfg, cands); err != nil {
 		var zero T
 		return zero, w.trail(), err
 	}

@@ -46,6 +46,10 @@ type HubProvider struct {
 	Status string
 	// ProviderID is the provider's own model id.
 	ProviderID string
+	// Task is the task the provider serves the model for; "" means
+	// "feature-extraction" for a model whose PipelineTag is
+	// feature-extraction or sentence-similarity, else "conversational".
+	Task string
 }
 
 // AddUser makes the fake Hub's whoami answer for token. Tokens without a
@@ -165,7 +169,16 @@ func modelJSON(m HubModel) json.RawMessage {
 		writeString(&b, p.Status)
 		b.WriteString(`,"providerId":`)
 		writeString(&b, p.ProviderID)
-		b.WriteString(`,"task":"conversational"}`)
+		task := p.Task
+		if task == "" {
+			task = "conversational"
+			if m.PipelineTag == "feature-extraction" || m.PipelineTag == "sentence-similarity" {
+				task = "feature-extraction"
+			}
+		}
+		b.WriteString(`,"task":`)
+		writeString(&b, task)
+		b.WriteByte('}')
 	}
 	b.WriteString("}}")
 	return json.RawMessage(b.String())

@@ -68,7 +68,7 @@ func (s *script) next() Answer {
 	return a
 }
 
-// Request is one chat request the router received.
+// Request is one chat or embeddings request the router received.
 type Request struct {
 	// Model is the model as sent, without a ":provider" suffix.
 	Model string
@@ -79,6 +79,8 @@ type Request struct {
 	TokenPrefix string
 	// Stream reports whether the request asked for a stream.
 	Stream bool
+	// Inputs are the texts of an embeddings request, nil for a chat.
+	Inputs []string
 	// Body is the request body (at most 8 MiB).
 	Body []byte
 	// Header is the request's header with Authorization redacted.
@@ -205,6 +207,12 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 	if r.serveHub(w, hr) || r.serveList(w, hr) {
 		return
 	}
+	if hr.Method == http.MethodPost {
+		if provider, ok := embeddingsRoute(hr.URL.Path); ok {
+			r.serveEmbeddings(w, hr, provider)
+			return
+		}
+	}
 	if hr.Method != http.MethodPost || hr.URL.Path != "/v1/chat/completions" {
 		http.NotFound(w, hr)
 		return
@@ -216,29 +224,48 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 	}
 	_ = json.Unmarshal(body, &wire)
 	model, provider, _ := strings.Cut(wire.Model, ":")
-	token := strings.TrimPrefix(hr.Header.Get("Authorization"), "Bearer ")
+	req := newRequest(hr, model, provider, body)
+	req.Stream = wire.Stream
+	r.answer(w, hr, req, wire.Model)
+}
+
+// newRequest records what a request carries, its token redacted.
+func newRequest(hr *http.Request, model, provider string, body []byte) Request {
 	header := hr.Header.Clone()
 	if header.Get("Authorization") != "" {
 		header.Set("Authorization", "Bearer "+redact.Mask)
 	}
-	req := Request{
-		Model: model, Provider: provider, Stream: wire.Stream, Body: body,
-		Header: header, Time: time.Now(),
-	}
-	if token != "" {
+	req := Request{Model: model, Provider: provider, Body: body, Header: header, Time: time.Now()}
+	if token := bearer(hr); token != "" {
 		req.TokenPrefix = redact.Prefix(token)
 	}
+	return req
+}
 
+func bearer(hr *http.Request) string {
+	return strings.TrimPrefix(hr.Header.Get("Authorization"), "Bearer ")
+}
+
+// answer records req and answers it with the script of its token, else of
+// the first key scripted, else the fallback script, else "model not
+// found"; a request without a token gets the router's 401.
+func (r *Router) answer(w http.ResponseWriter, hr *http.Request, req Request, keys ...string) {
+	token := bearer(hr)
 	r.mu.Lock()
 	r.requests = append(r.requests, req)
 	var answer Answer
-	switch s, byToken := r.byToken[token]; {
+	if s, byToken := r.byToken[token]; byToken && token != "" {
+		answer = s.next()
+	}
+	for _, k := range keys {
+		if answer == nil && r.scripts[k] != nil {
+			answer = r.scripts[k].next()
+		}
+	}
+	switch {
 	case token == "":
 		answer = InvalidToken()
-	case byToken:
-		answer = s.next()
-	case r.scripts[wire.Model] != nil:
-		answer = r.scripts[wire.Model].next()
+	case answer != nil:
 	case r.fallback != nil:
 		answer = r.fallback.next()
 	default:

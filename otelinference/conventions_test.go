@@ -175,3 +175,31 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestEmbeddingsConventions: an embeddings call is the operation
+// "embeddings", with its dimension count and input tokens.
+func TestEmbeddingsConventions(t *testing.T) {
+	s := newSetup(t, Options{})
+	s.router.AddModel(inferencetest.HubModel{ID: "org/embed", PipelineTag: "feature-extraction",
+		Providers: []inferencetest.HubProvider{{Name: "together", Status: "live", ProviderID: "together/embed"}}})
+	s.router.On("org/embed:together", inferencetest.EmbeddingReply(384))
+	c := s.client(t)
+	_, err := c.Embed(t.Context(), inference.EmbedRequest{Model: "org/embed", Inputs: []string{"one two", "three"}})
+	require.NoError(t, err)
+	sp := callSpan(t, s, "embeddings org/embed")
+	a := attrs(sp.Attributes())
+	for key, want := range map[string]any{
+		"gen_ai.operation.name":             "embeddings",
+		"gen_ai.provider.name":              "huggingface",
+		"gen_ai.request.model":              "org/embed",
+		"gen_ai.embeddings.dimension.count": int64(384),
+		"gen_ai.usage.input_tokens":         int64(3),
+		"gen_ai.response.model":             "org/embed",
+	} {
+		t.Run(key, func(t *testing.T) { assert.Equal(t, want, a[key]) })
+	}
+	assert.NotContains(t, a, "gen_ai.request.stream")
+	dur := s.metrics(t)["gen_ai.client.operation.duration"].Data.(metricdata.Histogram[float64])
+	dp := pointFor(t, dur.DataPoints, "org/embed")
+	assert.Equal(t, "embeddings", attrs(dp.Attributes.ToSlice())["gen_ai.operation.name"])
+}

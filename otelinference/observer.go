@@ -190,7 +190,15 @@ type call struct {
 	info  inference.CallInfo
 }
 
-var _ inference.ChunkObserver = (*call)(nil)
+var (
+	_ inference.ChunkObserver      = (*call)(nil)
+	_ inference.EmbeddingsObserver = (*call)(nil)
+)
+
+// Embedded records an embeddings call's vector dimension.
+func (c *call) Embedded(_, dimensions int) {
+	c.span.SetAttributes(semconv.GenAIEmbeddingsDimensionCount(dimensions))
+}
 
 // metricAttrs are the attributes every GenAI metric of the call carries.
 func (c *call) metricAttrs() []attribute.KeyValue {

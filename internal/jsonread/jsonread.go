@@ -15,9 +15,11 @@
 package jsonread
 
 import (
+	"strconv"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxDepth bounds the nesting Skip follows; deeper values make the reader
@@ -245,6 +247,30 @@ func (r *Reader) Int64() int64 {
 		n = -n
 	}
 	return n
+}
+
+// Float32 reads a number as the float32 nearest to it, as encoding/json
+// decodes a number into a float32 field. A number out of float32's range
+// makes the reader fail.
+func (r *Reader) Float32() float32 {
+	if r.Peek() != Number {
+		r.bad = true
+		return 0
+	}
+	start := r.pos
+	end, _ := r.scanNumber()
+	if r.bad {
+		return 0
+	}
+	text := r.data[start:end]
+	// The text is parsed in place: a string of the same bytes, never
+	// kept, costs no copy per number.
+	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(text), len(text)), 32)
+	if err != nil {
+		r.bad = true
+		return 0
+	}
+	return float32(f)
 }
 
 // Skip reads one value of any kind, checking that it is well-formed, and

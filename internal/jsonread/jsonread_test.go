@@ -179,3 +179,22 @@ func nesting(data []byte) int {
 	}
 	return deepest
 }
+
+func TestFloat32MatchesEncodingJSON(t *testing.T) {
+	for _, text := range []string{"0", "-0", "1", "-1.5", "0.1", "3.4028234663852886e38", "1e-45", "1.17549435e-38",
+		"-0.0123456789", "123456789", "2.5E+3", "7e-1"} {
+		var r Reader
+		r.Reset([]byte(text))
+		got := r.Float32()
+		require.True(t, r.OK() && r.End(), text)
+		var want float32
+		require.NoError(t, json.Unmarshal([]byte(text), &want))
+		assert.Equal(t, want, got, text)
+	}
+	for _, text := range []string{"1e39", "-1e39", `"1"`, "null", "NaN", "1.", "--1"} {
+		var r Reader
+		r.Reset([]byte(text))
+		r.Float32()
+		assert.False(t, r.OK() && r.End(), text)
+	}
+}
