@@ -114,6 +114,10 @@ func (r *EmbedRequest) validate() error {
 	if err := (Candidate{Model: r.Model, Provider: r.Provider}).validate(); err != nil {
 		return invalidRequest("%s", err)
 	}
+	switch strings.ToLower(r.Provider) {
+	case "fastest", "cheapest", "preferred":
+		return invalidRequest("Provider %q is a chat policy; for embeddings give \"\" (every provider of the model, in the Hub's order) or a provider's name", r.Provider)
+	}
 	if len(r.Inputs) == 0 {
 		return invalidRequest("no inputs")
 	}
@@ -434,7 +438,8 @@ func (c *Client) embedAttempt(ctx context.Context, cfg *callConfig, req *EmbedRe
 	switch {
 	case errors.As(err, new(*perTokenError)):
 		e := c.classify(resp.StatusCode, resp.Header, nil, x)
-		e.Kind, e.Message = ErrModelNotSupported, err.Error()
+		e.Kind, e.Message, e.fix = ErrModelNotSupported, err.Error(),
+			"Use a sentence-embedding model, such as sentence-transformers/all-MiniLM-L6-v2 or BAAI/bge-small-en-v1.5 (token vectors are not offered)"
 		return nil, att, e
 	case err != nil:
 		return nil, att, c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, err.Error())

@@ -249,6 +249,7 @@ func TestEmbedRefusesBadRequests(t *testing.T) {
 		"negative batch":  {Model: embedModel, Inputs: []string{"a"}, BatchSize: -1},
 		"bad fallback":    {Model: embedModel, Inputs: []string{"a"}, Fallbacks: []inference.Candidate{{Model: "no slash"}}},
 		"provider in two": {Model: embedModel + ":together", Provider: "groq", Inputs: []string{"a"}},
+		"chat policy":     {Model: embedModel, Provider: "fastest", Inputs: []string{"a"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := c.Embed(t.Context(), req)

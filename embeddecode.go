@@ -29,7 +29,7 @@ func (e *perTokenError) Error() string {
 		dims[i] = fmt.Sprint(d)
 	}
 	return "the model answers one vector per token (shape " + strings.Join(dims, "×") +
-		"), not one per input: use a sentence-embedding model (such as sentence-transformers/all-MiniLM-L6-v2 or BAAI/bge-small-en-v1.5)"
+		"), not one per input as a sentence-embedding model does"
 }
 
 // decodeEmbeddings reads an answer of either wire shape, want vectors

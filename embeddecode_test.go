@@ -35,7 +35,7 @@ func TestRecordedEmbeddingsDecode(t *testing.T) {
 				var pt *perTokenError
 				require.True(t, errors.As(err, &pt), "%v", err)
 				assert.Equal(t, tt.perToken, pt.shape)
-				assert.Contains(t, err.Error(), "sentence-embedding model")
+				assert.Contains(t, err.Error(), "one vector per token")
 				return
 			}
 			require.NoError(t, err)

@@ -183,6 +183,9 @@ type APIError struct {
 	// recovering marks a stream's failure that WithStreamRecovery answered
 	// by sending the request again, for the hint.
 	recovering bool
+	// fix, when set, is the hint: what to do is more particular than the
+	// kind's (a per-token embeddings answer).
+	fix string
 }
 
 // Error says what happened in the server's words, what to do about it, and
@@ -297,6 +300,9 @@ func (e *APIError) kindText() string {
 // hint is the "what to do" part of the message: the troubleshooting page's
 // fixes, in one sentence each.
 func (e *APIError) hint() string {
+	if e.fix != "" {
+		return e.fix
+	}
 	return hintFor(e.Kind, hintFacts{hub: hubLinks(e.hubURL), status: e.StatusCode, model: e.Model,
 		message: e.Message, code: e.Code, retryAfter: e.RetryAfter, billTo: e.BillTo, billing: e.billing,
 		recovering: e.recovering})

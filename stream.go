@@ -382,7 +382,7 @@ func (s *streamAttempt) read() (*ChatChunk, error) {
 			if s.whole() {
 				// Every choice finished: the answer is whole, however the
 				// connection ends.
-				if err != io.EOF {
+				if err != io.EOF && s.ctx.Err() == nil && !s.closed.Load() {
 					s.lost = s.readError(err)
 				}
 				return nil, nil

@@ -331,15 +331,22 @@ func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []tim
 		s.health.claimsSkipped.Add(1) // two claims wait already: probe
 		return
 	}
+	select {
+	case <-s.stop:
+		<-s.claims // closed: probe without asking
+		return
+	default:
+	}
 	s.health.claimsAsked.Add(1)
 	probes := make([]string, len(ended))
 	for j, i := range ended {
 		probes[j] = s.tag + "probe:" + keys[i]
 	}
 	answer := make(chan []bool, 1) // buffered: a late answer is dropped
-	s.wg.Add(1)
+	// The claim's goroutine is not one Close waits for: it ends when
+	// go-redis gives up on its operation, and the slots bound how many
+	// there are.
 	go func() {
-		defer s.wg.Done()
 		defer func() { <-s.claims }()
 		won, err := s.setNX(probes)
 		s.health.record(opWrite, err)
