@@ -154,6 +154,10 @@ type streamAttempt struct {
 	// recovering: WithStreamRecovery is on, for the hint of a failure.
 	recovering bool
 
+	// reading is set while read waits for the next chunk; missed, when
+	// the idle limit passed while it was not (see idleFired).
+	reading, missed atomic.Bool
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 }
@@ -315,8 +319,11 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 	}
 	s.requestID = att.RequestID
 	var body io.Reader = resp.Body
-	if s.idle = limit(TimeoutStreamIdle, cfg.idle); s.idle != nil {
-		s.activity = activityReader{r: resp.Body, timer: s.idle, d: cfg.idle}
+	if cfg.idle > 0 {
+		s.activity.d = cfg.idle
+		s.reading.Store(true) // opening reads at once
+		s.idle = time.AfterFunc(cfg.idle, s.idleFired)
+		s.activity.r, s.activity.timer = resp.Body, s.idle
 		body = &s.activity
 	}
 	s.events = sse.NewReader(body, sse.DefaultMaxEventSize)
@@ -347,9 +354,9 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 }
 
 // activityReader restarts the idle timer whenever bytes arrive: any bytes,
-// keep-alive comments included, show that the stream lives. The timer runs
-// only while the stream is being read (see streamAttempt.read): the time a
-// consumer spends between two Next calls is not the provider's silence.
+// keep-alive comments included, show that the stream lives. The timer ends
+// an attempt only while the stream is being read (see idleFired): the time
+// a consumer spends between two Next calls is not the provider's silence.
 type activityReader struct {
 	r     io.Reader
 	timer *time.Timer
@@ -368,10 +375,14 @@ func (a *activityReader) Read(p []byte) (int, error) {
 // that ends it. It records content and the end as they arrive.
 func (s *streamAttempt) read() (*ChatChunk, error) {
 	if s.idle != nil {
-		// The idle limit counts only time spent waiting for the provider:
-		// it runs from here until a chunk is handed to the consumer.
-		s.idle.Reset(s.activity.d)
-		defer s.idle.Stop()
+		// The idle limit counts only time spent waiting for the provider
+		// (see idleFired): reading is set from here until a chunk is
+		// handed to the consumer.
+		s.reading.Store(true)
+		if s.missed.Swap(false) {
+			s.idle.Reset(s.activity.d) // it passed during the consumer's pause
+		}
+		defer s.reading.Store(false)
 	}
 	// The chunk lives in the stream, so that reading one allocates no
 	// pointer; callers copy it out before the next read.
@@ -428,6 +439,23 @@ func (s *streamAttempt) read() (*ChatChunk, error) {
 		return &s.next, nil
 	}
 	return nil, nil // ended while opening
+}
+
+// idleFired is the idle limit passing. While the stream is being read it
+// ends the attempt; while the consumer holds a chunk (reading is false) it
+// is the consumer's pause, not the provider's silence: it is marked missed,
+// and the next read starts a full window again. Whichever of the two sees
+// the other last re-arms the timer, so a read that starts as it fires is
+// never left without one.
+func (s *streamAttempt) idleFired() {
+	if s.reading.Load() {
+		s.cancel(timeoutError{TimeoutStreamIdle, s.activity.d})
+		return
+	}
+	s.missed.Store(true)
+	if s.reading.Load() && s.missed.Swap(false) {
+		s.idle.Reset(s.activity.d)
+	}
 }
 
 // whole reports whether the answer is complete: at least want choices
