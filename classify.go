@@ -76,6 +76,17 @@ func classify(f failure) *APIError {
 		e.BillTo = f.billTo
 		e.billing, e.Kind = billingKind(f.status, e.Kind, f.billTo, text.message)
 	}
+	if f.status == http.StatusBadRequest && bytes.Contains(f.body, []byte(`"success"`)) {
+		// The Responses API's validation failure: {"success": false,
+		// "error": [issues]}, each issue with its path.
+		var z struct {
+			Success *bool           `json:"success"`
+			Error   json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal(f.body, &z) == nil && z.Success != nil && !*z.Success && len(z.Error) > 0 && z.Error[0] == '[' {
+			e.zod = z.Error
+		}
+	}
 	if html && e.Message == "" && (f.status < 200 || f.status > 299) {
 		e.Message = clean(describePage(f.status, f.body), 256)
 	}

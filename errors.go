@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -186,6 +187,9 @@ type APIError struct {
 	// fix, when set, is the hint: what to do is more particular than the
 	// kind's (a per-token embeddings answer).
 	fix string
+	// zod is the issues of a request the Responses API could not
+	// validate ({"success": false, "error": [...]}), for their text.
+	zod json.RawMessage
 }
 
 // Error says what happened in the server's words, what to do about it, and

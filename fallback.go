@@ -164,9 +164,15 @@ func (e *FallbackError) last() *APIError {
 // Fallbacks if set, else the client's; a candidate met twice is tried once.
 // It appends to out, which the caller may give room on its stack.
 func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) []Candidate {
+	return c.candidatesOf(req.primary(), req.Fallbacks, cfg, out)
+}
+
+// candidatesOf is the walk of a call whose own candidate is primary and
+// whose request's fallbacks are own (nil: the client's).
+func (c *Client) candidatesOf(primary Candidate, own []Candidate, cfg *callConfig, out []Candidate) []Candidate {
 	rest := cfg.fallbacks
-	if req.Fallbacks != nil {
-		rest = req.Fallbacks
+	if own != nil {
+		rest = own
 	}
 	add := func(cand Candidate) {
 		cand = cand.normalized()
@@ -175,7 +181,7 @@ func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) 
 			out = append(out, cand)
 		}
 	}
-	add(req.primary())
+	add(primary)
 	for _, cand := range rest {
 		add(cand)
 	}

@@ -20,9 +20,13 @@ type Answer func(w http.ResponseWriter, req *Request)
 // Reply answers with a chat completion whose content is text, served by the
 // provider the request pinned ("org/model:groq" is served by groq), else by
 // "together". A streaming request gets the same text as a stream of chunks,
-// a finish reason and [DONE].
+// a finish reason and [DONE]; a Responses API request, [ResponseReply].
 func Reply(text string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
+		if req.API == "responses" {
+			ResponseReply(text)(w, req)
+			return
+		}
 		if req.Stream {
 			Stream(splitWords(text)...)(w, req)
 			return

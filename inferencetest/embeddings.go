@@ -51,7 +51,7 @@ func (r *Router) serveEmbeddings(w http.ResponseWriter, hr *http.Request, provid
 		model = r.hubIDOf(provider, model)
 	}
 	req := newRequest(hr, model, provider, body)
-	req.Inputs = texts(raw)
+	req.Inputs, req.API = texts(raw), "embeddings"
 	r.answer(w, hr, req, model+":"+provider, model)
 }
 

@@ -81,6 +81,9 @@ type Request struct {
 	Stream bool
 	// Inputs are the texts of an embeddings request, nil for a chat.
 	Inputs []string
+	// API is the endpoint asked: "chat" (/v1/chat/completions),
+	// "embeddings" or "responses" (/v1/responses).
+	API string
 	// Body is the request body (at most 8 MiB).
 	Body []byte
 	// Header is the request's header with Authorization redacted.
@@ -212,6 +215,10 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 			r.serveEmbeddings(w, hr, provider)
 			return
 		}
+		if hr.URL.Path == "/v1/responses" {
+			r.serveResponses(w, hr)
+			return
+		}
 	}
 	if hr.Method != http.MethodPost || hr.URL.Path != "/v1/chat/completions" {
 		http.NotFound(w, hr)
@@ -225,7 +232,7 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 	_ = json.Unmarshal(body, &wire)
 	model, provider, _ := strings.Cut(wire.Model, ":")
 	req := newRequest(hr, model, provider, body)
-	req.Stream = wire.Stream
+	req.Stream, req.API = wire.Stream, "chat"
 	r.answer(w, hr, req, wire.Model)
 }
 
