@@ -511,7 +511,7 @@ func (r *ResponseRequest) encode(cand Candidate) ([]byte, error) {
 				} else {
 					parts := make([]part, len(it.Parts))
 					for j, p := range it.Parts {
-						parts[j] = part{Type: p.Type, Text: p.Text, ImageURL: p.ImageURL}
+						parts[j] = part(p)
 					}
 					m["content"] = parts
 				}

@@ -241,3 +241,56 @@ func TestRespondRefusesBadRequests(t *testing.T) {
 	}
 	assert.Empty(t, r.Requests())
 }
+
+type weather struct {
+	City string `json:"city"`
+	Temp int    `json:"temp"`
+}
+
+func TestResponseJSON(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/m", inferencetest.Reply(`{"city":"Paris","temp":21}`))
+	c, err := r.Client()
+	require.NoError(t, err)
+	v, resp, err := inference.ResponseJSON[weather](t.Context(), c, respReq("org/m"))
+	require.NoError(t, err)
+	assert.Equal(t, weather{"Paris", 21}, v)
+	assert.Len(t, resp.Attempts, 1)
+	var body struct {
+		Text struct {
+			Format struct {
+				Type   string          `json:"type"`
+				Name   string          `json:"name"`
+				Schema json.RawMessage `json:"schema"`
+			} `json:"format"`
+		} `json:"text"`
+	}
+	require.NoError(t, json.Unmarshal(r.Requests()[0].Body, &body))
+	assert.Equal(t, "json_schema", body.Text.Format.Type)
+	assert.Equal(t, "weather", body.Text.Format.Name)
+	assert.Contains(t, string(body.Text.Format.Schema), `"city"`)
+}
+
+func TestResponseJSONAsksOnceMore(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/m", inferencetest.Reply("Sure! The weather is nice."), inferencetest.Reply(`{"city":"Paris","temp":21}`))
+	c, err := r.Client()
+	require.NoError(t, err)
+	v, resp, err := inference.ResponseJSON[weather](t.Context(), c, respReq("org/m"))
+	require.NoError(t, err)
+	assert.Equal(t, weather{"Paris", 21}, v)
+	assert.Len(t, resp.Attempts, 2)
+	var retry struct {
+		Input []map[string]any `json:"input"`
+	}
+	require.NoError(t, json.Unmarshal(r.Requests()[1].Body, &retry))
+	require.Len(t, retry.Input, 3, "the question, the first output, and what was wrong")
+	assert.Equal(t, "assistant", retry.Input[1]["role"])
+	assert.Equal(t, "Sure! The weather is nice.", retry.Input[1]["content"])
+
+	r.On("org/bad", inferencetest.Reply("no"), inferencetest.Reply("still no"))
+	_, _, err = inference.ResponseJSON[weather](t.Context(), c, respReq("org/bad"))
+	var de *inference.JSONDecodeError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+}

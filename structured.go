@@ -77,10 +77,7 @@ func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest, opts ...Op
 
 	// Ask once more, showing the model its reply and what was wrong.
 	retry := reaskRequest(c, cfg, &req, resp.Attempts)
-	retry.Messages = append(slices.Clip(req.Messages),
-		AssistantMessage(first),
-		UserMessage("Your reply could not be read as the JSON value asked for: "+decodeErr.Error()+
-			". Reply again with only that JSON value: no prose, no code fence."))
+	retry.Messages = append(slices.Clip(req.Messages), AssistantMessage(first), UserMessage(reaskText(decodeErr)))
 	firstAttempts := resp.Attempts
 	resp, err = c.Chat(ctx, retry, opts...)
 	if err != nil {
@@ -106,18 +103,28 @@ func reaskRequest(c *Client, cfg *callConfig, req *ChatRequest, attempts []Attem
 	if len(attempts) == 0 {
 		return retry
 	}
-	served := attempts[len(attempts)-1].Candidate
-	tried := func(cand Candidate) bool {
-		return slices.ContainsFunc(attempts, func(a Attempt) bool { return a.Candidate == cand })
-	}
-	retry.Model, retry.Provider = served.Model, served.Provider
-	retry.Fallbacks = []Candidate{}
-	for _, cand := range c.candidates(req, cfg, nil) {
-		if !tried(cand) {
-			retry.Fallbacks = append(retry.Fallbacks, cand)
+	served, rest := reaskWalk(c.candidates(req, cfg, nil), attempts)
+	retry.Model, retry.Provider, retry.Fallbacks = served.Model, served.Provider, rest
+	return retry
+}
+
+// reaskWalk is a re-ask's walk: the candidate that served the first
+// answer, then those of the first walk that were not tried.
+func reaskWalk(cands []Candidate, attempts []Attempt) (served Candidate, rest []Candidate) {
+	served = attempts[len(attempts)-1].Candidate
+	rest = []Candidate{}
+	for _, cand := range cands {
+		if !slices.ContainsFunc(attempts, func(a Attempt) bool { return a.Candidate == cand }) {
+			rest = append(rest, cand)
 		}
 	}
-	return retry
+	return served, rest
+}
+
+// reaskText is what a re-ask tells the model about its first reply.
+func reaskText(decodeErr error) string {
+	return "Your reply could not be read as the JSON value asked for: " + decodeErr.Error() +
+		". Reply again with only that JSON value: no prose, no code fence."
 }
 
 // decodeReply finds the JSON value in a reply, checks it against the
@@ -445,4 +452,63 @@ func structFields(t reflect.Type, depth int, props map[string]any, required *[]s
 		}
 	}
 	return true
+}
+
+// ResponseJSON is [ChatJSON] over the Responses API: it asks for JSON
+// through req.Text.Format (a json_schema derived from T, unless req.Text is
+// set), decodes the output text into a T, and, when the output is not such
+// a value (not JSON, null, a required field missing, the wrong shape), asks
+// once more on the candidate that answered, showing the model its output
+// and what was wrong. A second failure is a [*JSONDecodeError] (which
+// matches [ErrProvider]); the Response then holds both calls' attempts.
+func ResponseJSON[T any](ctx context.Context, c *Client, req ResponseRequest, opts ...Option) (T, *Response, error) {
+	var zero T
+	if err := c.usable(ctx); err != nil {
+		return zero, nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
+		return zero, nil, err
+	}
+	schema, _ := jsonSchema(reflect.TypeFor[T](), 0)
+	if req.Text == nil {
+		rf := responseFormatFor(reflect.TypeFor[T]())
+		req.Text = &ResponseText{Format: ResponseFormatSpec{Type: rf.Type}}
+		if rf.JSONSchema != nil {
+			req.Text.Format.Name, req.Text.Format.Schema = rf.JSONSchema.Name, rf.JSONSchema.Schema
+		}
+	}
+	resp, err := c.Respond(ctx, req, opts...)
+	if err != nil {
+		return zero, nil, err
+	}
+	first := resp.OutputText()
+	v, decodeErr := decodeReply[T](first, schema)
+	if decodeErr == nil {
+		return v, resp, nil
+	}
+
+	retry := req
+	served, rest := reaskWalk(c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, nil), resp.Attempts)
+	retry.Model, retry.Provider, retry.Fallbacks = served.Model, served.Provider, rest
+	retry.Input = slices.Clip(req.Input)
+	if req.InputText != "" {
+		retry.Input, retry.InputText = []InputItem{UserInput(req.InputText)}, ""
+	}
+	retry.Input = append(retry.Input, InputItem{Type: "message", Role: RoleAssistant, Text: first}, UserInput(reaskText(decodeErr)))
+	firstAttempts := resp.Attempts
+	resp, err = c.Respond(ctx, retry, opts...)
+	if err != nil {
+		var fe *FallbackError
+		if errors.As(err, &fe) {
+			fe.Attempts = append(slices.Clip(firstAttempts), fe.Attempts...)
+		}
+		return zero, nil, err
+	}
+	resp.Attempts = append(slices.Clip(firstAttempts), resp.Attempts...)
+	v, decodeErr = decodeReply[T](resp.OutputText(), schema)
+	if decodeErr != nil {
+		return zero, resp, &JSONDecodeError{Raw: resp.OutputText(), FirstRaw: first, Err: decodeErr}
+	}
+	return v, resp, nil
 }

@@ -1,0 +1,83 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	openaigo "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/hfkit/inference"
+)
+
+// responseText is the answer's text, about 1 KiB as the chat workload's.
+var responseText = strings.Repeat("Open models let anyone inspect, adapt and run them. ", 17)
+
+// responseBody is a Responses API answer as the router's server writes it
+// (no output_text field; usage present).
+var responseBody = []byte(fmt.Sprintf(`{"created_at":1765840584,"error":null,"id":"resp_bench","instructions":null,"max_output_tokens":null,`+
+	`"metadata":null,"model":%q,"object":"response","output":[{"id":"msg_bench","type":"message","role":"assistant","status":"completed",`+
+	`"content":[{"type":"output_text","text":%q,"annotations":[]}]}],"status":"completed","text":null,"tool_choice":"auto","tools":[],`+
+	`"temperature":1,"top_p":1,"usage":{"input_tokens":24,"input_tokens_details":{"cached_tokens":0},"output_tokens":180,`+
+	`"output_tokens_details":{"reasoning_tokens":0},"total_tokens":204}}`, modelOK, responseText))
+
+func newResponsesRouter() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Inference-Provider", "together")
+		w.Header().Set("Content-Length", strconv.Itoa(len(responseBody)))
+		_, _ = w.Write(responseBody)
+	}))
+}
+
+// BenchmarkRespond is one Responses API call with a 1 KiB answer: this
+// library's Respond beside openai-go's Responses.New.
+func BenchmarkRespond(b *testing.B) {
+	srv := newResponsesRouter()
+	defer srv.Close()
+	hf, err := inference.NewClient(inference.WithBaseURL(srv.URL), inference.WithToken(token), inference.WithRetry(inference.RetryPolicy{}),
+		inference.WithHTTPClient(&http.Client{Transport: pooledTransport()}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	oa := openaigo.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey(token),
+		option.WithHTTPClient(&http.Client{Transport: pooledTransport()}), option.WithMaxRetries(0))
+	contenders := []struct {
+		name string
+		call func(ctx context.Context) (string, error)
+	}{
+		{"hfkit", func(ctx context.Context) (string, error) {
+			resp, err := hf.Respond(ctx, inference.ResponseRequest{Model: modelOK, InputText: "hi"})
+			if err != nil {
+				return "", err
+			}
+			return resp.OutputText(), nil
+		}},
+		{"openai-go", func(ctx context.Context) (string, error) {
+			resp, err := oa.Responses.New(ctx, responses.ResponseNewParams{Model: modelOK,
+				Input: responses.ResponseNewParamsInputUnion{OfString: openaigo.String("hi")}})
+			if err != nil {
+				return "", err
+			}
+			return resp.OutputText(), nil
+		}},
+	}
+	for _, tc := range contenders {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				text, err := tc.call(ctx)
+				if err != nil || text != responseText {
+					b.Fatalf("%q, %v", text[:min(len(text), 20)], err)
+				}
+			}
+		})
+	}
+}
