@@ -169,6 +169,18 @@ func kindFromCode(t serverText) error {
 	return nil
 }
 
+// failureKind is the kind of a failure a server reported inside a 200 (an
+// error event before a stream's content, a failed response): a text that
+// starts with an HTTP status ("403 ...", as the Responses server writes
+// upstream errors) is classified as that status with those words would
+// be; any other, by streamedKind.
+func failureKind(t serverText) error {
+	if status, words := embeddedStatus(t.message); status >= 400 {
+		return kindOf(status, "", false, false, serverText{message: words, code: t.code, errorType: t.errorType})
+	}
+	return streamedKind(t)
+}
+
 // streamedKind is the kind of an error event a stream sent before any
 // content, in a 200: the server's words decide as they would in an error
 // status (a code, a context-length text, a token or gated text), a TGI

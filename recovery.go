@@ -45,7 +45,7 @@ func (r *replay) filter(c ChatChunk) (out ChatChunk, ok bool) {
 	if r.diverges(c) {
 		return r.restart(c.Usage), true
 	}
-	out = ChatChunk{ID: c.ID, Created: c.Created, Model: c.Model, Usage: c.Usage}
+	out = ChatChunk{ID: c.ID, Created: c.Created, Model: c.Model, Usage: c.Usage, event: c.event}
 	for _, ch := range c.Choices {
 		if ch.Index < 0 || ch.Index >= len(r.got.content) {
 			continue // an index the accumulator ignored

@@ -349,14 +349,7 @@ func (c *Client) respondAttempt(ctx context.Context, cfg *callConfig, req *Respo
 // ErrProvider).
 func (c *Client) failedResponse(status int, header http.Header, x exchange, code, message string) *APIError {
 	e := c.classify(status, header, nil, x)
-	inner, words := embeddedStatus(message)
-	t := serverText{message: words, code: code}
-	switch {
-	case inner >= 400:
-		e.Kind = kindOf(inner, "", false, false, serverText{message: words})
-	default:
-		e.Kind = streamedKind(t)
-	}
+	e.Kind = failureKind(serverText{message: message})
 	e.Message = cleanText(message, maxMessageLen)
 	e.Code = cleanText(code, 128)
 	e.FromProvider = true
@@ -489,8 +482,8 @@ func (r *ResponseRequest) validate() error {
 	return nil
 }
 
-// encode builds the JSON body for one candidate.
-func (r *ResponseRequest) encode(cand Candidate) ([]byte, error) {
+// encode builds the JSON body for one candidate, for a stream or not.
+func (r *ResponseRequest) encode(cand Candidate, stream ...bool) ([]byte, error) {
 	type part struct {
 		Type     string `json:"type"`
 		Text     string `json:"text,omitempty"`
@@ -599,6 +592,9 @@ func (r *ResponseRequest) encode(cand Candidate) ([]byte, error) {
 	}
 	if len(r.Metadata) > 0 {
 		w["metadata"] = r.Metadata
+	}
+	if len(stream) > 0 && stream[0] {
+		w["stream"] = true
 	}
 	body, err := json.Marshal(w)
 	if err != nil {

@@ -36,6 +36,10 @@ type ChatChunk struct {
 	// start, and what was shown before it must be dropped.
 	// [ChatAccumulator] and [ChatStream.Response] drop it themselves.
 	Restarted bool `json:"restarted,omitempty"`
+
+	// event is the Responses API event the chunk was read from, for a
+	// ResponseStream; nil for a chat stream.
+	event *ResponseEvent
 }
 
 // Text returns the content delta of the first choice.
@@ -58,6 +62,9 @@ type ChunkChoice struct {
 // has arrived, a failure can no longer be retried elsewhere without losing
 // or repeating it.
 func (c ChatChunk) hasContent() bool {
+	if c.event != nil && c.event.content {
+		return true // an output item of the Responses API, such as an MCP call
+	}
 	for _, ch := range c.Choices {
 		if ch.Delta.Content != "" || ch.Delta.Reasoning != "" || len(ch.Delta.Parts) > 0 ||
 			len(ch.Delta.ToolCalls) > 0 || ch.FinishReason != "" {
@@ -87,8 +94,9 @@ type ChatStream struct {
 	src atomic.Pointer[streamAttempt]
 
 	client *Client
+	// op is the stream's operation (chat, or the Responses API).
+	op streamOp
 	// recovery state, nil without WithStreamRecovery.
-	req    *ChatRequest
 	walk   *walker
 	replay *replay
 	stop   context.CancelFunc // ends the stream's own context
@@ -153,6 +161,8 @@ type streamAttempt struct {
 	lost error
 	// recovering: WithStreamRecovery is on, for the hint of a failure.
 	recovering bool
+	// op reads the stream's events.
+	op streamOp
 
 	// reading is set while read waits for the next chunk; missed, when
 	// the idle limit passed while it was not (see idleFired).
@@ -189,19 +199,31 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 	}
 	start := time.Now()
 	ctx, obs := c.startCall(ctx, cfg, &req, true)
+	var room [4]Candidate
+	return c.stream(ctx, cfg, obs, start, chatOp{&req}, c.expand(ctx, &req, c.candidates(&req, cfg, room[:0])))
+}
+
+// stream opens a stream of op over cands: with recovery, one that keeps
+// its walk to resume it when the stream fails mid-way.
+func (c *Client) stream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, op streamOp, cands []Candidate) (*ChatStream, error) {
 	if cfg.recovery {
-		return c.recoverableStream(ctx, cfg, obs, start, &req)
+		return c.recoverableStream(ctx, cfg, obs, start, op, cands)
 	}
-	src, tr, err := walk(ctx, c, cfg, obs, true, &req, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
-		return c.openStream(ctx, cfg, &req, cand, tok)
-	})
+	w := walker{obs: obs, holdServing: true}
+	var src *streamAttempt
+	err := w.startWith(ctx, c, cfg, cands)
+	if err == nil {
+		src, err = run(ctx, &w, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+			return c.openStream(ctx, cfg, op, cand, tok)
+		})
+	}
 	if err != nil {
 		if obs != nil {
 			obs.End(nil, err)
 		}
 		return nil, err
 	}
-	s := &ChatStream{ctx: ctx, client: c, attempts: tr.attempts, skipped: tr.skipped, obs: obs, served: tr.served}
+	s := &ChatStream{ctx: ctx, client: c, op: op, attempts: w.attempts, skipped: w.skipped, obs: obs, served: w.served}
 	s.chunks, _ = obs.(ChunkObserver)
 	s.begin(src)
 	if obs != nil {
@@ -213,9 +235,9 @@ func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option
 // recoverableStream opens a stream that keeps its walk, to resume it when
 // the stream fails mid-way. The stream has a context of its own, so that
 // Close also ends an attempt a restart is opening.
-func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, req *ChatRequest) (*ChatStream, error) {
+func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, op streamOp, cands []Candidate) (*ChatStream, error) {
 	sctx, stop := context.WithCancel(ctx)
-	s := &ChatStream{ctx: sctx, stop: stop, client: c, req: req, walk: &walker{obs: obs, holdServing: true}, obs: obs}
+	s := &ChatStream{ctx: sctx, stop: stop, client: c, op: op, walk: &walker{obs: obs, holdServing: true}, obs: obs}
 	s.chunks, _ = obs.(ChunkObserver)
 	fail := func(err error) (*ChatStream, error) {
 		stop()
@@ -224,7 +246,7 @@ func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs Cal
 		}
 		return nil, err
 	}
-	if err := s.walk.start(sctx, c, cfg, req); err != nil {
+	if err := s.walk.startWith(sctx, c, cfg, cands); err != nil {
 		return fail(err)
 	}
 	src, err := run(sctx, s.walk, s.try)
@@ -241,7 +263,7 @@ func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs Cal
 
 // try opens one attempt of a recoverable stream.
 func (s *ChatStream) try(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
-	return s.client.openStream(ctx, s.walk.cfg, s.req, cand, tok)
+	return s.client.openStream(ctx, s.walk.cfg, s.op, cand, tok)
 }
 
 // begin makes src the attempt being read, its early chunks first in line.
@@ -260,7 +282,7 @@ func (s *ChatStream) begin(src *streamAttempt) {
 
 // openStream makes one streaming attempt and reads up to its first chunk
 // with content.
-func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatRequest, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+func (c *Client) openStream(ctx context.Context, cfg *callConfig, op streamOp, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 	start := time.Now()
 	att := Attempt{Candidate: cand, TokenSource: tok.Source}
 	sctx, cancel := context.WithCancelCause(ctx)
@@ -282,7 +304,7 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 		}
 	}
 	s := &streamAttempt{ctx: ctx, sctx: sctx, cancel: cancel, cand: cand, secret: tok.value(), hubURL: c.hub.String(),
-		want: req.choiceCount(), recovering: cfg.recovery}
+		want: op.choices(), recovering: cfg.recovery, op: op}
 	fail := func(err error) (*streamAttempt, Attempt, error) {
 		stopTimers()
 		s.close()
@@ -292,7 +314,7 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 		return nil, att, err
 	}
 
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "text/event-stream", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: op.url(c), accept: "text/event-stream", about: cand, tok: tok, cfg: cfg}
 	if firstToken != nil {
 		// The first-token limit is per HTTP try: it rests while the retry
 		// loop waits, and a retry starts it again.
@@ -300,7 +322,7 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, req *ChatReque
 		x.onBackoff = func() { firstToken.Stop() }
 	}
 	var err error
-	if x.body, err = req.encode(cand, true); err != nil {
+	if x.body, err = op.body(cand); err != nil {
 		return fail(err)
 	}
 	resp, err := c.send(ctx, sctx, x, &att)
@@ -409,15 +431,17 @@ func (s *streamAttempt) read() (*ChatChunk, error) {
 			continue
 		}
 		var chunk ChatChunk
-		var isError bool
+		var failure *serverText
 		var decodeErr error
 		if len(data) > 0 {
-			chunk, isError, decodeErr = decodeChunk(data, &s.wire, s.cand.Model)
+			chunk, failure, decodeErr = s.op.decode(data, &s.wire, s.cand.Model)
 		}
 		var failed error
 		switch {
-		case ev.Type == "error" || isError:
-			failed = s.serverError(data)
+		case failure != nil:
+			failed = s.serverError(*failure)
+		case ev.Type == "error":
+			failed = s.serverError(readServerText(http.Header{}, data))
 		case decodeErr != nil:
 			failed = s.streamError("a chunk is not valid JSON", "", decodeErr)
 		}
@@ -466,15 +490,14 @@ func (s *streamAttempt) whole() bool { return s.choices.whole(s.want) }
 // of the kind the classifier gives the server's words (a validation or
 // context-length error is what it would be without a stream); after
 // content, ErrStream.
-func (s *streamAttempt) serverError(data []byte) error {
-	t := readServerText(http.Header{}, data)
+func (s *streamAttempt) serverError(t serverText) error {
 	code := t.errorType
 	if code == "" {
 		code = t.code
 	}
 	e := s.streamError(t.message, code, nil)
 	if !s.content {
-		e.Kind = streamedKind(t)
+		e.Kind = failureKind(t)
 		e.FromProvider = true // the provider's own event, in the router's 200
 	}
 	return e
@@ -801,4 +824,31 @@ func (c *choiceSet) see(index int, finished bool) {
 // that began did.
 func (c choiceSet) whole(want int) bool {
 	return c.finished != 0 && c.begun&^c.finished == 0 && bits.OnesCount64(c.finished) >= want
+}
+
+// streamOp is what an operation brings to the one stream engine: where
+// its streams go, the body for a candidate, how many choices make an
+// answer whole, and how to read one event into a chunk. decode returns a
+// failure's server text for an event that reports the attempt failed.
+type streamOp interface {
+	url(c *Client) string
+	body(cand Candidate) ([]byte, error)
+	choices() int
+	decode(data []byte, st *chunkState, model string) (ChatChunk, *serverText, error)
+}
+
+// chatOp streams a chat completion.
+type chatOp struct{ req *ChatRequest }
+
+func (o chatOp) url(c *Client) string                { return c.chatURL }
+func (o chatOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
+func (o chatOp) choices() int                        { return o.req.choiceCount() }
+
+func (o chatOp) decode(data []byte, st *chunkState, model string) (ChatChunk, *serverText, error) {
+	chunk, isError, err := decodeChunk(data, st, model)
+	if isError {
+		t := readServerText(http.Header{}, data)
+		return chunk, &t, nil
+	}
+	return chunk, nil, err
 }
