@@ -207,3 +207,43 @@ func TestRespondStreamPerUserTokenAndBillTo(t *testing.T) {
 	}
 	assert.Len(t, r.Requests(), 2)
 }
+
+// Reasoning deltas and an event type this client does not know are
+// delivered, the latter with its JSON.
+func TestRespondStreamReasoningAndUnknownEvents(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/m", func(w http.ResponseWriter, req *inferencetest.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range []string{
+			`{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","model":"org/m","output":[]}}`,
+			`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"id":"rs_1","type":"reasoning","status":"in_progress","content":[],"summary":[]}}`,
+			`{"type":"response.reasoning_text.delta","sequence_number":2,"item_id":"rs_1","output_index":0,"content_index":0,"delta":"Think "}`,
+			`{"type":"response.reasoning_text.delta","sequence_number":3,"item_id":"rs_1","output_index":0,"content_index":0,"delta":"first."}`,
+			`{"type":"response.web_search_call.searching","sequence_number":4,"item_id":"ws_1","output_index":1,"query":"go"}`,
+			`{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":2,"content_index":0,"delta":"Done."}`,
+			`{"type":"response.completed","sequence_number":6,"response":{"id":"resp_1","object":"response","status":"completed","model":"org/m","output":[]}}`,
+		} {
+			fmt.Fprintf(w, "data: %s\n\n", e)
+		}
+	})
+	c, err := r.Client()
+	require.NoError(t, err)
+	s, err := c.RespondStream(t.Context(), respReq("org/m"))
+	require.NoError(t, err)
+	defer s.Close()
+	var reasoning strings.Builder
+	var unknown inference.ResponseEvent
+	for s.Next() {
+		ev := s.Current()
+		switch ev.Type {
+		case "response.reasoning_text.delta":
+			reasoning.WriteString(ev.Delta)
+		case "response.web_search_call.searching":
+			unknown = ev
+		}
+	}
+	require.NoError(t, s.Err())
+	assert.Equal(t, "Think first.", reasoning.String())
+	assert.Equal(t, 4, unknown.SequenceNumber)
+	assert.Contains(t, string(unknown.Raw), `"query":"go"`)
+}
