@@ -434,12 +434,15 @@ func cluster(t *testing.T) []string {
 	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	rdb := redis.NewClient(&redis.Options{Addr: addrs[0]})
-	defer rdb.Close()
-	require.Eventually(t, func() bool {
-		info, err := rdb.ClusterInfo(context.Background()).Result()
-		return err == nil && strings.Contains(info, "cluster_state:ok")
-	}, 10*time.Second, 50*time.Millisecond)
+	// Every node must see the cluster whole, not only the first.
+	for _, addr := range addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		require.Eventually(t, func() bool {
+			info, err := rdb.ClusterInfo(context.Background()).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		}, 10*time.Second, 50*time.Millisecond)
+		rdb.Close()
+	}
 	return addrs
 }
 

@@ -210,7 +210,8 @@ func cause(err error, timeout time.Duration) string {
 		return "Redis is out of memory and refuses writes (" + msg + "): raise maxmemory or choose an eviction policy"
 	case strings.HasPrefix(msg, "CROSSSLOT"), strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "NOSCRIPT"),
 		strings.HasPrefix(msg, "READONLY"), strings.HasPrefix(msg, "NOPERM"), strings.HasPrefix(msg, "WRONGPASS"),
-		strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "ERR"):
+		strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "CLUSTERDOWN"), strings.HasPrefix(msg, "TRYAGAIN"),
+		strings.HasPrefix(msg, "LOADING"), strings.HasPrefix(msg, "MASTERDOWN"), strings.HasPrefix(msg, "ERR"):
 		return "Redis refused: " + msg
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 		return "Redis closed the connection (" + msg + "): it stopped, restarted or dropped the client"
