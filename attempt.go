@@ -27,6 +27,13 @@ type Attempt struct {
 	// TimedOut names the client's limit that ended the attempt, if one
 	// did: TimeoutAttempt, TimeoutFirstToken or TimeoutStreamIdle.
 	TimedOut Timeout
+	// Hedge marks the attempt sent as a hedge ([WithHedge]): the next
+	// candidate, started because the one before it had not answered in
+	// the hedge delay. Lost marks the attempt of a hedged pair that was
+	// cancelled because the other answered first: it is not a failure
+	// (Err is nil), it cooled nothing and it delivered nothing.
+	Hedge bool
+	Lost  bool
 }
 
 // Timeout names one of the client's time limits on an attempt.
@@ -87,6 +94,9 @@ func (a Attempt) summary() string {
 	b.WriteString(": ")
 	var apiErr *APIError
 	switch {
+	case a.Lost:
+		b.WriteString("cancelled: the other of a hedged pair answered first")
+		return b.String()
 	case a.Err == nil:
 		b.WriteString("served")
 		return b.String()

@@ -32,6 +32,8 @@ type callConfig struct {
 	firstToken time.Duration
 	idle       time.Duration
 	observer   Observer
+	// hedge is WithHedge's delay; zero means no hedging.
+	hedge time.Duration
 }
 
 // newCallConfig builds a configuration from settings; hc is the client's
@@ -42,7 +44,7 @@ func newCallConfig(s *settings, tokens TokenSource, hc *http.Client) callConfig 
 		tokens: tokens, user: s.userTokens, header: s.headers, billTo: s.billTo,
 		timeout: s.attemptTimeout, retry: retry, http: newRetryClient(hc, retry),
 		fallbacks: s.fallbacks, recovery: s.recovery, firstToken: s.firstToken, idle: s.streamIdle,
-		observer: s.observer,
+		observer: s.observer, hedge: s.hedge,
 	}
 	cfg.sources = listSources(cfg.user, cfg.tokens)
 	return cfg
@@ -78,6 +80,7 @@ func (c *Client) configure(opts []Option) (*callConfig, error) {
 		perCall: true, tokenSource: base.tokens, userTokens: base.user, headers: base.header, billTo: base.billTo,
 		attemptTimeout: base.timeout, retry: base.retry, fallbacks: base.fallbacks,
 		recovery: base.recovery, firstToken: base.firstToken, streamIdle: base.idle, observer: base.observer,
+		hedge: base.hedge,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -94,6 +97,7 @@ func (c *Client) configure(opts []Option) (*callConfig, error) {
 	cfg.tokens, cfg.user, cfg.header, cfg.billTo = s.tokenSource, s.userTokens, s.headers, s.billTo
 	cfg.timeout, cfg.fallbacks = s.attemptTimeout, s.fallbacks
 	cfg.recovery, cfg.firstToken, cfg.idle, cfg.observer = s.recovery, s.firstToken, s.streamIdle, s.observer
+	cfg.hedge = s.hedge
 	if s.tokensReplaced {
 		// A call's own tokens replace the client's: like a user's source,
 		// they are never cooled down in the client's memory.

@@ -74,9 +74,21 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*Ch
 		return nil, err
 	}
 	ctx, obs := c.startCall(ctx, cfg, &req, false)
-	resp, tr, err := walk(ctx, c, cfg, obs, false, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
-		return c.attempt(ctx, cfg, &req, cand, tok)
-	})
+	var resp *ChatResponse
+	var tr trail
+	if cfg.hedge > 0 {
+		// A hedged call's attempts run on goroutines of their own: its
+		// request is a copy they may share, so that a call without a
+		// hedge keeps its own on its stack.
+		hreq := req
+		resp, tr, err = walkHedged(ctx, c, cfg, obs, &hreq, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+			return c.attempt(ctx, cfg, &hreq, cand, tok)
+		})
+	} else {
+		resp, tr, err = walk(ctx, c, cfg, obs, false, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
+			return c.attempt(ctx, cfg, &req, cand, tok)
+		})
+	}
 	if err == nil {
 		resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
 	}

@@ -39,8 +39,10 @@ type Client struct {
 	// hubModels keeps the Hub's model info that embeddings read their
 	// providers from.
 	hubModels hubModelCache
-	order     providerOrder
-	walkAuto  bool
+	// hedges counts calls and hedges for WithHedgeBudget.
+	hedges   hedgeBudget
+	order    providerOrder
+	walkAuto bool
 	// transport is the innermost RoundTripper, kept for
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
@@ -132,6 +134,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		logger:      logger,
 		policy:      s.policy,
 		call:        newCallConfig(&s, tokens, hc),
+		hedges:      hedgeBudget{percent: s.hedgeBudget},
 		cooldown:    s.cooldown,
 		maxCooldown: s.maxCooldown,
 		cool:        newMemoryCooldown(),

@@ -50,6 +50,22 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	}
 	reqCtx, st := withAttempt(actx, x.tok, x.about)
 	st.onTry, st.onBackoff = x.onTry, x.onBackoff
+	if clock, ok := actx.Value(hedgeClockKey{}).(*hedgeClock); ok {
+		// A hedged first attempt: its delay runs with the tries.
+		onTry, onBackoff := st.onTry, st.onBackoff
+		st.onTry = func() {
+			clock.try()
+			if onTry != nil {
+				onTry()
+			}
+		}
+		st.onBackoff = func() {
+			clock.backoff()
+			if onBackoff != nil {
+				onBackoff()
+			}
+		}
+	}
 	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, x.method, x.url, body)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request: %w", err)

@@ -280,6 +280,8 @@ type walker struct {
 	obs         CallObserver
 	holdServing bool
 	served      context.Context
+	// hedged: the call has sent its one hedge (WithHedge).
+	hedged bool
 }
 
 // cands is the walk's candidates.
@@ -342,6 +344,17 @@ func walk[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserv
 	return out, w.trail(), err
 }
 
+// walkHedged is walk with WithHedge (see runHedged).
+func walkHedged[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
+	w := walker{obs: obs}
+	if err := w.start(ctx, c, cfg, req); err != nil {
+		var zero T
+		return zero, w.trail(), err
+	}
+	out, err := runHedged(ctx, &w, try)
+	return out, w.trail(), err
+}
+
 // walkOver is walk over candidates an operation listed itself (an
 // embeddings call's models and providers): the same planning, tokens,
 // policy, cooldowns and observer.
@@ -350,6 +363,12 @@ func walkOver[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallOb
 	if err := w.startWith(ctx, c, cfg, cands); err != nil {
 		var zero T
 		return zero, w.trail(), err
+	}
+	if cfg.hedge > 0 {
+		hw := new(walker) // shared with the hedge's goroutines
+		*hw = w
+		out, err := runHedged(ctx, hw, try)
+		return out, hw.trail(), err
 	}
 	out, err := run(ctx, &w, try)
 	return out, w.trail(), err
@@ -365,29 +384,76 @@ func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 			actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
 		}
 		out, att, err := try(actx, cand, w.tok)
-		w.attempts = append(w.attempts, att)
-		if w.obs != nil {
-			if err == nil && w.holdServing {
-				w.served = actx
-			} else {
-				w.obs.EndAttempt(actx, att)
-			}
-		}
+		w.endAttempt(att, actx, err == nil)
 		if err == nil {
 			return out, nil
 		}
-		if ctx.Err() != nil {
-			return zero, w.failure()
-		}
-		d := w.c.policy(err)
-		if d == decisionSameCandidate {
-			d = DecisionStop // not a policy's to give
-		}
-		if !w.decide(ctx, err, att.StatusCode, d) {
-			return zero, w.c.logFailure(ctx, w.failure())
+		if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
+			return zero, failure
 		}
 	}
 	return zero, w.c.logFailure(ctx, w.failure())
+}
+
+// runHedged is run with WithHedge: a candidate the next one may hedge is
+// tried through hedge. It is a function of its own so that a call without
+// a hedge passes its try function to no goroutine, and keeps it on its
+// stack.
+func runHedged[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
+	var zero T
+	for w.i < len(w.cands()) {
+		if w.canHedge() {
+			out, done, err := hedge(ctx, w, try)
+			if done {
+				return out, err
+			}
+			continue
+		}
+		cand := w.cands()[w.i]
+		actx := ctx
+		if w.obs != nil {
+			actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
+		}
+		out, att, err := try(actx, cand, w.tok)
+		w.endAttempt(att, actx, err == nil)
+		if err == nil {
+			return out, nil
+		}
+		if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
+			return zero, failure
+		}
+	}
+	return zero, w.c.logFailure(ctx, w.failure())
+}
+
+// endAttempt records an attempt, and tells the observer it ended, except
+// a stream's serving attempt, which the stream ends.
+func (w *walker) endAttempt(att Attempt, actx context.Context, served bool) {
+	w.attempts = append(w.attempts, att)
+	if w.obs != nil {
+		if served && w.holdServing {
+			w.served = actx
+		} else {
+			w.obs.EndAttempt(actx, att)
+		}
+	}
+}
+
+// afterFailure moves the walk as the policy directs after the current
+// candidate failed, and reports whether it goes on; when it does not,
+// failure is the call's error.
+func (w *walker) afterFailure(ctx context.Context, err error, status int) (goOn bool, failure error) {
+	if ctx.Err() != nil {
+		return false, w.failure()
+	}
+	d := w.c.policy(err)
+	if d == decisionSameCandidate {
+		d = DecisionStop // not a policy's to give
+	}
+	if !w.decide(ctx, err, status, d) {
+		return false, w.c.logFailure(ctx, w.failure())
+	}
+	return true, nil
 }
 
 // decide moves the walk as d says after the current candidate failed with

@@ -52,6 +52,8 @@ type settings struct {
 	recovery       bool
 	firstToken     time.Duration
 	streamIdle     time.Duration
+	hedge          time.Duration
+	hedgeBudget    float64
 }
 
 // WithToken authenticates with a fixed token, such as one read from a secret
@@ -409,6 +411,51 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 			return fmt.Errorf("inference: WithStreamIdleTimeout: negative duration %s", d)
 		}
 		s.streamIdle = d
+		return nil
+	}
+}
+
+// WithHedge sends the request to the next candidate of the walk as well
+// when the current one has produced no content after delay (for Chat, no
+// answer; for a stream, no first chunk with content), and takes whichever
+// answers first; the other is cancelled at once, its body closed. It hedges
+// at most once per call, to the next candidate of the walk, and never to
+// the provider the first names: the same model only on another named
+// provider, another model on any provider but the first's (when the next
+// candidate does not qualify, the call does not hedge). The cancelled attempt is recorded
+// with [Attempt.Lost] and is not a failure: it cools nothing. An attempt
+// that failed before the other answered is a failure as usual. Both
+// attempts carry the call's token, bill-to and headers.
+//
+// A hedge costs a second request for the hedged fraction of calls: a
+// provider may bill its input tokens (and what it generated before it was
+// cancelled). Choose delay near the p95 of the first candidate's time to
+// first token, so that about one call in twenty hedges, and bound the
+// fraction with [WithHedgeBudget]. Zero, the default, turns hedging off. It
+// may be given per call or to the client.
+func WithHedge(delay time.Duration) Option {
+	return func(s *settings) error {
+		if delay < 0 {
+			return fmt.Errorf("inference: WithHedge: negative delay %s", delay)
+		}
+		s.hedge = delay
+		return nil
+	}
+}
+
+// WithHedgeBudget caps the calls of the client that hedge ([WithHedge]) at
+// percent of its calls over about the last minute, so that a slow primary
+// cannot double a fleet's traffic: past the cap, a call waits for its
+// candidate as without hedging. The default is no cap.
+func WithHedgeBudget(percent float64) Option {
+	return func(s *settings) error {
+		if s.perCall {
+			return clientOnly("WithHedgeBudget")
+		}
+		if percent <= 0 || percent > 100 {
+			return fmt.Errorf("inference: WithHedgeBudget: %v is not a percentage above 0", percent)
+		}
+		s.hedgeBudget = percent
 		return nil
 	}
 }

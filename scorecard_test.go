@@ -44,6 +44,7 @@ func TestFailoverScorecard(t *testing.T) {
 	configs := []scoreConfig{
 		{name: "hfkit, defaults + budget", recovery: false},
 		{name: "hfkit, recovery settings", recovery: true},
+		{name: "hfkit, recovery settings + WithHedge", recovery: true, hedge: p.hedge},
 	}
 	results := make([][]scenarioResult, len(configs))
 	var wg sync.WaitGroup
@@ -81,6 +82,9 @@ func TestFailoverScorecard(t *testing.T) {
 	for _, r := range results[1] {
 		assert.Equal(t, pass, r.verdict, "recovery: %s %s", r.id, r.note)
 	}
+	for _, r := range results[2] {
+		assert.Equal(t, pass, r.verdict, "recovery and hedge: %s %s", r.id, r.note)
+	}
 }
 
 // profile is a timing profile: the faults' timings and the client's.
@@ -90,7 +94,7 @@ type profile struct {
 	outage, interval, perRequest, between      time.Duration
 	requests                                   int
 	attemptTimeout, firstToken, idle, cooldown time.Duration
-	recoveredWithin                            time.Duration
+	recoveredWithin, hedge                     time.Duration
 	sequential                                 bool
 }
 
@@ -99,19 +103,20 @@ var (
 		stall: 30 * time.Second, silence: 120 * time.Second, outage: 60 * time.Second, interval: 4 * time.Second,
 		perRequest: 30 * time.Second, between: 15 * time.Millisecond, requests: 20,
 		attemptTimeout: 30 * time.Second, firstToken: 10 * time.Second, idle: 10 * time.Second,
-		cooldown: inference.DefaultCooldown, recoveredWithin: 30 * time.Second, sequential: true}
+		cooldown: inference.DefaultCooldown, recoveredWithin: 30 * time.Second, hedge: 2 * time.Second, sequential: true}
 	// fastProfile scales the client's durations by a fifth, as the faults'
 	// are scaled, so that its limits still come before the faults end.
 	fastProfile = profile{name: "fast", retryAfter: 2 * time.Second, slowFirstToken: 3 * time.Second,
 		stall: 4 * time.Second, silence: 15 * time.Second, outage: 6 * time.Second, interval: 1200 * time.Millisecond,
 		perRequest: 10 * time.Second, between: 5 * time.Millisecond, requests: 10,
 		attemptTimeout: 6 * time.Second, firstToken: 2 * time.Second, idle: 2 * time.Second,
-		cooldown: inference.DefaultCooldown / 5, recoveredWithin: 6 * time.Second}
+		cooldown: inference.DefaultCooldown / 5, recoveredWithin: 6 * time.Second, hedge: 400 * time.Millisecond}
 )
 
 type scoreConfig struct {
 	name     string
 	recovery bool
+	hedge    time.Duration
 }
 
 type scoreVerdict string
@@ -294,6 +299,9 @@ func runScorecard(t *testing.T, p profile, cfg scoreConfig) []scenarioResult {
 	if cfg.recovery {
 		opts = append(opts, inference.WithStreamRecovery(),
 			inference.WithFirstTokenTimeout(p.firstToken), inference.WithStreamIdleTimeout(p.idle))
+	}
+	if cfg.hedge > 0 {
+		opts = append(opts, inference.WithHedge(cfg.hedge))
 	}
 	c, err := r.Client(opts...)
 	if err != nil {

@@ -168,9 +168,15 @@ type streamAttempt struct {
 	// the idle limit passed while it was not (see idleFired).
 	reading, missed atomic.Bool
 
+	// release, when set, ends the attempt's hedge context with it.
+	release func()
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 }
+
+// adopt makes the stream end a hedge's context when it closes.
+func (s *streamAttempt) adopt(release func()) { s.release = release }
 
 // ChatStream sends the request with "stream": true and returns once the
 // stream's first chunk has arrived. Until then, failures are handled as by
@@ -212,7 +218,18 @@ func (c *Client) stream(ctx context.Context, cfg *callConfig, obs CallObserver, 
 	w := walker{obs: obs, holdServing: true}
 	var src *streamAttempt
 	err := w.startWith(ctx, c, cfg, cands)
-	if err == nil {
+	switch {
+	case err != nil:
+	case cfg.hedge > 0:
+		// The hedged walk's goroutines share it: a copy on the heap, so
+		// that a stream without a hedge keeps its walker on the stack.
+		hw := new(walker)
+		*hw = w
+		src, err = runHedged(ctx, hw, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
+			return c.openStream(ctx, cfg, op, cand, tok)
+		})
+		w = *hw
+	default:
 		src, err = run(ctx, &w, func(ctx context.Context, cand Candidate, tok Token) (*streamAttempt, Attempt, error) {
 			return c.openStream(ctx, cfg, op, cand, tok)
 		})
@@ -249,7 +266,13 @@ func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs Cal
 	if err := s.walk.startWith(sctx, c, cfg, cands); err != nil {
 		return fail(err)
 	}
-	src, err := run(sctx, s.walk, s.try)
+	var src *streamAttempt
+	var err error
+	if cfg.hedge > 0 {
+		src, err = runHedged(sctx, s.walk, s.try)
+	} else {
+		src, err = run(sctx, s.walk, s.try)
+	}
 	s.attempts, s.skipped, s.served = s.walk.attempts, s.walk.skipped, s.walk.served
 	if err != nil {
 		return fail(err)
@@ -557,6 +580,9 @@ func (s *streamAttempt) close() {
 		if s.body != nil {
 			s.body.Close()
 		}
+		if s.release != nil {
+			s.release()
+		}
 	})
 }
 
@@ -684,7 +710,13 @@ func (s *ChatStream) restart(failure error) error {
 	// The failed attempt was ended for the observer already: only a new
 	// serving attempt may be ended again.
 	w.served = nil
-	src, err := run(s.ctx, w, s.try)
+	var src *streamAttempt
+	var err error
+	if w.cfg.hedge > 0 {
+		src, err = runHedged(s.ctx, w, s.try)
+	} else {
+		src, err = run(s.ctx, w, s.try)
+	}
 	s.attempts, s.served = w.attempts, w.served
 	if err != nil {
 		return err

@@ -248,6 +248,12 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 	if a.TimedOut != "" {
 		attrs = append(attrs, attribute.String("hfkit.timed_out", string(a.TimedOut)))
 	}
+	if a.Hedge {
+		attrs = append(attrs, attribute.Bool("hfkit.hedge", true))
+	}
+	if a.Lost {
+		attrs = append(attrs, attribute.Bool("hfkit.lost", true))
+	}
 	kind := errorType(a.Err)
 	if failed(a.Err) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(kind))
@@ -257,7 +263,10 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 	span.SetAttributes(attrs...)
 	span.End()
 	outcome := kind
-	if a.Err == nil {
+	switch {
+	case a.Lost:
+		outcome = "lost" // the other of a hedged pair answered first
+	case a.Err == nil:
 		outcome = "served"
 	}
 	c.o.attempts.Add(c.ctx, 1, metric.WithAttributes(
