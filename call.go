@@ -164,3 +164,26 @@ func (cfg *callConfig) ownLimit(base *callConfig, limit Timeout) bool {
 	}
 	return false
 }
+
+// begin checks what an operation's call starts with (a usable client and
+// context, the call's options, the request, by validate) and starts
+// observing it with info, the router's address added. Chat has its own,
+// allocation-free path (prepare, startCall).
+func (c *Client) begin(ctx context.Context, opts []Option, validate func() error, info CallInfo) (context.Context, *callConfig, CallObserver, error) {
+	if err := c.usable(ctx); err != nil {
+		return ctx, nil, nil, err
+	}
+	cfg, err := c.configure(opts)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	if err := validate(); err != nil {
+		return ctx, nil, nil, err
+	}
+	if cfg.observer == nil {
+		return ctx, cfg, nil, nil
+	}
+	info.ServerAddress, info.ServerPort = c.routerHostPort()
+	ctx, obs := cfg.observer.StartCall(ctx, info)
+	return ctx, cfg, obs, nil
+}

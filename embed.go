@@ -151,21 +151,10 @@ func (r *EmbedRequest) validate() error {
 // [ErrModelNotSupported], with a text that says to use a sentence-embedding
 // model.
 func (c *Client) Embed(ctx context.Context, req EmbedRequest, opts ...Option) (*EmbedResponse, error) {
-	if err := c.usable(ctx); err != nil {
-		return nil, err
-	}
-	cfg, err := c.configure(opts)
+	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate,
+		CallInfo{Operation: "embeddings", Model: req.Model, Provider: req.Provider, ChoiceCount: 1})
 	if err != nil {
 		return nil, err
-	}
-	if err := req.validate(); err != nil {
-		return nil, err
-	}
-	var obs CallObserver
-	if cfg.observer != nil {
-		info := CallInfo{Operation: "embeddings", Model: req.Model, Provider: req.Provider, ChoiceCount: 1}
-		info.ServerAddress, info.ServerPort = c.routerHostPort()
-		ctx, obs = cfg.observer.StartCall(ctx, info)
 	}
 	resp, err := c.embed(ctx, cfg, obs, &req)
 	if obs != nil {

@@ -378,21 +378,32 @@ func walkOver[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallOb
 func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 	var zero T
 	for w.i < len(w.cands()) {
-		cand := w.cands()[w.i]
-		actx := ctx
-		if w.obs != nil {
-			actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
-		}
-		out, att, err := try(actx, cand, w.tok)
-		w.endAttempt(att, actx, err == nil)
-		if err == nil {
-			return out, nil
-		}
-		if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
-			return zero, failure
+		if out, done, err := attemptOnce(ctx, w, try); done {
+			return out, err
 		}
 	}
 	return zero, w.c.logFailure(ctx, w.failure())
+}
+
+// attemptOnce tries the walk's current candidate and moves the walk as the
+// policy directs; done is true when the call is over (served, or stopped
+// with err).
+func attemptOnce[T any](ctx context.Context, w *walker, try tryFunc[T]) (out T, done bool, err error) {
+	cand := w.cands()[w.i]
+	actx := ctx
+	if w.obs != nil {
+		actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
+	}
+	out, att, err := try(actx, cand, w.tok)
+	w.endAttempt(att, actx, err == nil)
+	if err == nil {
+		return out, true, nil
+	}
+	var zero T
+	if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
+		return zero, true, failure
+	}
+	return zero, false, nil
 }
 
 // runHedged is run with WithHedge: a candidate the next one may hedge is
@@ -402,25 +413,16 @@ func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 func runHedged[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
 	var zero T
 	for w.i < len(w.cands()) {
+		var out T
+		var done bool
+		var err error
 		if w.canHedge() {
-			out, done, err := hedge(ctx, w, try)
-			if done {
-				return out, err
-			}
-			continue
+			out, done, err = hedge(ctx, w, try)
+		} else {
+			out, done, err = attemptOnce(ctx, w, try)
 		}
-		cand := w.cands()[w.i]
-		actx := ctx
-		if w.obs != nil {
-			actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
-		}
-		out, att, err := try(actx, cand, w.tok)
-		w.endAttempt(att, actx, err == nil)
-		if err == nil {
-			return out, nil
-		}
-		if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
-			return zero, failure
+		if done {
+			return out, err
 		}
 	}
 	return zero, w.c.logFailure(ctx, w.failure())

@@ -259,25 +259,9 @@ const maxResponseBody = 32 << 20
 // an error status, and the walk moves on or stops as for chat. A request
 // the server cannot validate is [ErrInvalidRequest] naming each field.
 func (c *Client) Respond(ctx context.Context, req ResponseRequest, opts ...Option) (*Response, error) {
-	if err := c.usable(ctx); err != nil {
-		return nil, err
-	}
-	cfg, err := c.configure(opts)
+	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate, req.callInfo(false))
 	if err != nil {
 		return nil, err
-	}
-	if err := req.validate(); err != nil {
-		return nil, err
-	}
-	var obs CallObserver
-	if cfg.observer != nil {
-		info := CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, MaxTokens: req.MaxOutputTokens,
-			Temperature: req.Temperature, TopP: req.TopP, ChoiceCount: 1}
-		if req.Text != nil && strings.HasPrefix(req.Text.Format.Type, "json") {
-			info.OutputType = "json"
-		}
-		info.ServerAddress, info.ServerPort = c.routerHostPort()
-		ctx, obs = cfg.observer.StartCall(ctx, info)
 	}
 	var room [4]Candidate
 	cands := c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, room[:0])
@@ -300,6 +284,16 @@ func (c *Client) Respond(ctx context.Context, req ResponseRequest, opts ...Optio
 		return nil, err
 	}
 	return resp, nil
+}
+
+// callInfo describes the call to an observer: a generation, like chat.
+func (r *ResponseRequest) callInfo(stream bool) CallInfo {
+	info := CallInfo{Operation: "chat", Model: r.Model, Provider: r.Provider, Stream: stream, MaxTokens: r.MaxOutputTokens,
+		Temperature: r.Temperature, TopP: r.TopP, ChoiceCount: 1}
+	if r.Text != nil && strings.HasPrefix(r.Text.Format.Type, "json") {
+		info.OutputType = "json"
+	}
+	return info
 }
 
 // respondAttempt sends the request to one candidate and reads its answer.

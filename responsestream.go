@@ -55,23 +55,10 @@ type ResponseStream struct {
 // the kind its words have; after it, a failure ends the stream with
 // [ErrStream], or with [WithStreamRecovery] sends the request again.
 func (c *Client) RespondStream(ctx context.Context, req ResponseRequest, opts ...Option) (*ResponseStream, error) {
-	if err := c.usable(ctx); err != nil {
-		return nil, err
-	}
-	cfg, err := c.configure(opts)
+	start := time.Now()
+	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate, req.callInfo(true))
 	if err != nil {
 		return nil, err
-	}
-	if err := req.validate(); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	var obs CallObserver
-	if cfg.observer != nil {
-		info := CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, Stream: true, MaxTokens: req.MaxOutputTokens,
-			Temperature: req.Temperature, TopP: req.TopP, ChoiceCount: 1}
-		info.ServerAddress, info.ServerPort = c.routerHostPort()
-		ctx, obs = cfg.observer.StartCall(ctx, info)
 	}
 	cands := c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, nil)
 	s, err := c.stream(ctx, cfg, obs, start, responseOp{&req}, cands)

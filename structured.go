@@ -81,11 +81,7 @@ func ChatJSON[T any](ctx context.Context, c *Client, req ChatRequest, opts ...Op
 	firstAttempts := resp.Attempts
 	resp, err = c.Chat(ctx, retry, opts...)
 	if err != nil {
-		var fe *FallbackError
-		if errors.As(err, &fe) {
-			fe.Attempts = append(slices.Clip(firstAttempts), fe.Attempts...)
-		}
-		return zero, nil, err
+		return zero, nil, withFirstAttempts(firstAttempts, err)
 	}
 	resp.Attempts = append(slices.Clip(firstAttempts), resp.Attempts...)
 	v, decodeErr = decodeReply[T](resp.Text(), schema)
@@ -119,6 +115,16 @@ func reaskWalk(cands []Candidate, attempts []Attempt) (served Candidate, rest []
 		}
 	}
 	return served, rest
+}
+
+// withFirstAttempts puts a re-ask's first attempts before its own in its
+// failure, so that the error lists every attempt of the call.
+func withFirstAttempts(first []Attempt, err error) error {
+	var fe *FallbackError
+	if errors.As(err, &fe) {
+		fe.Attempts = append(slices.Clip(first), fe.Attempts...)
+	}
+	return err
 }
 
 // reaskText is what a re-ask tells the model about its first reply.
@@ -499,11 +505,7 @@ func ResponseJSON[T any](ctx context.Context, c *Client, req ResponseRequest, op
 	firstAttempts := resp.Attempts
 	resp, err = c.Respond(ctx, retry, opts...)
 	if err != nil {
-		var fe *FallbackError
-		if errors.As(err, &fe) {
-			fe.Attempts = append(slices.Clip(firstAttempts), fe.Attempts...)
-		}
-		return zero, nil, err
+		return zero, nil, withFirstAttempts(firstAttempts, err)
 	}
 	resp.Attempts = append(slices.Clip(firstAttempts), resp.Attempts...)
 	v, decodeErr = decodeReply[T](resp.OutputText(), schema)

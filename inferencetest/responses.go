@@ -3,7 +3,6 @@ package inferencetest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -13,19 +12,6 @@ import (
 // [Reply] answers it with a response whose output is one message; the
 // answers below give the other shapes, and the HTTP failures (Gated,
 // ProviderError, ...) work as they do for chat.
-
-func (r *Router) serveResponses(w http.ResponseWriter, hr *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(hr.Body, maxBody))
-	var wire struct {
-		Model  string `json:"model"`
-		Stream bool   `json:"stream"`
-	}
-	_ = json.Unmarshal(body, &wire)
-	model, provider, _ := strings.Cut(wire.Model, ":")
-	req := newRequest(hr, model, provider, body)
-	req.Stream, req.API = wire.Stream, "responses"
-	r.answer(w, hr, req, wire.Model)
-}
 
 // responseItem is an output item as the router writes it.
 type responseItem map[string]any

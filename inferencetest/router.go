@@ -216,7 +216,7 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 			return
 		}
 		if hr.URL.Path == "/v1/responses" {
-			r.serveResponses(w, hr)
+			r.serveGeneration(w, hr, "responses")
 			return
 		}
 	}
@@ -224,6 +224,12 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 		http.NotFound(w, hr)
 		return
 	}
+	r.serveGeneration(w, hr, "chat")
+}
+
+// serveGeneration answers a chat or Responses API request, scripted by
+// the model as sent ("model" or "model:provider").
+func (r *Router) serveGeneration(w http.ResponseWriter, hr *http.Request, api string) {
 	body, _ := io.ReadAll(io.LimitReader(hr.Body, maxBody))
 	var wire struct {
 		Model  string `json:"model"`
@@ -232,7 +238,7 @@ func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 	_ = json.Unmarshal(body, &wire)
 	model, provider, _ := strings.Cut(wire.Model, ":")
 	req := newRequest(hr, model, provider, body)
-	req.Stream, req.API = wire.Stream, "chat"
+	req.Stream, req.API = wire.Stream, api
 	r.answer(w, hr, req, wire.Model)
 }
 
