@@ -70,18 +70,25 @@ func newResponsesRouter() *httptest.Server {
 	}))
 }
 
+// responsesClients are this library's client and openai-go's, each with
+// its own pooled transport and no retries.
+func responsesClients(b *testing.B, base string) (*inference.Client, openaigo.Client) {
+	hf, err := inference.NewClient(inference.WithBaseURL(base), inference.WithToken(token), inference.WithRetry(inference.RetryPolicy{}),
+		inference.WithHTTPClient(&http.Client{Transport: pooledTransport()}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	oa := openaigo.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(token),
+		option.WithHTTPClient(&http.Client{Transport: pooledTransport()}), option.WithMaxRetries(0))
+	return hf, oa
+}
+
 // BenchmarkRespond is one Responses API call with a 1 KiB answer: this
 // library's Respond beside openai-go's Responses.New.
 func BenchmarkRespond(b *testing.B) {
 	srv := newResponsesRouter()
 	defer srv.Close()
-	hf, err := inference.NewClient(inference.WithBaseURL(srv.URL), inference.WithToken(token), inference.WithRetry(inference.RetryPolicy{}),
-		inference.WithHTTPClient(&http.Client{Transport: pooledTransport()}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	oa := openaigo.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey(token),
-		option.WithHTTPClient(&http.Client{Transport: pooledTransport()}), option.WithMaxRetries(0))
+	hf, oa := responsesClients(b, srv.URL)
 	contenders := []struct {
 		name string
 		call func(ctx context.Context) (string, error)
@@ -121,13 +128,7 @@ func BenchmarkRespond(b *testing.B) {
 func BenchmarkRespondStream(b *testing.B) {
 	srv := newResponsesRouter()
 	defer srv.Close()
-	hf, err := inference.NewClient(inference.WithBaseURL(srv.URL), inference.WithToken(token), inference.WithRetry(inference.RetryPolicy{}),
-		inference.WithHTTPClient(&http.Client{Transport: pooledTransport()}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	oa := openaigo.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey(token),
-		option.WithHTTPClient(&http.Client{Transport: pooledTransport()}), option.WithMaxRetries(0))
+	hf, oa := responsesClients(b, srv.URL)
 	contenders := []struct {
 		name string
 		call func(ctx context.Context) (int, error)
