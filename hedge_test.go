@@ -1,6 +1,8 @@
 package inference_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +176,77 @@ func TestHedgeOptions(t *testing.T) {
 	assert.Error(t, err)
 	_, err = inference.NewClient(inference.WithHedgeBudget(101))
 	assert.Error(t, err)
+}
+
+// A stream that goes silent after its first words, with recovery and a
+// hedge, is hedged on the next candidate after the delay; the hedge that
+// reproduces the text takes over seamlessly, long before the idle limit.
+func TestHedgeStalledStream(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	r.On("org/stall", inferencetest.StreamScript{Text: sixtyWords, StallAfter: 20, StallFor: 5 * time.Second}.Answer())
+	r.On("org/ok", inferencetest.StreamScript{Text: sixtyWords}.Answer())
+	c := recoveryClient(t, r, inference.WithHedge(100*time.Millisecond), inference.WithStreamIdleTimeout(3*time.Second))
+	req := chatReq("org/stall", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/ok"}}
+	start := time.Now()
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	shown, restarted := read(t, s)
+	require.NoError(t, s.Err())
+	s.Close()
+	assert.Less(t, time.Since(start), 2*time.Second, "the hedge took over before the idle limit")
+	assert.Zero(t, restarted, "the hedge reproduced the delivered text")
+	assert.Equal(t, sixtyWords, shown)
+	require.Len(t, s.Attempts(), 2)
+	assert.True(t, s.Attempts()[0].Lost)
+	assert.NoError(t, s.Attempts()[0].Err)
+	assert.True(t, s.Attempts()[1].Hedge)
+
+	// The stalled candidate cooled nothing: a lost attempt is not a failure.
+	r.On("org/stall", inferencetest.StreamScript{Text: sixtyWords}.Answer())
+	s, err = c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	read(t, s)
+	s.Close()
+	assert.Empty(t, s.Response().Skipped)
+}
+
+// A stalled stream that speaks again before its hedge answers keeps
+// going; the hedge is cancelled and recorded as lost.
+func TestHedgeStalledStreamResumes(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	words := strings.SplitAfter(sixtyWords, " ")
+	r.On("org/pause", func(w http.ResponseWriter, req *inferencetest.Request) {
+		var events []string
+		for i, word := range words {
+			if i == 20 {
+				sse(events...)(w, req)
+				events = nil
+				time.Sleep(300 * time.Millisecond) // a pause, not a stall
+			}
+			events = append(events, textChunk(0, word))
+		}
+		events = append(events, finish(0, "stop"), "[DONE]")
+		for _, e := range events {
+			fmt.Fprintf(w, "data: %s\n\n", e)
+		}
+	})
+	r.On("org/slowfb", inferencetest.StreamScript{Text: "fallback words", FirstTokenAfter: 2 * time.Second}.Answer())
+	c := recoveryClient(t, r, inference.WithHedge(50*time.Millisecond))
+	req := chatReq("org/pause", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/slowfb"}}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	shown, restarted := read(t, s)
+	require.NoError(t, s.Err())
+	s.Close()
+	assert.Zero(t, restarted)
+	assert.Equal(t, sixtyWords, shown, "the first attempt spoke again first and was read to its end")
+	require.Len(t, s.Attempts(), 2)
+	assert.False(t, s.Attempts()[0].Lost)
+	assert.True(t, s.Attempts()[1].Hedge)
+	assert.True(t, s.Attempts()[1].Lost, "the hedge was cancelled: not a failure")
+	assert.Equal(t, []string{"org/pause", "org/slowfb"}, r.Models())
 }

@@ -106,6 +106,8 @@ type ChatStream struct {
 	obs    CallObserver
 	served context.Context
 	ended  bool
+	// stall is the stream's hedge of a silent provider, when it has one.
+	stall *stallHedge
 	// chunks, when the observer is a ChunkObserver, hears the time
 	// between content chunks; lastChunk is when the last one was handed
 	// out.
@@ -170,6 +172,10 @@ type streamAttempt struct {
 
 	// release, when set, ends the attempt's hedge context with it.
 	release func()
+	// stall, when set, sends a stall hedge (see stallhedge.go) once read
+	// has waited stallD.
+	stall  *time.Timer
+	stallD time.Duration
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -298,6 +304,7 @@ func (s *ChatStream) begin(src *streamAttempt) {
 		}
 	}
 	src.pending = nil
+	s.armStallHedge(src)
 	if s.closedByCaller.Load() {
 		src.close() // Close came while this attempt was opening
 	}
@@ -419,15 +426,19 @@ func (a *activityReader) Read(p []byte) (int, error) {
 // read returns the next chunk, nil at the end of the stream, or the error
 // that ends it. It records content and the end as they arrive.
 func (s *streamAttempt) read() (*ChatChunk, error) {
-	if s.idle != nil {
-		// The idle limit counts only time spent waiting for the provider
-		// (see idleFired): reading is set from here until a chunk is
-		// handed to the consumer.
+	if s.idle != nil || s.stall != nil {
+		// The idle limit and a stall hedge count only time spent waiting
+		// for the provider (see idleFired): reading is set from here until
+		// a chunk is handed to the consumer.
 		s.reading.Store(true)
-		if s.missed.Swap(false) {
-			s.idle.Reset(s.activity.d) // it passed during the consumer's pause
-		}
 		defer s.reading.Store(false)
+	}
+	if s.idle != nil && s.missed.Swap(false) {
+		s.idle.Reset(s.activity.d) // it passed during the consumer's pause
+	}
+	if s.stall != nil {
+		s.stall.Reset(s.stallD)
+		defer s.stall.Stop()
 	}
 	// The chunk lives in the stream, so that reading one allocates no
 	// pointer; callers copy it out before the next read.
@@ -576,6 +587,9 @@ func (s *streamAttempt) close() {
 		if s.idle != nil {
 			s.idle.Stop()
 		}
+		if s.stall != nil {
+			s.stall.Stop()
+		}
 		s.cancel(nil)
 		if s.body != nil {
 			s.body.Close()
@@ -607,6 +621,9 @@ func (s *ChatStream) Next() bool {
 		}
 		src := s.src.Load()
 		chunk, err := src.read()
+		if s.stall != nil && !s.stallRead(err != nil) {
+			continue // the hedge won: the stream reads on from it
+		}
 		if err != nil {
 			src.close()
 			if s.closedByCaller.Load() {
@@ -744,6 +761,7 @@ func (s *ChatStream) end() {
 	if src := s.src.Load(); src != nil {
 		src.close()
 	}
+	s.endStall()
 	s.observeEnd(s.err)
 	if s.stop != nil {
 		s.stop()
