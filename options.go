@@ -427,6 +427,13 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 // that failed before the other answered is a failure as usual. Both
 // attempts carry the call's token, bill-to and headers.
 //
+// With [WithStreamRecovery], a stream that goes silent for delay after its
+// content began is hedged likewise (when the call has not hedged yet): the
+// restart recovery would make after the idle limit is sent to the next
+// candidate at once, without giving up the first; whichever speaks first
+// is read on, the hedge through recovery's replay (seamless when it
+// reproduces the delivered text, Restarted otherwise).
+//
 // A hedge costs a second request for the hedged fraction of calls: a
 // provider may bill its input tokens (and what it generated before it was
 // cancelled). Choose delay near the p95 of the first candidate's time to
