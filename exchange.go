@@ -50,19 +50,22 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	}
 	reqCtx, st := withAttempt(actx, x.tok, x.about)
 	st.onTry, st.onBackoff = x.onTry, x.onBackoff
-	if clock, ok := actx.Value(hedgeClockKey{}).(*hedgeClock); ok {
-		// A hedged first attempt: its delay runs with the tries.
-		onTry, onBackoff := st.onTry, st.onBackoff
-		st.onTry = func() {
-			clock.try()
-			if onTry != nil {
-				onTry()
+	// Only a hedged call looks up a hedge clock on the request's path.
+	if x.cfg != nil && x.cfg.hedge > 0 {
+		if clock, ok := actx.Value(hedgeClockKey{}).(*hedgeClock); ok {
+			// A hedged first attempt: its delay runs with the tries.
+			onTry, onBackoff := st.onTry, st.onBackoff
+			st.onTry = func() {
+				clock.try()
+				if onTry != nil {
+					onTry()
+				}
 			}
-		}
-		st.onBackoff = func() {
-			clock.backoff()
-			if onBackoff != nil {
-				onBackoff()
+			st.onBackoff = func() {
+				clock.backoff()
+				if onBackoff != nil {
+					onBackoff()
+				}
 			}
 		}
 	}

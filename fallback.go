@@ -198,8 +198,11 @@ func (c *Client) plan(ctx context.Context, cfg *callConfig, cands []Candidate, n
 	}
 	memory := !c.cool.Empty()
 	untils, fromStore := c.lookupShared(ctx, cands, now)
-	account, byAccount := cfg.account()
-	byAccount = byAccount && memory
+	var account string
+	var byAccount bool
+	if memory {
+		account, byAccount = cfg.account()
+	}
 	if !byAccount && (fromStore && untils == nil || !fromStore && !memory) {
 		// Nothing is cooling for anyone: the store says so, or, without a
 		// store (or with one that failed), this process's memory.

@@ -74,8 +74,11 @@ func (r *ResponseStream) Next() bool {
 	if !r.s.Next() {
 		return false
 	}
-	if ev := r.s.Current().event; ev != nil && ev.Type == "response.completed" && ev.Response != nil {
-		r.final = ev.Response
+	switch chunk := r.s.Current(); {
+	case chunk.Restarted:
+		r.final = nil // the answer starts again
+	case chunk.event != nil && chunk.event.Type == "response.completed" && chunk.event.Response != nil:
+		r.final = chunk.event.Response
 	}
 	return true
 }
@@ -84,7 +87,6 @@ func (r *ResponseStream) Next() bool {
 func (r *ResponseStream) Current() ResponseEvent {
 	chunk := r.s.Current()
 	if chunk.Restarted {
-		r.final = nil
 		return ResponseEvent{Type: "response.output_text.delta", Delta: chunk.Text(), Restarted: true}
 	}
 	if chunk.event == nil {
