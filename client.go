@@ -17,11 +17,16 @@ import (
 // concurrent use, and meant to be created once and shared: it keeps a pool
 // of connections. Its zero value is not usable; call [NewClient].
 type Client struct {
-	base    *url.URL
-	hub     *url.URL
-	chatURL string
-	logger  *slog.Logger
-	policy  FallbackPolicy
+	base *url.URL
+	hub  *url.URL
+	// hubUnnamed: the router is on this machine (a test's fake, or a
+	// local proxy) and the Hub is the public default because none was
+	// named; the Hub is then not asked (see hubGet), so that a test's
+	// token never leaves the machine.
+	hubUnnamed bool
+	chatURL    string
+	logger     *slog.Logger
+	policy     FallbackPolicy
 	// call is what a call runs with when it gives no options of its own:
 	// tokens, headers, billing, timeouts, retries, fallbacks.
 	call     callConfig
@@ -79,11 +84,11 @@ func NewClient(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hubRaw := s.hubURL
+	hubRaw, hubNamed := s.hubURL, s.hubURL != ""
 	if hubRaw == "" {
 		hubRaw = defaultHubURL
 		if env := strings.TrimSpace(os.Getenv("HF_ENDPOINT")); env != "" {
-			hubRaw = env
+			hubRaw, hubNamed = env, true
 		}
 	}
 	hub, err := parseBase("WithHubURL (or HF_ENDPOINT)", hubRaw)
@@ -130,6 +135,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	return &Client{
 		base:        base,
 		hub:         hub,
+		hubUnnamed:  !hubNamed && isLoopback(base.Hostname()),
 		chatURL:     base.String() + "/v1/chat/completions",
 		logger:      logger,
 		policy:      s.policy,

@@ -312,6 +312,9 @@ func (c *Client) embedCandidates(ctx context.Context, cfg *callConfig, req *Embe
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("inference: embeddings with %s: %w", cand.Model, ctx.Err())
 			}
+			if errors.Is(err, ErrInvalidRequest) {
+				return nil, err // the client's own setup, not the Hub, refused
+			}
 			// Without the Hub's word, HF's own provider is asked: its
 			// answer (a 404 for a missing model) says what is wrong.
 			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the Hub's provider mapping could not be read; trying hf-inference",

@@ -338,6 +338,11 @@ func providerMappings(raw json.RawMessage) ([]ProviderMapping, error) {
 // out, then gives it to check, when not nil, for what JSON alone cannot
 // tell.
 func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any, check func() error) error {
+	if c.hubUnnamed {
+		return invalidRequest("the router is on this machine (%s) and no Hub was named, so the token is not sent to the public Hub (%s): "+
+			"give WithHubURL the Hub to ask (a fake's URL in tests, as inferencetest's Router.Client does), or WithHubURL(%q) to ask the public Hub",
+			c.base, c.hub, defaultHubURL)
+	}
 	err := c.get(ctx, tok, c.hub.String()+path, about, maxHubBody, "the Hub's answer is not the JSON expected", func(data []byte) error {
 		if err := json.Unmarshal(data, out); err != nil {
 			return err

@@ -89,6 +89,9 @@ func (c ChatChunk) hasContent() bool {
 //	if err := stream.Err(); err != nil { ... } // errors.Is(err, ErrStream) after content
 type ChatStream struct {
 	ctx context.Context // the caller's, or the stream's own with recovery
+	// caller is the caller's context, which Next checks before it hands
+	// out a chunk.
+	caller context.Context
 	// src is the attempt being read; with recovery a restart replaces it,
 	// so Close reads it atomically.
 	src atomic.Pointer[streamAttempt]
@@ -246,7 +249,7 @@ func (c *Client) stream(ctx context.Context, cfg *callConfig, obs CallObserver, 
 		}
 		return nil, err
 	}
-	s := &ChatStream{ctx: ctx, client: c, op: op, attempts: w.attempts, skipped: w.skipped, obs: obs, served: w.served}
+	s := &ChatStream{ctx: ctx, caller: ctx, client: c, op: op, attempts: w.attempts, skipped: w.skipped, obs: obs, served: w.served}
 	s.chunks, _ = obs.(ChunkObserver)
 	s.begin(src)
 	if obs != nil {
@@ -260,7 +263,7 @@ func (c *Client) stream(ctx context.Context, cfg *callConfig, obs CallObserver, 
 // Close also ends an attempt a restart is opening.
 func (c *Client) recoverableStream(ctx context.Context, cfg *callConfig, obs CallObserver, start time.Time, op streamOp, cands []Candidate) (*ChatStream, error) {
 	sctx, stop := context.WithCancel(ctx)
-	s := &ChatStream{ctx: sctx, stop: stop, client: c, op: op, walk: &walker{obs: obs, holdServing: true}, obs: obs}
+	s := &ChatStream{ctx: sctx, caller: ctx, stop: stop, client: c, op: op, walk: &walker{obs: obs, holdServing: true}, obs: obs}
 	s.chunks, _ = obs.(ChunkObserver)
 	fail := func(err error) (*ChatStream, error) {
 		stop()
@@ -610,6 +613,16 @@ func (s *ChatStream) Next() bool {
 	for {
 		if s.closedByCaller.Load() {
 			return false
+		}
+		if s.err == nil && (len(s.pending) > 0 || !s.done) {
+			// Chunks already read wait in buffers: once the caller's
+			// context is done, none of them is delivered.
+			if ctxErr := s.caller.Err(); ctxErr != nil {
+				src := s.src.Load()
+				src.close()
+				s.fail(fmt.Errorf("inference: stream from %s: %w", src.cand, ctxErr))
+				return false
+			}
 		}
 		if len(s.pending) > 0 {
 			s.cur, s.pending = s.pending[0], s.pending[1:]

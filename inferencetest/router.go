@@ -14,8 +14,15 @@
 //	defer r.Close()
 //	r.On("org/gated-model", inferencetest.Gated())
 //	r.On("org/backup:together", inferencetest.Reply("hello"))
-//	c, _ := inference.NewClient(inference.WithBaseURL(r.URL()), inference.WithToken(inferencetest.Token),
-//		inference.WithFallback(inference.Candidate{Model: "org/backup", Provider: "together"}))
+//	c, _ := r.Client(inference.WithFallback(inference.Candidate{Model: "org/backup", Provider: "together"}))
+//
+// [Router.Client] points both the router and the Hub at the fake, with
+// [Token]. A client built by hand needs both as well,
+// inference.WithBaseURL(r.URL()) and inference.WithHubURL(r.URL()): a
+// client whose router is on this machine and whose Hub is not named
+// refuses to ask the public Hub (its calls that need the Hub fail with
+// inference.ErrInvalidRequest), so that a test's token never leaves the
+// machine.
 package inferencetest
 
 import (

@@ -62,7 +62,7 @@ func run(ctx context.Context, out io.Writer, live bool) error {
 			router.On(s.model, s.answer)
 			models = append(models, s.model)
 		}
-		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithToken(inferencetest.Token))
+		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithHubURL(router.URL()), inference.WithToken(inferencetest.Token))
 	}
 	client, err := inference.NewClient(opts...)
 	if err != nil {

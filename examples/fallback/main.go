@@ -71,7 +71,7 @@ func run(ctx context.Context, out io.Writer, live bool) error {
 		router.On(primary.String(), inferencetest.Gated())
 		router.On(fallbacks[0].String(), inferencetest.ProviderError(502))
 		router.On(fallbacks[1].String(), inferencetest.Reply("Anyone can inspect them."))
-		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithToken(inferencetest.Token))
+		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithHubURL(router.URL()), inference.WithToken(inferencetest.Token))
 		fmt.Fprintln(out, "offline: a fake router where the first model is gated and the second provider fails")
 	}
 

@@ -102,7 +102,7 @@ func offline(ctx context.Context, out io.Writer) error {
 	}))
 	// One client for the app, with the app's HF_TOKEN; each call brings its
 	// user's token.
-	client, err := inference.NewClient(inference.WithBaseURL(router.URL()), inference.WithLogger(logger))
+	client, err := inference.NewClient(inference.WithBaseURL(router.URL()), inference.WithHubURL(router.URL()), inference.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,7 @@ func run(ctx context.Context, out io.Writer, live bool, model, provider string, 
 		fmt.Fprintln(out, "offline: using a local fake router at", router.URL(), "(pass -live to call the real one)")
 		opts = append(opts,
 			inference.WithBaseURL(router.URL()),
+			inference.WithHubURL(router.URL()),
 			inference.WithToken(inferencetest.Token))
 	}
 

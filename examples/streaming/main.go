@@ -48,7 +48,7 @@ func run(ctx context.Context, out io.Writer, live bool, model string) error {
 		const answer = "A stream that breaks is sent again, and the reader never notices."
 		router.On(cut, inferencetest.StreamScript{Text: answer, CutAfter: 5, Every: time.Millisecond}.Answer())
 		router.On(backup, inferencetest.StreamScript{Text: answer, Every: time.Millisecond}.Answer())
-		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithToken(inferencetest.Token))
+		opts = append(opts, inference.WithBaseURL(router.URL()), inference.WithHubURL(router.URL()), inference.WithToken(inferencetest.Token))
 		fmt.Fprintln(out, "offline: streaming from a local fake router")
 	}
 	client, err := inference.NewClient(opts...)
