@@ -17,6 +17,11 @@ type Attempt struct {
 	StatusCode int
 	// RequestID is the request id of the final answer, if any.
 	RequestID string
+	// RoutedTo is the provider the router sent the attempt to, as its
+	// final answer named it (X-Inference-Provider), or "" when no answer
+	// named one. For a candidate that leaves the provider to the router
+	// (Provider "" or "auto"), it is the provider the router chose.
+	RoutedTo string
 	// TokenSource is the source of the token sent.
 	TokenSource string
 	// Retries is how many times the attempt was repeated.

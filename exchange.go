@@ -100,6 +100,7 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	}
 	if att != nil {
 		att.StatusCode = resp.StatusCode
+		att.RoutedTo = servedBy(resp.Header, x.tok)
 		att.RequestID = cleanText(redact.String(requestID(resp.Header), x.tok.value()), 256)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -222,22 +222,38 @@ func (c *call) Moved(from, to inference.Candidate, err error) {
 }
 
 func (c *call) StartAttempt(ctx context.Context, cand inference.Candidate, tokenSource string) context.Context {
-	ctx, _ = c.o.tracer.Start(ctx, "attempt "+cand.String(), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("hfkit.candidate", cand.String()),
-			semconv.GenAIRequestModel(cand.Model),
-			attribute.String("hfkit.provider", cand.Provider),
-			attribute.String("hfkit.token_source", tokenSource),
-			semconv.ServerAddress(c.info.ServerAddress),
-			semconv.ServerPort(c.info.ServerPort),
-		))
+	attrs := []attribute.KeyValue{
+		attribute.String("hfkit.candidate", cand.String()),
+		semconv.GenAIRequestModel(cand.Model),
+		attribute.String("hfkit.token_source", tokenSource),
+		semconv.ServerAddress(c.info.ServerAddress),
+		semconv.ServerPort(c.info.ServerPort),
+	}
+	if cand.Provider != "" {
+		// The router's choice is known only from its answer (EndAttempt).
+		attrs = append(attrs, attribute.String("hfkit.provider", cand.Provider))
+	}
+	ctx, _ = c.o.tracer.Start(ctx, "attempt "+cand.String(), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx
+}
+
+// providerOf is the provider an attempt reached: the one its answer
+// named, else the one it asked for; "" when neither is known.
+func providerOf(a inference.Attempt) string {
+	if a.RoutedTo != "" {
+		return a.RoutedTo
+	}
+	return a.Provider
 }
 
 func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 	span := trace.SpanFromContext(ctx)
 	attrs := []attribute.KeyValue{
 		attribute.Int("hfkit.retries", a.Retries),
+	}
+	provider := providerOf(a)
+	if provider != "" {
+		attrs = append(attrs, attribute.String("hfkit.provider", provider))
 	}
 	if a.StatusCode != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(a.StatusCode))
@@ -269,11 +285,11 @@ func (c *call) EndAttempt(ctx context.Context, a inference.Attempt) {
 	case a.Err == nil:
 		outcome = "served"
 	}
-	c.o.attempts.Add(c.ctx, 1, metric.WithAttributes(
-		attribute.String("hfkit.provider", a.Provider),
-		semconv.GenAIRequestModel(a.Model),
-		attribute.String("hfkit.outcome", outcome),
-	))
+	metricAttrs := []attribute.KeyValue{semconv.GenAIRequestModel(a.Model), attribute.String("hfkit.outcome", outcome)}
+	if provider != "" {
+		metricAttrs = append(metricAttrs, attribute.String("hfkit.provider", provider))
+	}
+	c.o.attempts.Add(c.ctx, 1, metric.WithAttributes(metricAttrs...))
 }
 
 func (c *call) FirstChunk(elapsed time.Duration) {
@@ -318,6 +334,15 @@ func (c *call) End(resp *inference.ChatResponse, err error) {
 			c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
 			c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
 		}
+	}
+	var fe *inference.FallbackError
+	if resp == nil && errors.As(err, &fe) && len(fe.Attempts) > 0 {
+		// A failed call: the provider whose answer ended it, and how many
+		// attempts it made.
+		if p := providerOf(fe.Attempts[len(fe.Attempts)-1]); p != "" {
+			c.span.SetAttributes(attribute.String("hfkit.response.provider", p))
+		}
+		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(fe.Attempts)))
 	}
 	switch {
 	case failed(err):

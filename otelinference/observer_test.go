@@ -2,6 +2,7 @@ package otelinference
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,9 +142,13 @@ func TestGatedPrimaryThenServedFallback(t *testing.T) {
 	counts := map[string]int64{}
 	for _, dp := range m["hfkit.client.attempts"].Data.(metricdata.Sum[int64]).DataPoints {
 		at := attrs(dp.Attributes.ToSlice())
-		counts[at["gen_ai.request.model"].(string)+" "+at["hfkit.provider"].(string)+" "+at["hfkit.outcome"].(string)] = dp.Value
+		provider, named := at["hfkit.provider"].(string)
+		if !named {
+			provider = "(no provider)" // the router's gated answer named none: no empty attribute
+		}
+		counts[at["gen_ai.request.model"].(string)+" "+provider+" "+at["hfkit.outcome"].(string)] = dp.Value
 	}
-	assert.Equal(t, map[string]int64{"org/gated  gated_model": 1, "org/backup together served": 1}, counts)
+	assert.Equal(t, map[string]int64{"org/gated (no provider) gated_model": 1, "org/backup together served": 1}, counts)
 	assert.Equal(t, "hello there", resp.Text())
 }
 
@@ -275,4 +280,77 @@ func TestNoTokenInAnySpanOrMetric(t *testing.T) {
 	assert.NotContains(t, all.String(), "hf_")
 	assert.NotContains(t, all.String(), userToken[9:20])
 	assert.Contains(t, all.String(), "missing_scope")
+}
+
+// noEmptyAttributes fails for any attribute of a recorded span, event or
+// metric point whose value is an empty string.
+func (s *setup) noEmptyAttributes(t *testing.T) {
+	t.Helper()
+	check := func(where string, kvs []attribute.KeyValue) {
+		for _, kv := range kvs {
+			if kv.Value.Type() == attribute.STRING && kv.Value.AsString() == "" {
+				t.Errorf("%s: %s is emitted empty", where, kv.Key)
+			}
+		}
+	}
+	for _, sp := range s.spans.Ended() {
+		check("span "+sp.Name(), sp.Attributes())
+		for _, ev := range sp.Events() {
+			check("event "+ev.Name, ev.Attributes)
+		}
+	}
+	for name, m := range s.metrics(t) {
+		switch data := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			for _, dp := range data.DataPoints {
+				check("metric "+name, dp.Attributes.ToSlice())
+			}
+		case metricdata.Histogram[float64]:
+			for _, dp := range data.DataPoints {
+				check("metric "+name, dp.Attributes.ToSlice())
+			}
+		case metricdata.Histogram[int64]:
+			for _, dp := range data.DataPoints {
+				check("metric "+name, dp.Attributes.ToSlice())
+			}
+		}
+	}
+}
+
+// Contract holes III, item 11: a call that leaves the provider to the
+// router (the default) names the provider the router's answer named on
+// attempt spans, the attempts metric and the call span, failed or served;
+// no attribute is emitted empty. On ac8b712 the attempt span had
+// hfkit.provider="" and the metric hfkit.provider="", and a failed call's
+// span had neither a provider nor an attempt count.
+func TestTheRoutersChoiceOfProviderIsNamed(t *testing.T) {
+	s := newSetup(t, Options{})
+	s.router.On("org/down", inferencetest.ProviderError(503))
+	s.router.On("org/up", inferencetest.Reply("hello"))
+	c := s.client(t, inference.WithRetry(inference.RetryPolicy{}), inference.WithCooldown(0))
+	_, err := c.Chat(t.Context(), chatReq("org/down"))
+	require.ErrorIs(t, err, inference.ErrProvider)
+	_, err = c.Chat(t.Context(), chatReq("org/up"))
+	require.NoError(t, err)
+
+	ended := s.spans.Ended()
+	require.Len(t, ended, 4)
+	byName := map[string]map[string]any{}
+	for _, sp := range ended {
+		byName[sp.Name()] = attrs(sp.Attributes())
+	}
+	assert.Equal(t, "together", byName["attempt org/down"]["hfkit.provider"])
+	assert.Equal(t, "together", byName["attempt org/up"]["hfkit.provider"])
+	assert.Equal(t, "together", byName["chat org/down"]["hfkit.response.provider"], "the failed call names the provider that failed it")
+	assert.Equal(t, int64(1), byName["chat org/down"]["hfkit.attempts"])
+	assert.Equal(t, "together", byName["chat org/up"]["hfkit.response.provider"])
+	assert.NotContains(t, byName["chat org/up"], "hfkit.request.provider", "the request named none")
+
+	outcomes := map[string]any{}
+	for _, dp := range s.metrics(t)["hfkit.client.attempts"].Data.(metricdata.Sum[int64]).DataPoints {
+		at := attrs(dp.Attributes.ToSlice())
+		outcomes[fmt.Sprint(at["gen_ai.request.model"], " ", at["hfkit.outcome"])] = at["hfkit.provider"]
+	}
+	assert.Equal(t, map[string]any{"org/down provider_error": "together", "org/up served": "together"}, outcomes)
+	s.noEmptyAttributes(t)
 }
