@@ -94,3 +94,26 @@ func (a *ChatAccumulator) Response() *ChatResponse {
 	}
 	return &r
 }
+
+// The stream engine's view of the answer (see answer in session.go).
+
+func (a *ChatAccumulator) add(c ChatChunk) { a.Add(c) }
+
+func (a *ChatAccumulator) choices() int { return len(a.resp.Choices) }
+
+func (a *ChatAccumulator) text(i int) (content, reasoning string) {
+	return a.content[i].String(), a.reasoning[i].String()
+}
+
+func (a *ChatAccumulator) finished(i int) bool { return a.resp.Choices[i].FinishReason != "" }
+
+func (a *ChatAccumulator) tools() bool {
+	for _, ch := range a.resp.Choices {
+		if len(ch.Message.ToolCalls) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *ChatAccumulator) renamed() { a.resp.ID, a.resp.Model, a.resp.Created = "", "", 0 }

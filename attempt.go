@@ -137,22 +137,6 @@ func (a Attempt) Kind() error {
 	return nil
 }
 
-// tryFunc makes one attempt at one candidate with one token: a Chat call,
-// or opening a stream up to its first chunk.
-type tryFunc[T any] func(ctx context.Context, cand Candidate, tok Token) (T, Attempt, error)
-
-// walk tries the candidates in order until one serves, as the policy
-// directs, and returns the result with every attempt made.
-// trail is what a walk leaves besides its result: every attempt, and the
-// candidates skipped while cooling down.
-type trail struct {
-	attempts []Attempt
-	skipped  []Candidate
-	// served is the context of a stream's serving attempt, which the
-	// stream ends for the observer.
-	served context.Context
-}
-
 // attemptState is what one call tells the transport chain about the
 // request in flight: which token to send, for which candidate, and where
 // the retry count is kept. It travels in the request's context because it
@@ -164,10 +148,29 @@ type attemptState struct {
 	// again, as go-retryablehttp numbers its attempts; it is written only by
 	// the goroutine running the call.
 	retries int
-	// onTry, when set, is called before each HTTP try, and onBackoff when
-	// a try's answer is to be retried: a stream's first-token limit runs
-	// during tries, not during the waits between them.
-	onTry, onBackoff func()
+	// hooks are called before each HTTP try (onTry) and when a try's
+	// answer is to be retried (onBackoff): the race's hedge clock and a
+	// stream's first-token limit run during tries, not during the waits
+	// between them. They come from the attempt's arguments (exchange),
+	// never from a context.
+	hooks [2]tryHooks
+}
+
+// tried and backoff call the attempt's hooks.
+func (st *attemptState) tried() {
+	for _, h := range st.hooks {
+		if h.onTry != nil {
+			h.onTry()
+		}
+	}
+}
+
+func (st *attemptState) backoff() {
+	for _, h := range st.hooks {
+		if h.onBackoff != nil {
+			h.onBackoff()
+		}
+	}
 }
 
 type attemptKey struct{}

@@ -6,11 +6,6 @@ import (
 	"strings"
 )
 
-// candidateKey is a candidate's key in the cooldown store: the model as sent.
-// Token sources' keys hold a space, which no model id may, so the two never
-// collide.
-func candidateKey(c Candidate) string { return c.wireModel() }
-
 // Candidate is one model, optionally pinned to a provider, that a call may
 // be served by. Provider "" or "auto" lets the router choose; a provider
 // name such as "together" pins it; "fastest", "cheapest" and "preferred" ask

@@ -69,48 +69,46 @@ const maxChatBody = 32 << 20
 // call at once, retry waits included, and the error then matches
 // context.Canceled or context.DeadlineExceeded.
 func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*ChatResponse, error) {
-	cfg, err := c.prepare(ctx, &req, opts)
+	cc := &chatCall{req: req}
+	ctx, err := c.begin(ctx, &cc.call, "chat", opts, cc.req.validate, func() CallInfo { return cc.req.callInfo(false) })
 	if err != nil {
 		return nil, err
 	}
-	ctx, obs := c.startCall(ctx, cfg, &req, false)
-	var resp *ChatResponse
-	var tr trail
-	if cfg.hedge > 0 {
-		// A hedged call's attempts run on goroutines of their own: its
-		// request is a copy they may share, so that a call without a
-		// hedge keeps its own on its stack.
-		hreq := req
-		resp, tr, err = walkHedged(ctx, c, cfg, obs, &hreq, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
-			return c.attempt(ctx, cfg, &hreq, cand, tok)
-		})
-	} else {
-		resp, tr, err = walk(ctx, c, cfg, obs, false, &req, func(ctx context.Context, cand Candidate, tok Token) (*ChatResponse, Attempt, error) {
-			return c.attempt(ctx, cfg, &req, cand, tok)
-		})
-	}
-	if err == nil {
-		resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
-	}
-	if obs != nil {
-		obs.End(resp, err)
-	}
+	var room [4]Candidate
+	cands := c.expand(ctx, &cc.req, cc.cfg.candidatesOf(cc.req.primary(), cc.req.Fallbacks, room[:0]))
+	resp, err := runRace[*ChatResponse](ctx, &cc.call, cands, cc)
 	if err != nil {
+		cc.end(CallResult{}, err)
 		return nil, err
+	}
+	resp.Attempts, resp.Skipped = cc.attempts, cc.skipped
+	if cc.obs != nil {
+		cc.end(resp.callResult(), nil)
 	}
 	return resp, nil
 }
 
-// attempt sends the request to one candidate, with retries, and reads the
+// chatCall is a Chat call in flight, its own attempter.
+type chatCall struct {
+	call
+	req ChatRequest
+}
+
+func (cc *chatCall) attempt(ctx context.Context, cand Candidate, tok Token, hooks tryHooks) (*ChatResponse, Attempt, error) {
+	return cc.chat(ctx, &cc.req, cand, tok, hooks)
+}
+
+// chat sends the request to one candidate, with retries, and reads the
 // answer.
-func (c *Client) attempt(ctx context.Context, cfg *callConfig, req *ChatRequest, cand Candidate, tok Token) (out *ChatResponse, att Attempt, err error) {
+func (w *call) chat(ctx context.Context, req *ChatRequest, cand Candidate, tok Token, hooks tryHooks) (out *ChatResponse, att Attempt, err error) {
+	c := w.c
 	start := time.Now()
 	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	// The attempt's own deadline turns a provider that hangs into a failed
 	// attempt; its cause tells it apart from the caller's deadline.
-	actx, cancel := boundAttempt(ctx, cfg)
+	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
 	var resp *http.Response
 	x.body, err = req.encode(cand, false)
 	if err == nil {

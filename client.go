@@ -61,15 +61,17 @@ type Client struct {
 // anything. A malformed token given to [WithToken] is [ErrInvalidToken].
 func NewClient(opts ...Option) (*Client, error) {
 	s := settings{
-		baseURL:        DefaultBaseURL,
-		retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
-		modelsTTL:      DefaultModelsTTL,
-		order:          providerOrder{policy: OrderPreferred},
-		cooldown:       DefaultCooldown,
-		maxCooldown:    DefaultMaxCooldown,
-		policy:         DefaultFallbackPolicy,
-		attemptTimeout: DefaultAttemptTimeout,
-		streamIdle:     DefaultStreamIdleTimeout,
+		callSettings: callSettings{
+			retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
+			attemptTimeout: DefaultAttemptTimeout,
+			streamIdle:     DefaultStreamIdleTimeout,
+		},
+		baseURL:     DefaultBaseURL,
+		modelsTTL:   DefaultModelsTTL,
+		order:       providerOrder{policy: OrderPreferred},
+		cooldown:    DefaultCooldown,
+		maxCooldown: DefaultMaxCooldown,
+		policy:      DefaultFallbackPolicy,
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -102,9 +104,8 @@ func NewClient(opts ...Option) (*Client, error) {
 		return nil, err
 	}
 
-	tokens := s.tokenSource
-	if tokens == nil {
-		tokens = EnvToken()
+	if s.tokenSource == nil {
+		s.tokenSource = EnvToken()
 	}
 
 	logger := s.logger
@@ -139,7 +140,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		chatURL:     base.String() + "/v1/chat/completions",
 		logger:      logger,
 		policy:      s.policy,
-		call:        newCallConfig(&s, tokens, hc),
+		call:        newCallConfig(s.callSettings, hc),
 		hedges:      hedgeBudget{percent: s.hedgeBudget},
 		cooldown:    s.cooldown,
 		maxCooldown: s.maxCooldown,
@@ -170,7 +171,7 @@ func (c *Client) String() string {
 	if c == nil {
 		return "inference.Client(nil)"
 	}
-	return fmt.Sprintf("inference.Client{router: %s, hub: %s, tokens: %s}", c.base, c.hub, sourceName(chainOf(c.call.user, c.call.tokens)))
+	return fmt.Sprintf("inference.Client{router: %s, hub: %s, tokens: %s}", c.base, c.hub, sourceName(chainOf(c.call.userTokens, c.call.tokenSource)))
 }
 
 // Format prints String for every verb, so that no format, %#v included,

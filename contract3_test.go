@@ -231,6 +231,7 @@ func TestCancelStopsAStreamWithBufferedChunks(t *testing.T) {
 				opts = append(opts, inference.WithStreamRecovery())
 			}
 			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
 			s, err := c.ChatStream(ctx, chatReq("org/m", ""), opts...)
 			require.NoError(t, err)
 			var got []string
@@ -252,6 +253,7 @@ func TestCancelStopsAStreamWithBufferedChunks(t *testing.T) {
 		c, err := r.Client()
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 		s, err := c.RespondStream(ctx, inference.ResponseRequest{Model: "org/m", InputText: "count"})
 		require.NoError(t, err)
 		deltas := 0

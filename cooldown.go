@@ -2,6 +2,10 @@ package inference
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,20 +52,44 @@ type CooldownStore interface {
 	Cool(ctx context.Context, key string, until time.Time) error
 }
 
-// cooldownStore is a client's own memory of which candidates (by
-// "model:provider", alone or with an account suffix, see coolScope) and
-// which token sources are being skipped, and until when. Every call of a
-// client reads it and failing calls write it, from many goroutines at once.
-// It is never shared: a CooldownStore shares the candidates' cooldowns that
+// coolKey is what a cooldown in the client's memory is about, and for
+// whom: a candidate or one of the client's token sources (subject), for
+// every call, or only for calls of the client's own account (its own
+// tokens), or only for calls billed to one organization.
+type coolKey struct {
+	// subject is a candidate as the router receives it ("org/m:together",
+	// see candidateKey) or a token source of the client's (sourceKey).
+	subject string
+	// account: only for the client's own calls, billed to billTo (see
+	// coolAccount).
+	account bool
+	// billTo: only for calls billed to this organization ("" for calls
+	// billed to the token's user, when account is set).
+	billTo string
+}
+
+// candidateKey is a candidate's cooldown for every call; its subject is
+// also its key in a shared CooldownStore.
+func candidateKey(c Candidate) coolKey { return coolKey{subject: c.wireModel()} }
+
+// sourceKey is the cooldown of the client's i-th token source.
+func sourceKey(i int, s TokenSource) coolKey {
+	return coolKey{subject: fmt.Sprintf("token source %d %s", i, sourceName(s))}
+}
+
+// cooldownStore is a client's own memory of which candidates and which
+// token sources are being skipped, and until when. Every call of a client
+// reads it and failing calls write it, from many goroutines at once. It is
+// never shared: a CooldownStore shares the candidates' cooldowns that
 // concern every caller, and this memory keeps them too, so that the
 // process honours them while the shared store cannot be reached.
 type cooldownStore interface {
 	// Until returns when key's cooldown ends, or the zero time when it is
 	// not cooling at now.
-	Until(key string, now time.Time) time.Time
+	Until(key coolKey, now time.Time) time.Time
 	// CoolDown makes key cool until the given time, keeping a later end
 	// already recorded.
-	CoolDown(key string, until time.Time)
+	CoolDown(key coolKey, until time.Time)
 	// Empty reports, without blocking, that nothing is recorded, so that
 	// a client whose calls have not failed skips the lookups.
 	Empty() bool
@@ -74,7 +102,7 @@ const sweepAt = 256
 // memoryCooldown is a cooldownStore for one process.
 type memoryCooldown struct {
 	mu    sync.Mutex
-	until map[string]time.Time
+	until map[coolKey]time.Time
 	// size mirrors len(until) for Empty, which every call asks without
 	// taking the lock.
 	size atomic.Int64
@@ -84,11 +112,11 @@ type memoryCooldown struct {
 func (m *memoryCooldown) Empty() bool { return m.size.Load() == 0 }
 
 func newMemoryCooldown() *memoryCooldown {
-	return &memoryCooldown{until: make(map[string]time.Time)}
+	return &memoryCooldown{until: make(map[coolKey]time.Time)}
 }
 
 // Until implements cooldownStore.
-func (m *memoryCooldown) Until(key string, now time.Time) time.Time {
+func (m *memoryCooldown) Until(key coolKey, now time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.until[key]
@@ -99,7 +127,7 @@ func (m *memoryCooldown) Until(key string, now time.Time) time.Time {
 }
 
 // CoolDown implements cooldownStore.
-func (m *memoryCooldown) CoolDown(key string, until time.Time) {
+func (m *memoryCooldown) CoolDown(key coolKey, until time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.until) >= sweepAt {
@@ -121,4 +149,226 @@ func (m *memoryCooldown) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.until)
+}
+
+// coolScope is for whom a failure cools its candidate.
+type coolScope int
+
+const (
+	// coolNone: for no one; the failure belongs to the call.
+	coolNone coolScope = iota
+	// coolAccount: for the calls of this process made with the same
+	// account, the client's own tokens billed to the same organization;
+	// never through the shared store. A call with a user's token is its
+	// own account, so such a failure cools nothing for others.
+	coolAccount
+	// coolShared: for every call, and through the shared store for the
+	// fleet: the provider or the model failed.
+	coolShared
+)
+
+// coolScope decides whom a failure concerns. Provider failures (5xx, the
+// client's own timeouts, broken streams, a provider's 429, a model no
+// provider serves) concern everyone. What depends on the account concerns
+// that account alone: a gated or not-found model (access and private
+// repositories are per account), a billing refusal or an organization's
+// provider ban met under WithBillTo, the router's own rate limit on the
+// account. A limit the call set for itself (a per-call attempt,
+// first-token or idle timeout that differs from the client's) concerns
+// no one else.
+func (w *call) coolScope(err error) coolScope {
+	if !coolsDown(err) {
+		return coolNone
+	}
+	if limit := timedOut(err); limit != "" && w.cfg.ownLimit(&w.c.call, limit) {
+		return coolNone
+	}
+	var apiErr *APIError
+	errors.As(err, &apiErr)
+	switch {
+	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound):
+		return coolAccount
+	case apiErr != nil && apiErr.billing != "":
+		return coolAccount
+	case errors.Is(err, ErrRateLimited) && apiErr != nil && !apiErr.FromProvider:
+		// The router's (or the Hub's) limit on the account, not a
+		// provider's capacity.
+		return coolAccount
+	}
+	return coolShared
+}
+
+// accountKey is subject's cooldown for the calls of this call's account:
+// the client's own tokens, billed to the call's organization. ok is false
+// for a call that carries a user's token or tokens of its own: it is its
+// own account, and nothing is remembered for it. Nothing of it is derived
+// from a token, and it never leaves the process.
+func (w *call) accountKey(subject string) (coolKey, bool) {
+	if w.cfg.userTokens != nil {
+		return coolKey{}, false
+	}
+	return coolKey{subject: subject, account: true, billTo: w.cfg.billTo}, true
+}
+
+// coolCandidate skips a failed candidate in later calls, for those its
+// failure concerns (coolScope): for the cooldown, or as long as the server
+// asked to wait (Retry-After) when that is longer, up to maxCooldown.
+func (w *call) coolCandidate(ctx context.Context, cand Candidate, err error) {
+	c := w.c
+	scope := w.coolScope(err)
+	if scope == coolNone || c.cooldown == 0 {
+		return
+	}
+	d := c.cooldown
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		d = max(d, min(apiErr.RetryAfter, c.maxCooldown))
+	}
+	until := time.Now().Add(d)
+	key := candidateKey(cand)
+	if scope == coolAccount {
+		if mine, ok := w.accountKey(key.subject); ok {
+			c.cool.CoolDown(mine, until)
+		}
+		return
+	}
+	c.cool.CoolDown(key, until)
+	if c.shared != nil {
+		c.sharedFailed(ctx, c.shared.Cool(ctx, key.subject, until))
+	}
+}
+
+// coolSource skips the client's token source the router refused, for the
+// client's later calls (for those billed to the call's organization only,
+// when the refusal was to bill it). Only the client's own sources are
+// remembered, in the process only: a call's (a user's token) never moves
+// another call's tokens, and nothing derived from a token leaves it.
+func (w *call) coolSource(src indexedSource, err error) {
+	c := w.c
+	if !src.own || c.cooldown == 0 {
+		return
+	}
+	key := sourceKey(src.i, src.src)
+	if billingRefusal(err) {
+		key.billTo = w.cfg.billTo
+	}
+	c.cool.CoolDown(key, time.Now().Add(c.cooldown))
+}
+
+// sourceCooling reports whether the client's source under key is cooling
+// for a call billed to org: after any refusal, or after a refusal to bill
+// that organization.
+func (c *Client) sourceCooling(key coolKey, org string, now time.Time) bool {
+	if !c.cool.Until(key, now).IsZero() {
+		return true
+	}
+	if org == "" {
+		return false
+	}
+	key.billTo = org
+	return !c.cool.Until(key, now).IsZero()
+}
+
+// billingRefusal reports a refusal about the organization a call was
+// billed to (WithBillTo), which says nothing of calls billed elsewhere.
+func billingRefusal(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.billing != ""
+}
+
+// plan drops the candidates that are cooling down: for every call (the
+// shared store, else this process's memory), or for calls of this call's
+// account (see coolScope). When every one is, it keeps the one whose
+// cooldown ends first: a request that may fail beats failing without one.
+func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try, skipped []Candidate) {
+	c := w.c
+	if c.cooldown == 0 {
+		return cands, nil
+	}
+	memory := !c.cool.Empty()
+	untils, fromStore := c.lookupShared(ctx, cands, now)
+	byAccount := false
+	if memory {
+		_, byAccount = w.accountKey("")
+	}
+	if !byAccount && (fromStore && untils == nil || !fromStore && !memory) {
+		// Nothing is cooling for anyone: the store says so, or, without a
+		// store (or with one that failed), this process's memory.
+		return cands, nil
+	}
+	untilOf := func(i int) time.Time {
+		key := candidateKey(cands[i])
+		var until time.Time
+		switch {
+		case fromStore:
+			if untils != nil && untils[i].After(now) {
+				until = untils[i]
+			}
+		case memory:
+			until = c.cool.Until(key, now)
+		}
+		if byAccount {
+			mine, _ := w.accountKey(key.subject)
+			if t := c.cool.Until(mine, now); t.After(until) {
+				until = t
+			}
+		}
+		return until
+	}
+	var earliest time.Time
+	earliestAt := -1
+	for i, cand := range cands {
+		until := untilOf(i)
+		if until.IsZero() {
+			try = append(try, cand)
+			continue
+		}
+		skipped = append(skipped, cand)
+		if earliestAt < 0 || until.Before(earliest) {
+			earliest, earliestAt = until, i
+		}
+	}
+	if len(try) == 0 && earliestAt >= 0 {
+		try = []Candidate{cands[earliestAt]}
+		skipped = slices.DeleteFunc(skipped, func(s Candidate) bool { return s == cands[earliestAt] })
+	}
+	return try, skipped
+}
+
+// lookupShared asks the shared store, when there is one, when each
+// candidate's cooldown ends; nil untils with ok mean none is cooling. ok is
+// false without a store, or when it failed (the memory then decides).
+func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.Time) (untils []time.Time, ok bool) {
+	if c.shared == nil {
+		return nil, false
+	}
+	if e, isEmpty := c.shared.(interface{ Empty() bool }); isEmpty && e.Empty() {
+		return nil, true
+	}
+	keys := make([]string, len(cands))
+	for i, cand := range cands {
+		keys[i] = candidateKey(cand).subject
+	}
+	untils, err := c.shared.Lookup(ctx, keys, now)
+	if c.sharedFailed(ctx, err) || len(untils) != len(keys) {
+		return nil, false
+	}
+	return untils, true
+}
+
+// sharedFailed reports whether err is a failure of the shared cooldown
+// store, and logs the outage when it begins and when it ends: once each,
+// never per call.
+func (c *Client) sharedFailed(ctx context.Context, err error) bool {
+	if err != nil {
+		if c.sharedDown.CompareAndSwap(false, true) {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the cooldown store failed; calls go on with this process's memory",
+				slog.String("error", cleanText(err.Error(), 512)))
+		}
+		return true
+	}
+	if c.sharedDown.CompareAndSwap(true, false) {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: the cooldown store answers again; cooldowns are shared")
+	}
+	return false
 }

@@ -22,27 +22,27 @@ func TestMemoryCooldownUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for r := 0; r < rounds; r++ {
-				key := fmt.Sprintf("k%d", (w+r)%keys)
+				key := coolKey{subject: fmt.Sprintf("k%d", (w+r)%keys)}
 				end := base.Add(time.Duration(w*rounds+r) * time.Millisecond)
 				m.CoolDown(key, end)
 				if got := m.Until(key, time.Now()); got.Before(end) {
-					t.Errorf("%s: read %v after writing %v", key, got, end)
+					t.Errorf("%s: read %v after writing %v", key.subject, got, end)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	latest := map[string]time.Time{}
+	latest := map[coolKey]time.Time{}
 	for w := 0; w < writers; w++ {
 		for r := 0; r < rounds; r++ {
-			key := fmt.Sprintf("k%d", (w+r)%keys)
+			key := coolKey{subject: fmt.Sprintf("k%d", (w+r)%keys)}
 			if end := base.Add(time.Duration(w*rounds+r) * time.Millisecond); end.After(latest[key]) {
 				latest[key] = end
 			}
 		}
 	}
 	for k, want := range latest {
-		assert.Equal(t, want, m.Until(k, time.Now()), k)
+		assert.Equal(t, want, m.Until(k, time.Now()), k.subject)
 	}
 	assert.Equal(t, keys, m.len())
 }

@@ -151,32 +151,43 @@ func (r *EmbedRequest) validate() error {
 // [ErrModelNotSupported], with a text that says to use a sentence-embedding
 // model.
 func (c *Client) Embed(ctx context.Context, req EmbedRequest, opts ...Option) (*EmbedResponse, error) {
-	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate,
-		CallInfo{Operation: "embeddings", Model: req.Model, Provider: req.Provider, ChoiceCount: 1})
+	w := &embedCall{req: &req}
+	ctx, err := c.begin(ctx, &w.call, "embeddings", opts, req.validate, func() CallInfo {
+		return CallInfo{Operation: "embeddings", Model: req.Model, Provider: req.Provider, ChoiceCount: 1}
+	})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.embed(ctx, cfg, obs, &req)
-	if obs != nil {
-		var summary *ChatResponse
-		if resp != nil {
-			if eo, ok := obs.(EmbeddingsObserver); ok {
-				eo.Embedded(len(resp.Vectors), resp.Dimensions())
-			}
-			summary = &ChatResponse{Model: resp.Model, Provider: resp.Provider, Usage: resp.Usage, Attempts: resp.Attempts, Skipped: resp.Skipped}
+	resp, err := w.embed(ctx)
+	var res CallResult
+	if resp != nil {
+		if eo, ok := w.obs.(EmbeddingsObserver); ok {
+			eo.Embedded(len(resp.Vectors), resp.Dimensions())
 		}
-		obs.End(summary, err)
+		res = CallResult{Model: resp.Model, Provider: resp.Provider, Usage: resp.Usage, Attempts: resp.Attempts, Skipped: resp.Skipped}
 	}
+	w.end(res, err)
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
+// embedCall is an embeddings call in flight, one walk per batch: the
+// call's own is its first batch's, whose inputs it is given.
+type embedCall struct {
+	call
+	req    *EmbedRequest
+	inputs []string
+}
+
+func (w *embedCall) attempt(ctx context.Context, cand Candidate, tok Token, hooks tryHooks) (*embedBatch, Attempt, error) {
+	return w.embedAttempt(ctx, w.req, w.inputs, cand, tok, hooks)
+}
+
 // EmbeddingsObserver is a [CallObserver] that also hears, before End, how
 // many vectors an embeddings call returned and their dimension. End then
-// receives a ChatResponse that carries the call's Model, Provider, Usage
-// and Attempts, and no choices.
+// receives the call's Model, Provider, Usage and Attempts.
 type EmbeddingsObserver interface {
 	Embedded(vectors, dimensions int)
 }
@@ -191,8 +202,10 @@ type embedBatch struct {
 }
 
 // embed runs the call: the first batch walks every candidate; the others
-// walk only the model that served it, its serving provider first.
-func (c *Client) embed(ctx context.Context, cfg *callConfig, obs CallObserver, req *EmbedRequest) (*EmbedResponse, error) {
+// walk only the model that served it, its serving provider first. Each
+// batch has a walk of its own (batch), w's being the first's.
+func (w *embedCall) embed(ctx context.Context) (*EmbedResponse, error) {
+	req := w.req
 	size := req.BatchSize
 	if size == 0 {
 		size = DefaultEmbedBatchSize
@@ -201,19 +214,14 @@ func (c *Client) embed(ctx context.Context, cfg *callConfig, obs CallObserver, r
 	for i := 0; i < len(req.Inputs); i += size {
 		bounds = append(bounds, [2]int{i, min(i+size, len(req.Inputs))})
 	}
-	cands, err := c.embedCandidates(ctx, cfg, req)
+	cands, err := w.embedCandidates(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	try := func(b [2]int) tryFunc[*embedBatch] {
-		return func(ctx context.Context, cand Candidate, tok Token) (*embedBatch, Attempt, error) {
-			return c.embedAttempt(ctx, cfg, req, req.Inputs[b[0]:b[1]], cand, tok)
-		}
-	}
+	walks := make([]*embedCall, len(bounds))
+	walks[0] = w
 	batches := make([]*embedBatch, len(bounds))
-	trails := make([]trail, len(bounds))
-	first, tr, err := walkOver(ctx, c, cfg, obs, cands, try(bounds[0]))
-	trails[0] = tr
+	first, err := w.embedInputs(ctx, cands, bounds[0])
 	if err != nil {
 		if len(bounds) > 1 {
 			err = &EmbedBatchError{First: bounds[0][0], Last: bounds[0][1], Err: err}
@@ -231,33 +239,40 @@ func (c *Client) embed(ctx context.Context, cfg *callConfig, obs CallObserver, r
 				same = append(same, cand)
 			}
 		}
-		limit := req.Concurrency
-		if limit == 0 {
-			limit = DefaultEmbedConcurrency
-		}
-		if err := c.embedRest(ctx, cfg, obs, same, bounds, try, batches, trails, limit); err != nil {
+		if err := w.embedRest(ctx, same, bounds, batches, walks); err != nil {
 			return nil, err
 		}
 	}
 
 	out := &EmbedResponse{Model: first.cand.Model, Provider: first.provider, ProviderModel: first.providerModel,
-		Vectors: make([][]float32, 0, len(req.Inputs)), Skipped: trails[0].skipped}
+		Vectors: make([][]float32, 0, len(req.Inputs)), Skipped: w.skipped}
 	for i, b := range batches {
 		if len(b.vectors) > 0 && len(out.Vectors) > 0 && len(b.vectors[0]) != len(out.Vectors[0]) {
-			return nil, c.embedShapeError(b.cand, fmt.Sprintf("batch %d's vectors have %d dimensions, the first batch's %d", i, len(b.vectors[0]), len(out.Vectors[0])))
+			return nil, w.c.embedShapeError(b.cand, fmt.Sprintf("batch %d's vectors have %d dimensions, the first batch's %d", i, len(b.vectors[0]), len(out.Vectors[0])))
 		}
 		out.Vectors = append(out.Vectors, b.vectors...)
 		out.Usage.PromptTokens += b.usage.PromptTokens
 		out.Usage.TotalTokens += b.usage.TotalTokens
-		out.Attempts = append(out.Attempts, trails[i].attempts...)
+		out.Attempts = append(out.Attempts, walks[i].attempts...)
 	}
 	return out, nil
 }
 
+// embedInputs walks cands for the batch of inputs within b.
+func (w *embedCall) embedInputs(ctx context.Context, cands []Candidate, b [2]int) (*embedBatch, error) {
+	w.inputs = w.req.Inputs[b[0]:b[1]]
+	return runRace[*embedBatch](ctx, &w.call, cands, w)
+}
+
 // embedRest sends batches 1.. concurrently, at most the request's
-// concurrency at once; the first failure cancels the others.
-func (c *Client) embedRest(ctx context.Context, cfg *callConfig, obs CallObserver, cands []Candidate, bounds [][2]int,
-	try func([2]int) tryFunc[*embedBatch], batches []*embedBatch, trails []trail, limit int) error {
+// concurrency at once, each on a walk of its own; the first failure
+// cancels the others.
+func (w *embedCall) embedRest(ctx context.Context, cands []Candidate, bounds [][2]int, batches []*embedBatch, walks []*embedCall) error {
+	req := w.req
+	limit := req.Concurrency
+	if limit == 0 {
+		limit = DefaultEmbedConcurrency
+	}
 	limit = min(limit, len(bounds)-1)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -273,10 +288,11 @@ func (c *Client) embedRest(ctx context.Context, cfg *callConfig, obs CallObserve
 		if ctx.Err() != nil {
 			break
 		}
+		walks[i] = &embedCall{call: call{c: w.c, cfg: w.cfg, obs: w.obs, what: w.what}, req: req}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			b, tr, err := walkOver(ctx, c, cfg, obs, cands, try(bounds[i]))
-			batches[i], trails[i] = b, tr
+			b, err := walks[i].embedInputs(ctx, cands, bounds[i])
+			batches[i] = b
 			if err != nil {
 				once.Do(func() {
 					failure = &EmbedBatchError{First: bounds[i][0], Last: bounds[i][1], Err: err}
@@ -294,7 +310,8 @@ func (c *Client) embedRest(ctx context.Context, cfg *callConfig, obs CallObserve
 
 // embedCandidates lists the call's candidates: each model's providers, as
 // the request or the Hub names them.
-func (c *Client) embedCandidates(ctx context.Context, cfg *callConfig, req *EmbedRequest) ([]Candidate, error) {
+func (w *call) embedCandidates(ctx context.Context, req *EmbedRequest) ([]Candidate, error) {
+	c := w.c
 	var out []Candidate
 	add := func(cand Candidate) {
 		if !slices.Contains(out, cand) {
@@ -307,7 +324,7 @@ func (c *Client) embedCandidates(ctx context.Context, cfg *callConfig, req *Embe
 			add(cand)
 			continue
 		}
-		providers, err := c.embeddingProviders(ctx, cfg, cand.Model)
+		providers, err := w.embeddingProviders(ctx, cand.Model)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("inference: embeddings with %s: %w", cand.Model, ctx.Err())
@@ -334,8 +351,8 @@ func (c *Client) embedCandidates(ctx context.Context, cfg *callConfig, req *Embe
 
 // embeddingProviders are the model's live providers for feature
 // extraction, in the Hub's order.
-func (c *Client) embeddingProviders(ctx context.Context, cfg *callConfig, model string) ([]ProviderMapping, error) {
-	info, err := c.hubModelCached(ctx, cfg, model)
+func (w *call) embeddingProviders(ctx context.Context, model string) ([]ProviderMapping, error) {
+	info, err := w.hubModelCached(ctx, model)
 	if err != nil {
 		return nil, err
 	}
@@ -350,11 +367,12 @@ func (c *Client) embeddingProviders(ctx context.Context, cfg *callConfig, model 
 
 // hubModelCached is the Hub's model info, kept for the models TTL, asked
 // with the call's first token.
-func (c *Client) hubModelCached(ctx context.Context, cfg *callConfig, model string) (*ModelInfo, error) {
+func (w *call) hubModelCached(ctx context.Context, model string) (*ModelInfo, error) {
+	c := w.c
 	if info := c.hubModels.get(model, time.Now()); info != nil {
 		return info, nil
 	}
-	tokens := c.newTokenCursor(cfg, time.Now())
+	tokens := c.newTokenCursor(w.cfg, time.Now())
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		return nil, tokens.failure(ctx)
@@ -402,16 +420,17 @@ func (h *hubModelCache) put(model string, info *ModelInfo, expires time.Time) {
 
 // embedAttempt sends one batch to one candidate, with retries, and reads
 // its vectors.
-func (c *Client) embedAttempt(ctx context.Context, cfg *callConfig, req *EmbedRequest, inputs []string, cand Candidate, tok Token) (out *embedBatch, att Attempt, err error) {
+func (w *call) embedAttempt(ctx context.Context, req *EmbedRequest, inputs []string, cand Candidate, tok Token, hooks tryHooks) (out *embedBatch, att Attempt, err error) {
+	c := w.c
 	start := time.Now()
 	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	defer func() {
 		att.Err, att.Duration, att.TimedOut = err, time.Since(start), timedOut(err)
 	}()
-	actx, cancel := boundAttempt(ctx, cfg)
+	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, tok: tok, cfg: cfg}
-	if x.url, x.body, err = c.embedRoute(ctx, cfg, req, inputs, cand); err != nil {
+	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
+	if x.url, x.body, err = w.embedRoute(ctx, req, inputs, cand); err != nil {
 		return nil, att, err
 	}
 	resp, err := c.send(ctx, actx, x, &att)
@@ -447,7 +466,8 @@ func (c *Client) embedAttempt(ctx context.Context, cfg *callConfig, req *EmbedRe
 // hf-inference's feature-extraction pipeline with the Hub id, or a
 // provider's OpenAI-shaped endpoint with its own model id (the Hub's
 // mapping).
-func (c *Client) embedRoute(ctx context.Context, cfg *callConfig, req *EmbedRequest, inputs []string, cand Candidate) (string, []byte, error) {
+func (w *call) embedRoute(ctx context.Context, req *EmbedRequest, inputs []string, cand Candidate) (string, []byte, error) {
+	c := w.c
 	base := c.base.String()
 	if cand.Provider == "hf-inference" {
 		body := struct {
@@ -460,7 +480,7 @@ func (c *Client) embedRoute(ctx context.Context, cfg *callConfig, req *EmbedRequ
 		data, err := json.Marshal(body)
 		return base + "/hf-inference/models/" + escapeModelID(cand.Model) + "/pipeline/feature-extraction", data, err
 	}
-	providers, err := c.embeddingProviders(ctx, cfg, cand.Model)
+	providers, err := w.embeddingProviders(ctx, cand.Model)
 	if err != nil {
 		return "", nil, err
 	}
@@ -497,8 +517,8 @@ func truncationDirection(d string) string {
 // it apart from the caller's deadline; a caller's deadline that comes
 // first makes the attempt's own timer redundant, and none is made.
 func boundAttempt(ctx context.Context, cfg *callConfig) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); cfg.timeout > 0 && (!ok || time.Until(dl) > cfg.timeout) {
-		return context.WithTimeoutCause(ctx, cfg.timeout, timeoutError{TimeoutAttempt, cfg.timeout})
+	if dl, ok := ctx.Deadline(); cfg.attemptTimeout > 0 && (!ok || time.Until(dl) > cfg.attemptTimeout) {
+		return context.WithTimeoutCause(ctx, cfg.attemptTimeout, timeoutError{TimeoutAttempt, cfg.attemptTimeout})
 	}
 	return ctx, func() {}
 }

@@ -271,5 +271,5 @@ func TestEmbedIsObserved(t *testing.T) {
 	_, err = c.Embed(t.Context(), embedReq(embedModel, "a"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"call embeddings " + embedModel + " stream=false", "attempt " + embedModel + ":together (static)",
-		"end attempt " + embedModel + ":together: served", "end call: served 0 words"}, rec.events)
+		"end attempt " + embedModel + ":together: served", "end call: served from " + embedModel}, rec.events)
 }

@@ -29,12 +29,15 @@ type exchange struct {
 	// logs; zero for calls about no model.
 	about Candidate
 	tok   Token
-	// onTry and onBackoff, when set, are called before each HTTP try and
-	// before the wait for a retry.
-	onTry, onBackoff func()
-	// cfg, for a chat call, brings the call's retry loop, headers and
-	// billing; nil for the client's own calls (the Hub, the model list).
-	cfg *callConfig
+	// race and limit are the attempt's per-try hooks: the race's (its
+	// hedge clock) and the attempt's own (a stream's first-token limit).
+	// send composes them.
+	race, limit tryHooks
+	// cfg, for a call's attempt, brings the call's retry loop, headers
+	// and billing; nil for the client's own calls (the Hub, the model
+	// list). what names the call's operation in texts ("chat").
+	cfg  *callConfig
+	what string
 }
 
 // send makes the call and returns a 2xx response, whose body the caller
@@ -49,26 +52,7 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 		body = x.body
 	}
 	reqCtx, st := withAttempt(actx, x.tok, x.about)
-	st.onTry, st.onBackoff = x.onTry, x.onBackoff
-	// Only a hedged call looks up a hedge clock on the request's path.
-	if x.cfg != nil && x.cfg.hedge > 0 {
-		if clock, ok := actx.Value(hedgeClockKey{}).(*hedgeClock); ok {
-			// A hedged first attempt: its delay runs with the tries.
-			onTry, onBackoff := st.onTry, st.onBackoff
-			st.onTry = func() {
-				clock.try()
-				if onTry != nil {
-					onTry()
-				}
-			}
-			st.onBackoff = func() {
-				clock.backoff()
-				if onBackoff != nil {
-					onBackoff()
-				}
-			}
-		}
-	}
+	st.hooks = [2]tryHooks{x.race, x.limit}
 	hreq, err := retryablehttp.NewRequestWithContext(reqCtx, x.method, x.url, body)
 	if err != nil {
 		return nil, fmt.Errorf("inference: building the request: %w", err)
@@ -81,7 +65,7 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	retry := c.call.http
 	if x.cfg != nil {
 		retry = x.cfg.http
-		for k, v := range x.cfg.header {
+		for k, v := range x.cfg.headers {
 			// Capped, so that a middleware's Add copies the list rather
 			// than writing into the array the client's calls share.
 			hreq.Header[k] = v[:len(v):len(v)]
@@ -164,7 +148,11 @@ func servedBy(h http.Header, tok Token) string {
 // ended is the error of a call whose caller's context ended.
 func (x exchange) ended(ctxErr error) error {
 	if x.about.Model != "" {
-		return fmt.Errorf("inference: chat with %s: %w", x.about, ctxErr)
+		what := x.what
+		if what == "" {
+			what = "a call"
+		}
+		return fmt.Errorf("inference: %s with %s: %w", what, x.about, ctxErr)
 	}
 	return fmt.Errorf("inference: %s %s: %w", x.method, x.url, ctxErr)
 }

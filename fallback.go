@@ -160,16 +160,10 @@ func (e *FallbackError) last() *APIError {
 	return nil
 }
 
-// candidates is the call's walk: the request's own model first, then its
-// Fallbacks if set, else the client's; a candidate met twice is tried once.
-// It appends to out, which the caller may give room on its stack.
-func (c *Client) candidates(req *ChatRequest, cfg *callConfig, out []Candidate) []Candidate {
-	return c.candidatesOf(req.primary(), req.Fallbacks, cfg, out)
-}
-
 // candidatesOf is the walk of a call whose own candidate is primary and
-// whose request's fallbacks are own (nil: the client's).
-func (c *Client) candidatesOf(primary Candidate, own []Candidate, cfg *callConfig, out []Candidate) []Candidate {
+// whose request's fallbacks are own (nil: the client's WithFallback list):
+// primary first, a candidate met twice tried once. It appends to out.
+func (cfg *callConfig) candidatesOf(primary Candidate, own []Candidate, out []Candidate) []Candidate {
 	rest := cfg.fallbacks
 	if own != nil {
 		rest = own
@@ -188,130 +182,51 @@ func (c *Client) candidatesOf(primary Candidate, own []Candidate, cfg *callConfi
 	return out
 }
 
-// plan drops the candidates that are cooling down: for every call (the
-// shared store, else this process's memory), or for calls of this call's
-// account (see coolScope). When every one is, it keeps the one whose
-// cooldown ends first: a request that may fail beats failing without one.
-func (c *Client) plan(ctx context.Context, cfg *callConfig, cands []Candidate, now time.Time) (try, skipped []Candidate) {
-	if c.cooldown == 0 {
-		return cands, nil
-	}
-	memory := !c.cool.Empty()
-	untils, fromStore := c.lookupShared(ctx, cands, now)
-	var account string
-	var byAccount bool
-	if memory {
-		account, byAccount = cfg.account()
-	}
-	if !byAccount && (fromStore && untils == nil || !fromStore && !memory) {
-		// Nothing is cooling for anyone: the store says so, or, without a
-		// store (or with one that failed), this process's memory.
-		return cands, nil
-	}
-	untilOf := func(i int) time.Time {
-		key := candidateKey(cands[i])
-		var until time.Time
-		switch {
-		case fromStore:
-			if untils != nil && untils[i].After(now) {
-				until = untils[i]
-			}
-		case memory:
-			until = c.cool.Until(key, now)
-		}
-		if byAccount {
-			if mine := c.cool.Until(key+account, now); mine.After(until) {
-				until = mine
-			}
-		}
-		return until
-	}
-	var earliest time.Time
-	earliestAt := -1
-	for i, cand := range cands {
-		until := untilOf(i)
-		if until.IsZero() {
-			try = append(try, cand)
-			continue
-		}
-		skipped = append(skipped, cand)
-		if earliestAt < 0 || until.Before(earliest) {
-			earliest, earliestAt = until, i
-		}
-	}
-	if len(try) == 0 && earliestAt >= 0 {
-		try = []Candidate{cands[earliestAt]}
-		skipped = removeCandidate(skipped, cands[earliestAt])
-	}
-	return try, skipped
-}
-
-func removeCandidate(list []Candidate, c Candidate) []Candidate {
-	out := list[:0]
-	for _, x := range list {
-		if x != c {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// walker is one call's walk over its candidates and token sources. It is a
-// value a call keeps (on its stack for Chat), so that a stream with
-// recovery can resume it after the candidate that served fails mid-way.
-type walker struct {
-	c   *Client
-	cfg *callConfig
-	// cands is the walk's candidates: the first n of room, the usual few
-	// held without an allocation, or more in a slice of their own. The
-	// walker never points into itself, so that a call keeps it on its
-	// stack.
+// walk is a call's walk over its candidates and token sources: which
+// candidates are left, which token is sent, and every attempt made. Its
+// one failure path (fail) decides, after any attempt failed, what comes
+// next, whoever launched the attempt: the race, a hedge, a stream's
+// restart.
+type walk struct {
+	// cands is the walk's candidates, the usual few held in room.
 	room    [4]Candidate
-	n       int
-	more    []Candidate
+	cands   []Candidate
 	skipped []Candidate
-	tokens  tokenCursor
-	tok     Token
-	// i is the candidate to try next; restarts counts the mid-stream
-	// restarts of that candidate (WithStreamRecovery).
+	// done marks candidates the walk has left; busy, those an attempt
+	// is running at (see race.go).
+	doneRoom, busyRoom [4]bool
+	done, busy         []bool
+	tokens             tokenCursor
+	tok                Token
+	// tokGen counts token switches: the failure of an attempt sent with
+	// an older token does not switch again.
+	tokGen int
+	// i is the walk's current candidate; restarts counts the mid-stream
+	// restarts of it (WithStreamRecovery).
 	i        int
 	restarts int
 	attempts []Attempt
-	// obs observes the call, when it has an observer. With holdServing
-	// (a stream), the attempt that serves is not ended by the walk but by
-	// the stream, with served its context.
-	obs         CallObserver
-	holdServing bool
-	served      context.Context
+	// servedAt is 1 + the index in attempts of the attempt that serves,
+	// 0 before one does.
+	servedAt int
 	// hedged: the call has sent its one hedge (WithHedge).
 	hedged bool
+	// holdServing marks a stream's walk: the attempt that serves is ended
+	// for the observer by the stream, with served its context.
+	holdServing bool
+	served      context.Context
 }
 
-// cands is the walk's candidates.
-func (w *walker) cands() []Candidate {
-	if w.more != nil {
-		return w.more
-	}
-	return w.room[:w.n]
-}
-
-// start plans a chat's walk: its candidates (the request's, then its
-// fallbacks, expanded into providers), see startWith.
-func (w *walker) start(ctx context.Context, c *Client, cfg *callConfig, req *ChatRequest) error {
-	var room [4]Candidate
-	return w.startWith(ctx, c, cfg, c.expand(ctx, req, c.candidates(req, cfg, room[:0])))
-}
-
-// startWith plans the walk over cands, whichever operation listed them:
-// those cooling down are skipped, and the first valid token is taken.
-// Without a token, nothing is sent and startWith returns why.
-func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cands []Candidate) error {
-	w.c, w.cfg = c, cfg
-	cands, skipped := c.plan(ctx, cfg, cands, time.Now())
-	if len(cands) <= len(w.room) {
-		w.n = copy(w.room[:], cands)
-	} else {
-		w.more = slices.Clone(cands)
+// start plans the walk over cands, whichever operation listed them: those
+// cooling down are skipped, and the first valid token is taken. Without a
+// token, nothing is sent and start returns why.
+func (w *call) start(ctx context.Context, cands []Candidate) error {
+	c := w.c
+	cands, skipped := w.plan(ctx, cands, time.Now())
+	w.cands = append(w.room[:0], cands...)
+	w.done, w.busy = w.doneRoom[:0], w.busyRoom[:0]
+	for range w.cands {
+		w.done, w.busy = append(w.done, false), append(w.busy, false)
 	}
 	w.skipped = skipped
 	for _, s := range w.skipped {
@@ -320,7 +235,7 @@ func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cand
 			w.obs.Skipped(s)
 		}
 	}
-	w.tokens = c.newTokenCursor(cfg, time.Now())
+	w.tokens = c.newTokenCursor(w.cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
 	if !ok {
 		return w.tokens.failure(ctx)
@@ -329,112 +244,36 @@ func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cand
 	return nil
 }
 
-func (w *walker) trail() trail { return trail{w.attempts, w.skipped, w.served} }
-
-func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
-
-// walk tries the candidates in order until one serves, as the policy
-// directs, and returns the result with every attempt made.
-// A stream's walk (holdServing) leaves its serving attempt to the stream
-// to end for the observer.
-func walk[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, holdServing bool, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
-	w := walker{obs: obs, holdServing: holdServing}
-	if err := w.start(ctx, c, cfg, req); err != nil {
-		var zero T
-		return zero, w.trail(), err
-	}
-	out, err := run(ctx, &w, try)
-	return out, w.trail(), err
-}
-
-// walkHedged is walk with WithHedge (see runHedged).
-func walkHedged[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, req *ChatRequest, try tryFunc[T]) (T, trail, error) {
-	w := walker{obs: obs}
-	if err := w.start(ctx, c, cfg, req); err != nil {
-		var zero T
-		return zero, w.trail(), err
-	}
-	out, err := runHedged(ctx, &w, try)
-	return out, w.trail(), err
-}
-
-// walkOver is walk over candidates an operation listed itself (an
-// embeddings call's models and providers): the same planning, tokens,
-// policy, cooldowns and observer.
-func walkOver[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallObserver, cands []Candidate, try tryFunc[T]) (T, trail, error) {
-	w := walker{obs: obs}
-	if err := w.startWith(ctx, c, cfg, cands); err != nil {
-		var zero T
-		return zero, w.trail(), err
-	}
-	if cfg.hedge > 0 {
-		hw := new(walker) // shared with the hedge's goroutines
-		*hw = w
-		out, err := runHedged(ctx, hw, try)
-		return out, hw.trail(), err
-	}
-	out, err := run(ctx, &w, try)
-	return out, w.trail(), err
-}
-
-// run tries candidates from the walk's current one until one serves.
-func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
-	var zero T
-	for w.i < len(w.cands()) {
-		if out, done, err := attemptOnce(ctx, w, try); done {
-			return out, err
+// next is the candidate the walk tries next: the first it has not left
+// and no attempt runs at.
+func (w *walk) next() (int, bool) {
+	for i := range w.cands {
+		if !w.done[i] && !w.busy[i] {
+			return i, true
 		}
 	}
-	return zero, w.c.logFailure(ctx, w.failure())
+	return 0, false
 }
 
-// attemptOnce tries the walk's current candidate and moves the walk as the
-// policy directs; done is true when the call is over (served, or stopped
-// with err).
-func attemptOnce[T any](ctx context.Context, w *walker, try tryFunc[T]) (out T, done bool, err error) {
-	cand := w.cands()[w.i]
-	actx := ctx
-	if w.obs != nil {
-		actx = w.obs.StartAttempt(ctx, cand, w.tok.Source)
-	}
-	out, att, err := try(actx, cand, w.tok)
-	w.endAttempt(att, actx, err == nil)
-	if err == nil {
-		return out, true, nil
-	}
-	var zero T
-	if goOn, failure := w.afterFailure(ctx, err, att.StatusCode); !goOn {
-		return zero, true, failure
-	}
-	return zero, false, nil
+// ahead is the first candidate the walk has not left, an attempt running
+// at it or not: where the walk stands.
+func (w *walk) ahead() (int, bool) {
+	i := slices.Index(w.done, false)
+	return i, i >= 0
 }
 
-// runHedged is run with WithHedge: a candidate the next one may hedge is
-// tried through hedge. It is a function of its own so that a call without
-// a hedge passes its try function to no goroutine, and keeps it on its
-// stack.
-func runHedged[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
-	var zero T
-	for w.i < len(w.cands()) {
-		var out T
-		var done bool
-		var err error
-		if w.canHedge() {
-			out, done, err = hedge(ctx, w, try)
-		} else {
-			out, done, err = attemptOnce(ctx, w, try)
-		}
-		if done {
-			return out, err
-		}
-	}
-	return zero, w.c.logFailure(ctx, w.failure())
-}
+// left reports whether any candidate remains, tried or not.
+func (w *walk) left() bool { return slices.Contains(w.done, false) }
 
-// endAttempt records an attempt, and tells the observer it ended, except
-// a stream's serving attempt, which the stream ends.
-func (w *walker) endAttempt(att Attempt, actx context.Context, served bool) {
+func (w *walk) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
+
+// record adds an attempt to the trail, and tells the observer it ended,
+// except a stream's serving attempt, which the stream ends.
+func (w *call) record(att Attempt, actx context.Context, served bool) {
 	w.attempts = append(w.attempts, att)
+	if served {
+		w.servedAt = len(w.attempts)
+	}
 	if w.obs != nil {
 		if served && w.holdServing {
 			w.served = actx
@@ -444,65 +283,71 @@ func (w *walker) endAttempt(att Attempt, actx context.Context, served bool) {
 	}
 }
 
-// afterFailure moves the walk as the policy directs after the current
-// candidate failed, and reports whether it goes on; when it does not,
-// failure is the call's error.
-func (w *walker) afterFailure(ctx context.Context, err error, status int) (goOn bool, failure error) {
+// serving is the attempt that serves, or nil before one does.
+func (w *walk) serving() *Attempt {
+	if w.servedAt == 0 {
+		return nil
+	}
+	return &w.attempts[w.servedAt-1]
+}
+
+// fail is the walk's one failure path: after the attempt at candidate i,
+// sent with the token of generation gen, failed with err, the policy
+// decides (and cooling follows). goOn reports whether the walk goes on;
+// again, that it goes on with candidate i at once (with the next token).
+func (w *call) fail(ctx context.Context, i, gen int, err error, status int) (goOn, again bool) {
 	if ctx.Err() != nil {
-		return false, w.failure()
+		return false, false
 	}
 	d := w.c.policy(err)
 	if d == decisionSameCandidate {
 		d = DecisionStop // not a policy's to give
 	}
-	if !w.decide(ctx, err, status, d) {
-		return false, w.c.logFailure(ctx, w.failure())
-	}
-	return true, nil
+	return w.decide(ctx, i, gen, err, status, d)
 }
 
-// decide moves the walk as d says after the current candidate failed with
-// err, and reports whether it goes on.
-func (w *walker) decide(ctx context.Context, err error, status int, d Decision) bool {
-	c, cands := w.c, w.cands()
-	cand := cands[w.i]
+// decide moves the walk as d says after the attempt at candidate i failed
+// with err: the next token source (the same candidate again, at once), the
+// next candidate (i is left, and cooled), the same candidate again (a
+// stream's restart), or stop. goOn reports whether the walk goes on;
+// again, that it goes on with i at once.
+func (w *call) decide(ctx context.Context, i, gen int, err error, status int, d Decision) (goOn, again bool) {
+	c := w.c
+	cand := w.cands[i]
 	switch d {
 	case DecisionNextToken:
-		from := w.tok
-		// Only the client's own sources are remembered: a call's (a
-		// user's token) never moves another call's tokens.
-		if w.tokens.current.own && len(w.tokens.sources) > 1 && c.cooldown > 0 {
-			// Token sources are remembered in the process only: nothing
-			// derived from a token leaves it. A refusal to bill an
-			// organization is remembered for calls billed to it alone.
-			key := sourceKey(w.tokens.current.i, w.tokens.current.src)
-			if billingRefusal(err) {
-				key += billedKey(w.cfg.billTo)
-			}
-			c.cool.CoolDown(key, time.Now().Add(c.cooldown))
+		if gen != w.tokGen {
+			// The walk moved to another token since this attempt was
+			// sent: its candidate waits its turn with that one.
+			return true, false
 		}
+		from := w.tok
+		w.coolSource(w.tokens.current, err)
 		next, ok := w.tokens.advance(ctx)
 		if !ok {
-			return false
+			return false, false
 		}
 		w.tok = next
+		w.tokGen++
 		c.logger.LogAttrs(ctx, slog.LevelWarn, tokenSwitchMessage(from, next, err),
 			slog.String("candidate", cand.String()), slog.String("from", from.Source),
 			slog.String("to", next.Source), slog.String("reason", kindName(err)))
-		return true
+		return true, true
 	case DecisionNextCandidate:
-		c.coolCandidate(ctx, w.cfg, cand, err)
-		if w.i+1 < len(cands) && w.obs != nil {
-			w.obs.Moved(cand, cands[w.i+1], err)
+		w.coolCandidate(ctx, cand, err)
+		w.done[i] = true
+		if i == w.i {
+			w.restarts = 0
+			if to, ok := w.ahead(); ok {
+				if w.obs != nil {
+					w.obs.Moved(cand, w.cands[to], err)
+				}
+				c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
+					slog.String("from", cand.String()), slog.String("to", w.cands[to].String()),
+					slog.String("reason", kindName(err)), slog.Int("status", status))
+			}
 		}
-		if w.i+1 < len(cands) {
-			c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: trying the next candidate",
-				slog.String("from", cand.String()), slog.String("to", cands[w.i+1].String()),
-				slog.String("reason", kindName(err)), slog.Int("status", status))
-		}
-		w.i++
-		w.restarts = 0
-		return w.i < len(cands)
+		return w.left(), false
 	case decisionSameCandidate:
 		w.restarts++
 		if w.obs != nil {
@@ -511,143 +356,15 @@ func (w *walker) decide(ctx context.Context, err error, status int, d Decision) 
 		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: restarting the stream",
 			slog.String("candidate", cand.String()), slog.String("reason", kindName(err)),
 			slog.Int("restart", w.restarts))
-		return true
+		return true, true
 	}
-	return false
+	return false, false
 }
 
 // decisionSameCandidate sends the request to the same candidate again: a
 // stream that broke mid-way (WithStreamRecovery). It is not a Decision a
 // FallbackPolicy returns.
 const decisionSameCandidate Decision = -1
-
-// coolCandidate skips a failed candidate in later calls, for those its
-// failure concerns (coolScope): for the cooldown, or as long as the server
-// asked to wait (Retry-After) when that is longer, up to maxCooldown.
-func (c *Client) coolCandidate(ctx context.Context, cfg *callConfig, cand Candidate, err error) {
-	scope := c.coolScope(cfg, err)
-	if scope == coolNone || c.cooldown == 0 {
-		return
-	}
-	d := c.cooldown
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		d = max(d, min(apiErr.RetryAfter, c.maxCooldown))
-	}
-	until := time.Now().Add(d)
-	if scope == coolAccount {
-		if account, ok := cfg.account(); ok {
-			c.cool.CoolDown(candidateKey(cand)+account, until)
-		}
-		return
-	}
-	c.coolKey(ctx, candidateKey(cand), until)
-}
-
-// coolScope is for whom a failure cools its candidate.
-type coolScope int
-
-const (
-	// coolNone: for no one; the failure belongs to the call.
-	coolNone coolScope = iota
-	// coolAccount: for the calls of this process made with the same
-	// account, the client's own tokens billed to the same organization;
-	// never through the shared store. A call with a user's token is its
-	// own account, so such a failure cools nothing for others.
-	coolAccount
-	// coolShared: for every call, and through the shared store for the
-	// fleet: the provider or the model failed.
-	coolShared
-)
-
-// coolScope decides whom a failure concerns. Provider failures (5xx, the
-// client's own timeouts, broken streams, a provider's 429, a model no
-// provider serves) concern everyone. What depends on the account concerns
-// that account alone: a gated or not-found model (access and private
-// repositories are per account), a billing refusal or an organization's
-// provider ban met under WithBillTo, the router's own rate limit on the
-// account. A limit the call set for itself (a per-call attempt,
-// first-token or idle timeout that differs from the client's) concerns
-// no one else.
-func (c *Client) coolScope(cfg *callConfig, err error) coolScope {
-	if !coolsDown(err) {
-		return coolNone
-	}
-	if limit := timedOut(err); limit != "" && cfg.ownLimit(&c.call, limit) {
-		return coolNone
-	}
-	var apiErr *APIError
-	errors.As(err, &apiErr)
-	switch {
-	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound):
-		return coolAccount
-	case apiErr != nil && apiErr.billing != "":
-		return coolAccount
-	case errors.Is(err, ErrRateLimited) && apiErr != nil && !apiErr.FromProvider:
-		// The router's (or the Hub's) limit on the account, not a
-		// provider's capacity.
-		return coolAccount
-	}
-	return coolShared
-}
-
-// billingRefusal reports a refusal about the organization a call was
-// billed to (WithBillTo), which says nothing of calls billed elsewhere.
-func billingRefusal(err error) bool {
-	var apiErr *APIError
-	return errors.As(err, &apiErr) && apiErr.billing != ""
-}
-
-// billedKey is what a cooldown key gains for calls billed to org.
-func billedKey(org string) string { return "\x00bill-to=" + org }
-
-// lookupShared asks the shared store, when there is one, when each
-// candidate's cooldown ends; nil untils with ok mean none is cooling. ok is
-// false without a store, or when it failed (the memory then decides).
-func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.Time) (untils []time.Time, ok bool) {
-	if c.shared == nil {
-		return nil, false
-	}
-	if e, isEmpty := c.shared.(interface{ Empty() bool }); isEmpty && e.Empty() {
-		return nil, true
-	}
-	keys := make([]string, len(cands))
-	for i, cand := range cands {
-		keys[i] = candidateKey(cand)
-	}
-	untils, err := c.shared.Lookup(ctx, keys, now)
-	if c.sharedFailed(ctx, err) || len(untils) != len(keys) {
-		return nil, false
-	}
-	return untils, true
-}
-
-// coolKey records a candidate's cooldown: in the shared store when there
-// is one (and in memory too, so that this process honours it if the store
-// cannot be reached), else in memory.
-func (c *Client) coolKey(ctx context.Context, key string, until time.Time) {
-	c.cool.CoolDown(key, until)
-	if c.shared != nil {
-		c.sharedFailed(ctx, c.shared.Cool(ctx, key, until))
-	}
-}
-
-// sharedFailed reports whether err is a failure of the shared cooldown
-// store, and logs the outage when it begins and when it ends: once each,
-// never per call.
-func (c *Client) sharedFailed(ctx context.Context, err error) bool {
-	if err != nil {
-		if c.sharedDown.CompareAndSwap(false, true) {
-			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the cooldown store failed; calls go on with this process's memory",
-				slog.String("error", cleanText(err.Error(), 512)))
-		}
-		return true
-	}
-	if c.sharedDown.CompareAndSwap(true, false) {
-		c.logger.LogAttrs(ctx, slog.LevelInfo, "inference: the cooldown store answers again; cooldowns are shared")
-	}
-	return false
-}
 
 func (c *Client) logFailure(ctx context.Context, err error) error {
 	if c.logger.Enabled(ctx, slog.LevelWarn) {

@@ -260,16 +260,16 @@ func TestDefaultFallbackPolicyTable(t *testing.T) {
 func TestMemoryCooldown(t *testing.T) {
 	m := newMemoryCooldown()
 	now := time.Now()
-	assert.True(t, m.Until("a", now).IsZero())
-	m.CoolDown("a", now.Add(time.Minute))
-	m.CoolDown("a", now.Add(time.Second)) // an earlier end does not shorten it
-	assert.Equal(t, now.Add(time.Minute), m.Until("a", now))
-	assert.True(t, m.Until("a", now.Add(2*time.Minute)).IsZero(), "expired")
+	assert.True(t, m.Until(coolKey{subject: "a"}, now).IsZero())
+	m.CoolDown(coolKey{subject: "a"}, now.Add(time.Minute))
+	m.CoolDown(coolKey{subject: "a"}, now.Add(time.Second)) // an earlier end does not shorten it
+	assert.Equal(t, now.Add(time.Minute), m.Until(coolKey{subject: "a"}, now))
+	assert.True(t, m.Until(coolKey{subject: "a"}, now.Add(2*time.Minute)).IsZero(), "expired")
 
 	for i := 0; i < sweepAt; i++ {
-		m.CoolDown(fmt.Sprintf("old-%d", i), now.Add(-time.Second))
+		m.CoolDown(coolKey{subject: fmt.Sprintf("old-%d", i)}, now.Add(-time.Second))
 	}
-	m.CoolDown("b", now.Add(time.Minute))
+	m.CoolDown(coolKey{subject: "b"}, now.Add(time.Minute))
 	assert.LessOrEqual(t, m.len(), 3, "expired entries are swept")
 }
 

@@ -76,9 +76,30 @@ type CallObserver interface {
 	// FirstChunk is a stream's first chunk with content delivered, after
 	// elapsed from the call's start.
 	FirstChunk(elapsed time.Duration)
-	// End is the call's end: its answer (for a stream, what it delivered)
-	// or its error, which is nil for a success.
-	End(resp *ChatResponse, err error)
+	// End is the call's end: what it delivered (for a stream, until it
+	// ended) and its error, which is nil for a success. A failed call's
+	// result has its attempts and skipped candidates only.
+	End(res CallResult, err error)
+}
+
+// CallResult is what a call delivered, as its observer hears of it at its
+// end, whatever the operation.
+type CallResult struct {
+	// ID, Model and Provider name the answer: its id, the model as the
+	// provider named it, and the provider that served it.
+	ID, Model, Provider string
+	// FinishReasons say why each choice of a generation ended ("stop",
+	// "length", ...; a response's status).
+	FinishReasons []string
+	// Usage counts the tokens, when the provider reported them.
+	Usage Usage
+	// Attempts and Skipped are the walk: every attempt in order, and the
+	// candidates skipped while cooling down.
+	Attempts []Attempt
+	Skipped  []Candidate
+	// Chat is the answer of a chat call (for a stream, what it
+	// delivered); nil for the other operations and for a failed call.
+	Chat *ChatResponse
 }
 
 // KindName is the snake_case name of err's kind, such as "gated_model" for
@@ -122,11 +143,8 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// startCall starts observing a call, when the call has an observer.
-func (c *Client) startCall(ctx context.Context, cfg *callConfig, req *ChatRequest, stream bool) (context.Context, CallObserver) {
-	if cfg.observer == nil {
-		return ctx, nil
-	}
+// callInfo describes a chat call to an observer.
+func (req *ChatRequest) callInfo(stream bool) CallInfo {
 	info := CallInfo{Operation: "chat", Model: req.Model, Provider: req.Provider, Stream: stream,
 		MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP,
 		FrequencyPenalty: req.FrequencyPenalty, PresencePenalty: req.PresencePenalty, Seed: req.Seed,
@@ -134,8 +152,21 @@ func (c *Client) startCall(ctx context.Context, cfg *callConfig, req *ChatReques
 	if req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text" {
 		info.OutputType = "json"
 	}
-	info.ServerAddress, info.ServerPort = c.routerHostPort()
-	return cfg.observer.StartCall(ctx, info)
+	return info
+}
+
+// callResult is a chat answer as an observer hears of it.
+func (r *ChatResponse) callResult() CallResult {
+	if r == nil {
+		return CallResult{}
+	}
+	res := CallResult{ID: r.ID, Model: r.Model, Provider: r.Provider, Usage: r.Usage, Attempts: r.Attempts, Skipped: r.Skipped, Chat: r}
+	for _, ch := range r.Choices {
+		if ch.FinishReason != "" {
+			res.FinishReasons = append(res.FinishReasons, ch.FinishReason)
+		}
+	}
+	return res
 }
 
 // routerHostPort is the router's host and port, the port from the scheme

@@ -43,10 +43,13 @@ func (r *recorder) Moved(from, to inference.Candidate, err error) {
 	r.add("moved %s -> %s: %s", from, to, inference.KindName(err))
 }
 func (r *recorder) FirstChunk(time.Duration) { r.add("first chunk") }
-func (r *recorder) End(resp *inference.ChatResponse, err error) {
+func (r *recorder) End(res inference.CallResult, err error) {
 	text := ""
-	if resp != nil {
-		text = fmt.Sprintf("%d words", len(strings.Fields(resp.Text())))
+	switch {
+	case res.Chat != nil:
+		text = fmt.Sprintf("%d words", len(strings.Fields(res.Chat.Text())))
+	case res.Model != "":
+		text = "from " + res.Model // an operation other than chat
 	}
 	r.add("end call: %s %s", orServed(inference.KindName(err)), text)
 }

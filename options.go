@@ -24,36 +24,26 @@ func clientOnly(name string) error {
 }
 
 // settings is what the options build; NewClient turns it into a Client,
-// and a call with options (perCall) into its callConfig.
+// and a call with options (perCall) into its callConfig. What a call may
+// set for itself is callSettings (percall.go); the rest belongs to the
+// client.
 type settings struct {
-	perCall        bool
-	tokensReplaced bool // a token option was given per call
-	userTokens     TokenSource
-	headers        http.Header
-	billTo         string
-	tokenSource    TokenSource
-	baseURL        string
-	hubURL         string
-	httpClient     *http.Client
-	middlewares    []Middleware
-	logger         *slog.Logger
-	fallbacks      []Candidate
-	retry          RetryPolicy
-	cooldown       time.Duration
-	maxCooldown    time.Duration
-	policy         FallbackPolicy
-	attemptTimeout time.Duration
-	allowHTTP      bool
-	modelsTTL      time.Duration
-	order          providerOrder
-	walkAuto       bool
-	cooldownStore  CooldownStore
-	observer       Observer
-	recovery       bool
-	firstToken     time.Duration
-	streamIdle     time.Duration
-	hedge          time.Duration
-	hedgeBudget    float64
+	callSettings
+	perCall       bool
+	baseURL       string
+	hubURL        string
+	httpClient    *http.Client
+	middlewares   []Middleware
+	logger        *slog.Logger
+	cooldown      time.Duration
+	maxCooldown   time.Duration
+	policy        FallbackPolicy
+	allowHTTP     bool
+	modelsTTL     time.Duration
+	order         providerOrder
+	walkAuto      bool
+	cooldownStore CooldownStore
+	hedgeBudget   float64
 }
 
 // WithToken authenticates with a fixed token, such as one read from a secret

@@ -259,31 +259,44 @@ const maxResponseBody = 32 << 20
 // an error status, and the walk moves on or stops as for chat. A request
 // the server cannot validate is [ErrInvalidRequest] naming each field.
 func (c *Client) Respond(ctx context.Context, req ResponseRequest, opts ...Option) (*Response, error) {
-	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate, req.callInfo(false))
+	w := &respondCall{req: req}
+	ctx, err := c.begin(ctx, &w.call, "responses", opts, w.req.validate, func() CallInfo { return w.req.callInfo(false) })
 	if err != nil {
 		return nil, err
 	}
 	var room [4]Candidate
-	cands := c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, room[:0])
-	resp, tr, err := walkOver(ctx, c, cfg, obs, cands, func(ctx context.Context, cand Candidate, tok Token) (*Response, Attempt, error) {
-		return c.respondAttempt(ctx, cfg, &req, cand, tok)
-	})
-	if err == nil {
-		resp.Attempts, resp.Skipped = tr.attempts, tr.skipped
-	}
-	if obs != nil {
-		var summary *ChatResponse
-		if resp != nil {
-			summary = &ChatResponse{ID: resp.ID, Model: resp.Model, Provider: resp.Provider, Attempts: resp.Attempts,
-				Usage:   Usage{PromptTokens: resp.Usage.InputTokens, CompletionTokens: resp.Usage.OutputTokens, TotalTokens: resp.Usage.TotalTokens},
-				Choices: []Choice{{FinishReason: resp.Status}}}
-		}
-		obs.End(summary, err)
-	}
+	cands := w.cfg.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, room[:0])
+	resp, err := runRace[*Response](ctx, &w.call, cands, w)
 	if err != nil {
+		w.end(CallResult{}, err)
 		return nil, err
 	}
+	resp.Attempts, resp.Skipped = w.attempts, w.skipped
+	if w.obs != nil {
+		w.end(resp.callResult(), nil)
+	}
 	return resp, nil
+}
+
+// respondCall is a Respond call in flight, its own attempter.
+type respondCall struct {
+	call
+	req ResponseRequest
+}
+
+func (w *respondCall) attempt(ctx context.Context, cand Candidate, tok Token, hooks tryHooks) (*Response, Attempt, error) {
+	return w.respond(ctx, &w.req, cand, tok, hooks)
+}
+
+// callResult is a response as an observer hears of it: its status is its
+// finish.
+func (r *Response) callResult() CallResult {
+	res := CallResult{ID: r.ID, Model: r.Model, Provider: r.Provider, Attempts: r.Attempts, Skipped: r.Skipped,
+		Usage: Usage{PromptTokens: r.Usage.InputTokens, CompletionTokens: r.Usage.OutputTokens, TotalTokens: r.Usage.TotalTokens}}
+	if r.Status != "" {
+		res.FinishReasons = []string{r.Status}
+	}
+	return res
 }
 
 // callInfo describes the call to an observer: a generation, like chat.
@@ -296,16 +309,17 @@ func (r *ResponseRequest) callInfo(stream bool) CallInfo {
 	return info
 }
 
-// respondAttempt sends the request to one candidate and reads its answer.
-func (c *Client) respondAttempt(ctx context.Context, cfg *callConfig, req *ResponseRequest, cand Candidate, tok Token) (out *Response, att Attempt, err error) {
+// respond sends the request to one candidate and reads its answer.
+func (w *call) respond(ctx context.Context, req *ResponseRequest, cand Candidate, tok Token, hooks tryHooks) (out *Response, att Attempt, err error) {
+	c := w.c
 	start := time.Now()
 	att = Attempt{Candidate: cand, TokenSource: tok.Source}
 	defer func() {
 		att.Err, att.Duration, att.TimedOut = err, time.Since(start), timedOut(err)
 	}()
-	actx, cancel := boundAttempt(ctx, cfg)
+	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
 	if x.body, err = req.encode(cand); err != nil {
 		return nil, att, err
 	}

@@ -34,19 +34,17 @@ type ResponseEvent struct {
 	Restarted bool
 	Raw       json.RawMessage
 
-	// content: the event carries part of the answer (for fallback before
-	// content and the first-token limit).
-	content bool
+	// item: the event carries an item of the answer that has no text of
+	// its own (an MCP call the router runs), for fallback before content
+	// and the first-token limit.
+	item bool
 }
 
 // ResponseStream is a streamed response of the Responses API: the same
 // engine as [ChatStream] (fallback before the first content, the
 // first-token and idle limits, [WithStreamRecovery]). Read it with Next and
 // Current (or All), then check Err; always Close it.
-type ResponseStream struct {
-	s     *ChatStream
-	final *Response
-}
+type ResponseStream struct{ s *session[ResponseEvent] }
 
 // RespondStream sends the request with "stream": true and returns once
 // its first event with content (output text, reasoning, a function call,
@@ -56,55 +54,37 @@ type ResponseStream struct {
 // [ErrStream], or with [WithStreamRecovery] sends the request again.
 func (c *Client) RespondStream(ctx context.Context, req ResponseRequest, opts ...Option) (*ResponseStream, error) {
 	start := time.Now()
-	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate, req.callInfo(true))
+	w := new(call)
+	ctx, err := c.begin(ctx, w, "responses", opts, req.validate, func() CallInfo { return req.callInfo(true) })
 	if err != nil {
 		return nil, err
 	}
-	cands := c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, nil)
-	s, err := c.stream(ctx, cfg, obs, start, responseOp{&req}, cands)
+	var room [4]Candidate
+	cands := w.cfg.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, room[:0])
+	s, err := openSession(ctx, w, responseOp{&req}, cands, start)
 	if err != nil {
 		return nil, err
 	}
-	return &ResponseStream{s: s}, nil
+	return &ResponseStream{s}, nil
 }
 
 // Next advances to the next event, returning false at the end of the
-// stream or on failure; then Err tells which.
-func (r *ResponseStream) Next() bool {
-	if !r.s.Next() {
-		return false
-	}
-	switch chunk := r.s.Current(); {
-	case chunk.Restarted:
-		r.final = nil // the answer starts again
-	case chunk.event != nil && chunk.event.Type == "response.completed" && chunk.event.Response != nil:
-		r.final = chunk.event.Response
-	}
-	return true
-}
+// stream or on failure; then Err tells which. Once the context given to
+// RespondStream is done, Next returns false and Err matches its error.
+func (r *ResponseStream) Next() bool { return r.s.next() }
 
 // Current returns the event Next advanced to.
-func (r *ResponseStream) Current() ResponseEvent {
-	chunk := r.s.Current()
-	if chunk.Restarted {
-		return ResponseEvent{Type: "response.output_text.delta", Delta: chunk.Text(), Restarted: true}
-	}
-	if chunk.event == nil {
-		return ResponseEvent{}
-	}
-	ev := *chunk.event
-	if ev.Type == "response.output_text.delta" {
-		ev.Delta = chunk.Text() // what a replay let through
-	}
-	return ev
-}
+func (r *ResponseStream) Current() ResponseEvent { return r.s.cur }
 
 // Err returns the error that ended the stream, or nil when it ended well.
-func (r *ResponseStream) Err() error { return r.s.Err() }
+func (r *ResponseStream) Err() error { return r.s.err }
 
 // Close releases the connection; it may be called at any time, from any
 // goroutine.
-func (r *ResponseStream) Close() error { return r.s.Close() }
+func (r *ResponseStream) Close() error {
+	r.s.close()
+	return nil
+}
 
 // All ranges over the events; a failure comes last, with the error.
 // Breaking out of the loop, or reaching its end, closes the stream.
@@ -124,52 +104,31 @@ func (r *ResponseStream) All() iter.Seq2[ResponseEvent, error] {
 
 // Attempts lists the attempts made to open the stream and, with
 // WithStreamRecovery, to take it over.
-func (r *ResponseStream) Attempts() []Attempt { return r.s.Attempts() }
+func (r *ResponseStream) Attempts() []Attempt { return r.s.w.attempts }
 
 // Response returns the response: the one response.completed carried, or,
 // before it (or after a failure), what has been streamed so far, as
 // output items (the text as a message, reasoning, function calls).
 func (r *ResponseStream) Response() *Response {
-	partial := r.s.Response()
-	var out Response
-	if r.final != nil {
-		out = *r.final
-	} else {
-		out = Response{Status: "in_progress"}
-		if r.s.Err() != nil {
-			out.Status = "failed"
-		}
-		if len(partial.Choices) > 0 {
-			m := partial.Choices[0].Message
-			if m.Reasoning != "" {
-				out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: m.Reasoning})
-			}
-			if m.Content != "" {
-				out.Output = append(out.Output, OutputItem{Type: "message", Role: RoleAssistant,
-					Content: []OutputContent{{Type: "output_text", Text: m.Content}}})
-			}
-			for _, tc := range m.ToolCalls {
-				out.Output = append(out.Output, OutputItem{Type: "function_call", CallID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
-			}
-		}
+	out := r.s.acc.(*responseAnswer).response(r.s.err != nil)
+	out.Attempts, out.Skipped = r.s.w.attempts, r.s.w.skipped
+	if src := r.s.src.Load(); src != nil {
+		out.Provider, out.RequestID = src.provider, src.requestID
 	}
-	out.Provider, out.RequestID, out.Attempts, out.Skipped = partial.Provider, partial.RequestID, partial.Attempts, partial.Skipped
-	return &out
+	return out
 }
 
-// responseOp streams a response of the Responses API.
+// responseOp streams a response of the Responses API: its events are
+// ResponseEvents.
 type responseOp struct{ req *ResponseRequest }
 
 func (o responseOp) url(c *Client) string                { return c.base.String() + "/v1/responses" }
 func (o responseOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
 func (o responseOp) choices() int                        { return 1 }
 
-// decode reads one event into a chunk the stream engine understands:
-// output text as content, reasoning as reasoning, function calls as tool
-// call pieces, response.completed as the finish, response.failed (and an
-// error event) as a failure in the server's words. Every chunk carries
-// its event.
-func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ChatChunk, *serverText, error) {
+// decode reads one event; response.failed (and an error event) is a
+// failure in the server's words.
+func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ResponseEvent, *serverText, error) {
 	var w struct {
 		Type           string          `json:"type"`
 		SequenceNumber int             `json:"sequence_number"`
@@ -183,7 +142,7 @@ func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ChatChunk, *se
 		Code           string          `json:"code"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
-		return ChatChunk{}, nil, err
+		return ResponseEvent{}, nil, err
 	}
 	if w.Type == "" {
 		// Not an event of the Responses API: an error body, perhaps.
@@ -191,17 +150,15 @@ func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ChatChunk, *se
 		if t.message == "" {
 			t.message = "the stream sent an event without a type"
 		}
-		return ChatChunk{}, &t, nil
+		return ResponseEvent{}, &t, nil
 	}
-	ev := &ResponseEvent{Type: w.Type, SequenceNumber: w.SequenceNumber, ItemID: w.ItemID, OutputIndex: w.OutputIndex,
+	ev := ResponseEvent{Type: w.Type, SequenceNumber: w.SequenceNumber, ItemID: w.ItemID, OutputIndex: w.OutputIndex,
 		ContentIndex: w.ContentIndex, Raw: append(json.RawMessage(nil), data...)}
 	_ = json.Unmarshal(w.Delta, &ev.Delta) // a string; other deltas stay in Raw
-	chunk := ChatChunk{event: ev}
-	delta := func(m Message) { chunk.Choices = []ChunkChoice{{Delta: m}} }
 	if len(w.Item) > 0 && w.Item[0] == '{' {
 		item, err := decodeOutputItem(w.Item)
 		if err != nil {
-			return ChatChunk{}, nil, err
+			return ResponseEvent{}, nil, err
 		}
 		ev.Item = &item
 	}
@@ -209,41 +166,158 @@ func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ChatChunk, *se
 		resp, failure, err := decodeResponse(w.Response)
 		switch {
 		case err != nil:
-			return ChatChunk{}, nil, err
+			return ResponseEvent{}, nil, err
 		case failure != nil:
-			return ChatChunk{}, &serverText{message: failure.Message, code: failure.Code}, nil
+			return ResponseEvent{}, &serverText{message: failure.Message, code: failure.Code}, nil
 		}
 		ev.Response = resp
 	}
+	if w.Type == "error" {
+		return ResponseEvent{}, &serverText{message: w.Message, code: w.Code}, nil
+	}
 	switch {
-	case w.Type == "error":
-		return ChatChunk{}, &serverText{message: w.Message, code: w.Code}, nil
-	case w.Type == "response.output_text.delta":
-		delta(Message{Content: ev.Delta})
-	case w.Type == "response.reasoning_text.delta":
-		delta(Message{Reasoning: ev.Delta})
-	case w.Type == "response.output_item.added" && ev.Item != nil && ev.Item.Type == "function_call":
-		delta(Message{ToolCalls: []ToolCall{{Index: w.OutputIndex, ID: ev.Item.CallID, Type: "function",
-			Function: FunctionCall{Name: ev.Item.Name}}}})
-	case w.Type == "response.function_call_arguments.delta":
-		delta(Message{ToolCalls: []ToolCall{{Index: w.OutputIndex, Function: FunctionCall{Arguments: ev.Delta}}}})
-	case w.Type == "response.output_item.added":
+	case w.Type == "response.output_item.added" && (ev.Item == nil || ev.Item.Type != "function_call"):
 		// Any other item (an MCP call the router runs, a message about to
 		// be written) is part of the answer from here on.
-		ev.content = true
-	case w.Type == "response.completed" && ev.Response != nil:
-		reason := "stop"
-		if ev.Response.Status == "incomplete" {
-			reason = "length"
-		}
-		chunk.Choices = []ChunkChoice{{FinishReason: reason}}
-		u := ev.Response.Usage
-		chunk.Usage = &Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.TotalTokens}
-	}
-	if strings.HasPrefix(w.Type, "response.") && strings.HasSuffix(w.Type, ".failed") && w.Type != "response.failed" {
+		ev.item = true
+	case strings.HasPrefix(w.Type, "response.") && strings.HasSuffix(w.Type, ".failed") && w.Type != "response.failed":
 		// An MCP call or listing that failed is an item of the answer,
 		// not the response failing.
-		ev.content = true
+		ev.item = true
 	}
-	return chunk, nil, nil
+	return ev, nil, nil
+}
+
+// parts is what an event adds to the answer, its one choice: output text
+// as content, reasoning as reasoning, function calls as tool-call pieces,
+// the response's end as the finish, an item of the answer.
+func (o responseOp) parts(e *ResponseEvent, buf []part) []part {
+	p := part{item: e.item}
+	switch e.Type {
+	case "response.output_text.delta":
+		p.content = e.Delta
+	case "response.reasoning_text.delta":
+		p.reasoning = e.Delta
+	case "response.function_call_arguments.delta":
+		p.tools = true
+	case "response.output_item.added":
+		p.tools = e.Item != nil && e.Item.Type == "function_call"
+	case "response.completed":
+		p.finished = e.Response != nil
+	}
+	if p == (part{}) {
+		return buf
+	}
+	return append(buf, p)
+}
+
+// ends: nothing follows a response's end.
+func (o responseOp) ends(e *ResponseEvent) bool {
+	return e.Type == "response.completed" && e.Response != nil
+}
+
+func (o responseOp) newAnswer() answer[ResponseEvent] { return new(responseAnswer) }
+
+// trim lets through a text delta cut to what goes past the delivered
+// text, function calls and the end; the new attempt's other events
+// (its lifecycle, the items the delivered answer had) are withheld.
+func (o responseOp) trim(e ResponseEvent, keep []part) (ResponseEvent, bool) {
+	if len(keep) == 0 {
+		return e, false
+	}
+	k := keep[0]
+	switch {
+	case e.Type == "response.output_text.delta":
+		e.Delta = k.content
+		return e, k.content != ""
+	case e.Type == "response.reasoning_text.delta":
+		e.Delta = k.reasoning
+		return e, k.reasoning != ""
+	}
+	return e, k.tools || k.finished
+}
+
+// restart is an output_text delta that carries the new answer's text from
+// its start.
+func (o responseOp) restart(a answer[ResponseEvent]) ResponseEvent {
+	text, _ := a.text(0)
+	return ResponseEvent{Type: "response.output_text.delta", Delta: text, Restarted: true}
+}
+
+func (o responseOp) result(a answer[ResponseEvent]) CallResult {
+	return a.(*responseAnswer).response(false).callResult()
+}
+
+// responseAnswer joins a response's events: the response its end carried,
+// or, before it, the text, reasoning and function calls streamed so far.
+type responseAnswer struct {
+	final              *Response
+	content, reasoning strings.Builder
+	calls              []OutputItem
+	args               []*strings.Builder
+	done               bool
+}
+
+func (a *responseAnswer) add(e ResponseEvent) {
+	if e.Restarted {
+		*a = responseAnswer{}
+		a.content.WriteString(e.Delta)
+		return
+	}
+	switch e.Type {
+	case "response.output_text.delta":
+		a.content.WriteString(e.Delta)
+	case "response.reasoning_text.delta":
+		a.reasoning.WriteString(e.Delta)
+	case "response.output_item.added":
+		if e.Item != nil && e.Item.Type == "function_call" {
+			a.calls = append(a.calls, OutputItem{Type: "function_call", CallID: e.Item.CallID, Name: e.Item.Name})
+			a.args = append(a.args, new(strings.Builder))
+		}
+	case "response.function_call_arguments.delta":
+		if n := len(a.args); n > 0 {
+			a.args[n-1].WriteString(e.Delta)
+		}
+	case "response.completed":
+		if e.Response != nil {
+			a.final, a.done = e.Response, true
+		}
+	}
+}
+
+func (a *responseAnswer) choices() int { return 1 }
+
+func (a *responseAnswer) text(int) (content, reasoning string) {
+	return a.content.String(), a.reasoning.String()
+}
+
+func (a *responseAnswer) finished(int) bool { return a.done }
+func (a *responseAnswer) tools() bool       { return len(a.calls) > 0 }
+func (a *responseAnswer) renamed()          {}
+
+// response is the answer as a Response: the one the stream's end carried,
+// or what has been streamed so far as output items (reasoning, the text
+// as a message, function calls), "in_progress", or "failed" after a
+// failure.
+func (a *responseAnswer) response(failed bool) *Response {
+	if a.final != nil {
+		out := *a.final
+		return &out
+	}
+	out := &Response{Status: "in_progress"}
+	if failed {
+		out.Status = "failed"
+	}
+	if r := a.reasoning.String(); r != "" {
+		out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: r})
+	}
+	if t := a.content.String(); t != "" {
+		out.Output = append(out.Output, OutputItem{Type: "message", Role: RoleAssistant,
+			Content: []OutputContent{{Type: "output_text", Text: t}}})
+	}
+	for i, call := range a.calls {
+		call.Arguments = a.args[i].String()
+		out.Output = append(out.Output, call)
+	}
+	return out
 }

@@ -123,15 +123,13 @@ func newRetryClient(hc *http.Client, p RetryPolicy) *retryablehttp.Client {
 		RequestLogHook: func(_ retryablehttp.Logger, r *http.Request, n int) {
 			if st := attemptFrom(r.Context()); st != nil {
 				st.retries = n
-				if st.onTry != nil {
-					st.onTry()
-				}
+				st.tried()
 			}
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 			retry, err := shouldRetry(ctx, p, resp, err)
-			if st := attemptFrom(ctx); retry && st != nil && st.onBackoff != nil {
-				st.onBackoff()
+			if st := attemptFrom(ctx); retry && st != nil {
+				st.backoff()
 			}
 			return retry, err
 		},

@@ -99,7 +99,7 @@ func reaskRequest(c *Client, cfg *callConfig, req *ChatRequest, attempts []Attem
 	if len(attempts) == 0 {
 		return retry
 	}
-	served, rest := reaskWalk(c.candidates(req, cfg, nil), attempts)
+	served, rest := reaskWalk(cfg.candidatesOf(req.primary(), req.Fallbacks, nil), attempts)
 	retry.Model, retry.Provider, retry.Fallbacks = served.Model, served.Provider, rest
 	return retry
 }
@@ -495,7 +495,7 @@ func ResponseJSON[T any](ctx context.Context, c *Client, req ResponseRequest, op
 	}
 
 	retry := req
-	served, rest := reaskWalk(c.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, cfg, nil), resp.Attempts)
+	served, rest := reaskWalk(cfg.candidatesOf(Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, nil), resp.Attempts)
 	retry.Model, retry.Provider, retry.Fallbacks = served.Model, served.Provider, rest
 	retry.Input = slices.Clip(req.Input)
 	if req.InputText != "" {

@@ -15,10 +15,6 @@ import (
 	"golang.org/x/oauth2"
 )
 
-func sourceKey(i int, s TokenSource) string {
-	return fmt.Sprintf("token source %d %s", i, sourceName(s))
-}
-
 // callPrefix starts the Source of a token given for one call.
 const callPrefix = "call's "
 
@@ -30,10 +26,10 @@ func (c *Client) tokenSources(cfg *callConfig, now time.Time) []indexedSource {
 		return cfg.sources
 	}
 	var list, cooling []indexedSource
-	for _, s := range members(cfg.user) {
+	for _, s := range members(cfg.userTokens) {
 		list = append(list, indexedSource{i: -1, src: s})
 	}
-	for i, s := range members(cfg.tokens) {
+	for i, s := range members(cfg.tokenSource) {
 		is := indexedSource{i: i, src: s, own: true}
 		if c.cooldown > 0 && !c.cool.Empty() && c.sourceCooling(sourceKey(i, s), cfg.billTo, now) {
 			cooling = append(cooling, is)
@@ -42,16 +38,6 @@ func (c *Client) tokenSources(cfg *callConfig, now time.Time) []indexedSource {
 		list = append(list, is)
 	}
 	return append(list, cooling...)
-}
-
-// sourceCooling reports whether the client's source under key is cooling
-// for a call billed to org: after any refusal, or after a refusal to bill
-// that organization.
-func (c *Client) sourceCooling(key, org string, now time.Time) bool {
-	if !c.cool.Until(key, now).IsZero() {
-		return true
-	}
-	return org != "" && !c.cool.Until(key+billedKey(org), now).IsZero()
 }
 
 // members is a chain's sources, or the one source, or none.
@@ -99,9 +85,9 @@ type tokenCursor struct {
 
 // newTokenCursor walks a call's sources (see tokenSources).
 func (c *Client) newTokenCursor(cfg *callConfig, now time.Time) tokenCursor {
-	_, chained := cfg.tokens.(chainSource)
+	_, chained := cfg.tokenSource.(chainSource)
 	sources := c.tokenSources(cfg, now)
-	return tokenCursor{sources: sources, chained: chained || len(sources) > 1 || cfg.tokens == nil, logger: c.logger}
+	return tokenCursor{sources: sources, chained: chained || len(sources) > 1 || cfg.tokenSource == nil, logger: c.logger}
 }
 
 // advance moves to the next source with a valid token.

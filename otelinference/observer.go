@@ -304,45 +304,35 @@ func (c *call) Chunk(sincePrevious time.Duration) {
 	c.o.perChunk.Record(c.ctx, sincePrevious.Seconds(), metric.WithAttributes(c.metricAttrs()...))
 }
 
-func (c *call) End(resp *inference.ChatResponse, err error) {
+func (c *call) End(res inference.CallResult, err error) {
 	common := c.metricAttrs()
-	if resp != nil {
-		if resp.Model != "" {
-			c.span.SetAttributes(semconv.GenAIResponseModel(resp.Model))
-			common = append(common, semconv.GenAIResponseModel(resp.Model))
-		}
-		if resp.Provider != "" {
-			c.span.SetAttributes(attribute.String("hfkit.response.provider", resp.Provider))
-		}
-		if resp.ID != "" {
-			c.span.SetAttributes(semconv.GenAIResponseID(resp.ID))
-		}
-		var reasons []string
-		for _, ch := range resp.Choices {
-			if ch.FinishReason != "" {
-				reasons = append(reasons, ch.FinishReason)
-			}
-		}
-		if len(reasons) > 0 {
-			c.span.SetAttributes(semconv.GenAIResponseFinishReasons(reasons...))
-		}
-		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(resp.Attempts)))
-		if u := resp.Usage; u.TotalTokens > 0 || u.PromptTokens > 0 || u.CompletionTokens > 0 {
-			c.span.SetAttributes(
-				semconv.GenAIUsageInputTokens(u.PromptTokens),
-				semconv.GenAIUsageOutputTokens(u.CompletionTokens))
-			c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
-			c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
-		}
+	if res.Model != "" {
+		c.span.SetAttributes(semconv.GenAIResponseModel(res.Model))
+		common = append(common, semconv.GenAIResponseModel(res.Model))
 	}
-	var fe *inference.FallbackError
-	if resp == nil && errors.As(err, &fe) && len(fe.Attempts) > 0 {
-		// A failed call: the provider whose answer ended it, and how many
-		// attempts it made.
-		if p := providerOf(fe.Attempts[len(fe.Attempts)-1]); p != "" {
-			c.span.SetAttributes(attribute.String("hfkit.response.provider", p))
-		}
-		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(fe.Attempts)))
+	provider := res.Provider
+	if provider == "" && err != nil && len(res.Attempts) > 0 {
+		// A failed call: the provider whose answer ended it.
+		provider = providerOf(res.Attempts[len(res.Attempts)-1])
+	}
+	if provider != "" {
+		c.span.SetAttributes(attribute.String("hfkit.response.provider", provider))
+	}
+	if res.ID != "" {
+		c.span.SetAttributes(semconv.GenAIResponseID(res.ID))
+	}
+	if len(res.FinishReasons) > 0 {
+		c.span.SetAttributes(semconv.GenAIResponseFinishReasons(res.FinishReasons...))
+	}
+	if len(res.Attempts) > 0 {
+		c.span.SetAttributes(attribute.Int("hfkit.attempts", len(res.Attempts)))
+	}
+	if u := res.Usage; u.TotalTokens > 0 || u.PromptTokens > 0 || u.CompletionTokens > 0 {
+		c.span.SetAttributes(
+			semconv.GenAIUsageInputTokens(u.PromptTokens),
+			semconv.GenAIUsageOutputTokens(u.CompletionTokens))
+		c.o.tokens.Record(c.ctx, int64(u.PromptTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeInput)...))
+		c.o.tokens.Record(c.ctx, int64(u.CompletionTokens), metric.WithAttributes(append(common, semconv.GenAITokenTypeOutput)...))
 	}
 	switch {
 	case failed(err):
