@@ -19,13 +19,15 @@ type ResponseEvent struct {
 	ItemID         string
 	OutputIndex    int
 	ContentIndex   int
-	// Delta is the text a delta event adds (output text, reasoning,
-	// function call arguments).
+	// SummaryIndex is the summary part a reasoning summary event is about.
+	SummaryIndex int
+	// Delta is the text a delta event adds (output text, reasoning text,
+	// reasoning summary text, function call arguments).
 	Delta string
 	// Item is the output item of response.output_item.added and .done.
 	Item *OutputItem
-	// Response is the response of response.created, .in_progress and
-	// .completed.
+	// Response is the response of response.created, .in_progress,
+	// .completed and .incomplete.
 	Response *Response
 	// Restarted is set, with WithStreamRecovery, on the first event after
 	// the stream was sent again and the new answer differed from what had
@@ -46,14 +48,23 @@ type ResponseEvent struct {
 type ResponseStream struct {
 	s     *ChatStream
 	final *Response
+	// summary is the reasoning summary delivered so far, for Response
+	// before the final response; summaryPart is the summary part its last
+	// delta was of.
+	summary     strings.Builder
+	summaryPart int
 }
 
 // RespondStream sends the request with "stream": true and returns once
-// its first event with content (output text, reasoning, a function call,
-// an output item) has arrived. Before that, failures move to the next
-// candidate as in [Client.Respond], a response.failed event included, of
-// the kind its words have; after it, a failure ends the stream with
-// [ErrStream], or with [WithStreamRecovery] sends the request again.
+// its first event with content (output text, reasoning or its summary, a
+// function call, an output item) has arrived. Before that, failures move
+// to the next candidate as in [Client.Respond], a response.failed event
+// included, of the kind its words have; after it, a failure ends the
+// stream with [ErrStream], or with [WithStreamRecovery] sends the request
+// again. The stream ends well with response.completed, or with
+// response.incomplete (an answer cut by max_output_tokens: Err is nil,
+// and [ResponseStream.Response] has Status "incomplete" and its
+// IncompleteReason); neither is ever sent again by recovery.
 func (c *Client) RespondStream(ctx context.Context, req ResponseRequest, opts ...Option) (*ResponseStream, error) {
 	start := time.Now()
 	ctx, cfg, obs, err := c.begin(ctx, opts, req.validate, req.callInfo(true))
@@ -77,8 +88,16 @@ func (r *ResponseStream) Next() bool {
 	switch chunk := r.s.Current(); {
 	case chunk.Restarted:
 		r.final = nil // the answer starts again
-	case chunk.event != nil && chunk.event.Type == "response.completed" && chunk.event.Response != nil:
+		r.summary.Reset()
+	case chunk.event == nil:
+	case chunk.event.Response != nil && (chunk.event.Type == "response.completed" || chunk.event.Type == "response.incomplete"):
 		r.final = chunk.event.Response
+	case chunk.event.Type == eventReasoningSummaryText:
+		if r.summary.Len() > 0 && chunk.event.SummaryIndex != r.summaryPart {
+			r.summary.WriteString("\n\n") // a new part, as OutputItem.ReasoningSummary joins them
+		}
+		r.summary.WriteString(chunk.event.Delta)
+		r.summaryPart = chunk.event.SummaryIndex
 	}
 	return true
 }
@@ -126,9 +145,10 @@ func (r *ResponseStream) All() iter.Seq2[ResponseEvent, error] {
 // WithStreamRecovery, to take it over.
 func (r *ResponseStream) Attempts() []Attempt { return r.s.Attempts() }
 
-// Response returns the response: the one response.completed carried, or,
-// before it (or after a failure), what has been streamed so far, as
-// output items (the text as a message, reasoning, function calls).
+// Response returns the response: the one response.completed (or
+// response.incomplete) carried, or, before it (or after a failure), what
+// has been streamed so far, as output items (reasoning and its summary,
+// the text as a message, function calls).
 func (r *ResponseStream) Response() *Response {
 	partial := r.s.Response()
 	var out Response
@@ -139,18 +159,19 @@ func (r *ResponseStream) Response() *Response {
 		if r.s.Err() != nil {
 			out.Status = "failed"
 		}
+		var m Message
 		if len(partial.Choices) > 0 {
-			m := partial.Choices[0].Message
-			if m.Reasoning != "" {
-				out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: m.Reasoning})
-			}
-			if m.Content != "" {
-				out.Output = append(out.Output, OutputItem{Type: "message", Role: RoleAssistant,
-					Content: []OutputContent{{Type: "output_text", Text: m.Content}}})
-			}
-			for _, tc := range m.ToolCalls {
-				out.Output = append(out.Output, OutputItem{Type: "function_call", CallID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
-			}
+			m = partial.Choices[0].Message
+		}
+		if m.Reasoning != "" || r.summary.Len() > 0 {
+			out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: m.Reasoning, ReasoningSummary: r.summary.String()})
+		}
+		if m.Content != "" {
+			out.Output = append(out.Output, OutputItem{Type: "message", Role: RoleAssistant,
+				Content: []OutputContent{{Type: "output_text", Text: m.Content}}})
+		}
+		for _, tc := range m.ToolCalls {
+			out.Output = append(out.Output, OutputItem{Type: "function_call", CallID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
 	}
 	out.Provider, out.RequestID, out.Attempts, out.Skipped = partial.Provider, partial.RequestID, partial.Attempts, partial.Skipped
@@ -164,86 +185,67 @@ func (o responseOp) url(c *Client) string                { return c.base.String(
 func (o responseOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
 func (o responseOp) choices() int                        { return 1 }
 
-// decode reads one event into a chunk the stream engine understands:
-// output text as content, reasoning as reasoning, function calls as tool
-// call pieces, response.completed as the finish, response.failed (and an
-// error event) as a failure in the server's words. Every chunk carries
-// its event.
+// responseChunk is an event and the chunk choice it becomes, allocated
+// together: one allocation per event, not two.
+type responseChunk struct {
+	ev     ResponseEvent
+	choice [1]ChunkChoice
+}
+
+// decode reads one event (see decodeEvent) into a chunk the stream engine
+// understands: output text as content, reasoning as reasoning, function
+// calls as tool call pieces, response.completed and response.incomplete as
+// the finish, response.failed (and an error event) as a failure in the
+// server's words. A reasoning summary delta is content (for the fallback
+// before content and the first-token limit) without a choice: the stream
+// keeps the summary itself (ResponseStream.Next). Every chunk carries its
+// event.
 func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ChatChunk, *serverText, error) {
-	var w struct {
-		Type           string          `json:"type"`
-		SequenceNumber int             `json:"sequence_number"`
-		ItemID         string          `json:"item_id"`
-		OutputIndex    int             `json:"output_index"`
-		ContentIndex   int             `json:"content_index"`
-		Delta          json.RawMessage `json:"delta"`
-		Item           json.RawMessage `json:"item"`
-		Response       json.RawMessage `json:"response"`
-		Message        string          `json:"message"`
-		Code           string          `json:"code"`
+	rc := new(responseChunk)
+	ev := &rc.ev
+	failure, err := decodeEvent(data, ev)
+	if err != nil || failure != nil {
+		return ChatChunk{}, failure, err
 	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return ChatChunk{}, nil, err
-	}
-	if w.Type == "" {
-		// Not an event of the Responses API: an error body, perhaps.
-		t := readServerText(nil, data)
-		if t.message == "" {
-			t.message = "the stream sent an event without a type"
-		}
-		return ChatChunk{}, &t, nil
-	}
-	ev := &ResponseEvent{Type: w.Type, SequenceNumber: w.SequenceNumber, ItemID: w.ItemID, OutputIndex: w.OutputIndex,
-		ContentIndex: w.ContentIndex, Raw: append(json.RawMessage(nil), data...)}
-	_ = json.Unmarshal(w.Delta, &ev.Delta) // a string; other deltas stay in Raw
 	chunk := ChatChunk{event: ev}
-	delta := func(m Message) { chunk.Choices = []ChunkChoice{{Delta: m}} }
-	if len(w.Item) > 0 && w.Item[0] == '{' {
-		item, err := decodeOutputItem(w.Item)
-		if err != nil {
-			return ChatChunk{}, nil, err
-		}
-		ev.Item = &item
-	}
-	if len(w.Response) > 0 && w.Response[0] == '{' {
-		resp, failure, err := decodeResponse(w.Response)
-		switch {
-		case err != nil:
-			return ChatChunk{}, nil, err
-		case failure != nil:
-			return ChatChunk{}, &serverText{message: failure.Message, code: failure.Code}, nil
-		}
-		ev.Response = resp
-	}
-	switch {
-	case w.Type == "error":
-		return ChatChunk{}, &serverText{message: w.Message, code: w.Code}, nil
-	case w.Type == "response.output_text.delta":
-		delta(Message{Content: ev.Delta})
-	case w.Type == "response.reasoning_text.delta":
-		delta(Message{Reasoning: ev.Delta})
-	case w.Type == "response.output_item.added" && ev.Item != nil && ev.Item.Type == "function_call":
-		delta(Message{ToolCalls: []ToolCall{{Index: w.OutputIndex, ID: ev.Item.CallID, Type: "function",
-			Function: FunctionCall{Name: ev.Item.Name}}}})
-	case w.Type == "response.function_call_arguments.delta":
-		delta(Message{ToolCalls: []ToolCall{{Index: w.OutputIndex, Function: FunctionCall{Arguments: ev.Delta}}}})
-	case w.Type == "response.output_item.added":
-		// Any other item (an MCP call the router runs, a message about to
-		// be written) is part of the answer from here on.
+	delta := &rc.choice[0].Delta
+	switch ev.Type {
+	case eventOutputTextDelta:
+		delta.Content = ev.Delta
+	case eventReasoningTextDelta:
+		delta.Reasoning = ev.Delta
+	case eventReasoningSummaryText:
 		ev.content = true
-	case w.Type == "response.completed" && ev.Response != nil:
-		reason := "stop"
-		if ev.Response.Status == "incomplete" {
-			reason = "length"
+	case eventFunctionArgsDelta:
+		delta.ToolCalls = []ToolCall{{Index: ev.OutputIndex, Function: FunctionCall{Arguments: ev.Delta}}}
+	case "response.output_item.added":
+		if ev.Item != nil && ev.Item.Type == "function_call" {
+			delta.ToolCalls = []ToolCall{{Index: ev.OutputIndex, ID: ev.Item.CallID, Type: "function", Function: FunctionCall{Name: ev.Item.Name}}}
+		} else {
+			// Any other item (an MCP call the router runs, a message about
+			// to be written) is part of the answer from here on.
+			ev.content = true
 		}
-		chunk.Choices = []ChunkChoice{{FinishReason: reason}}
+	case "response.completed", "response.incomplete":
+		if ev.Response == nil {
+			break
+		}
+		rc.choice[0].FinishReason = "stop"
+		if ev.Response.Status == "incomplete" || ev.Type == "response.incomplete" {
+			rc.choice[0].FinishReason = "length"
+		}
 		u := ev.Response.Usage
 		chunk.Usage = &Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.TotalTokens}
+	default:
+		if strings.HasPrefix(ev.Type, "response.") && strings.HasSuffix(ev.Type, ".failed") && ev.Type != "response.failed" {
+			// An MCP call or listing that failed is an item of the answer,
+			// not the response failing (response.failed is a failure,
+			// read as one by decodeEvent).
+			ev.content = true
+		}
 	}
-	if strings.HasPrefix(w.Type, "response.") && strings.HasSuffix(w.Type, ".failed") && w.Type != "response.failed" {
-		// An MCP call or listing that failed is an item of the answer,
-		// not the response failing.
-		ev.content = true
+	if c := rc.choice[0]; c.FinishReason != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
+		chunk.Choices = rc.choice[:]
 	}
 	return chunk, nil, nil
 }
