@@ -110,7 +110,7 @@ func (c *Client) attempt(ctx context.Context, cfg *callConfig, req *ChatRequest,
 	// attempt; its cause tells it apart from the caller's deadline.
 	actx, cancel := boundAttempt(ctx, cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, op: "chat with", tok: tok, cfg: cfg}
 	var resp *http.Response
 	x.body, err = req.encode(cand, false)
 	if err == nil {

@@ -407,7 +407,7 @@ func (c *Client) embedAttempt(ctx context.Context, cfg *callConfig, req *EmbedRe
 	}()
 	actx, cancel := boundAttempt(ctx, cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, op: "embeddings from", tok: tok, cfg: cfg}
 	if x.url, x.body, err = c.embedRoute(ctx, cfg, req, inputs, cand); err != nil {
 		return nil, att, err
 	}

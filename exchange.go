@@ -28,7 +28,11 @@ type exchange struct {
 	// about is the model (and provider) the call concerns, for errors and
 	// logs; zero for calls about no model.
 	about Candidate
-	tok   Token
+	// op names the operation in an error about it, before the candidate:
+	// "chat with", "embeddings from", "response from"; empty for a GET,
+	// which its URL names.
+	op  string
+	tok Token
 	// onTry and onBackoff, when set, are called before each HTTP try and
 	// before the wait for a retry.
 	onTry, onBackoff func()
@@ -162,8 +166,8 @@ func servedBy(h http.Header, tok Token) string {
 
 // ended is the error of a call whose caller's context ended.
 func (x exchange) ended(ctxErr error) error {
-	if x.about.Model != "" {
-		return fmt.Errorf("inference: chat with %s: %w", x.about, ctxErr)
+	if x.op != "" && x.about.Model != "" {
+		return fmt.Errorf("inference: %s %s: %w", x.op, x.about, ctxErr)
 	}
 	return fmt.Errorf("inference: %s %s: %w", x.method, x.url, ctxErr)
 }

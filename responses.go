@@ -321,7 +321,7 @@ func (c *Client) respondAttempt(ctx context.Context, cfg *callConfig, req *Respo
 	}()
 	actx, cancel := boundAttempt(ctx, cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, op: "response from", tok: tok, cfg: cfg}
 	if x.body, err = req.encode(cand); err != nil {
 		return nil, att, err
 	}

@@ -181,6 +181,7 @@ func (r *ResponseStream) Response() *Response {
 // responseOp streams a response of the Responses API.
 type responseOp struct{ req *ResponseRequest }
 
+func (o responseOp) name() string                        { return "response from" }
 func (o responseOp) url(c *Client) string                { return c.base.String() + "/v1/responses" }
 func (o responseOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
 func (o responseOp) choices() int                        { return 1 }

@@ -344,7 +344,7 @@ func (c *Client) openStream(ctx context.Context, cfg *callConfig, op streamOp, c
 		return nil, att, err
 	}
 
-	x := exchange{method: http.MethodPost, url: op.url(c), accept: "text/event-stream", about: cand, tok: tok, cfg: cfg}
+	x := exchange{method: http.MethodPost, url: op.url(c), accept: "text/event-stream", about: cand, op: op.name(), tok: tok, cfg: cfg}
 	if firstToken != nil {
 		// The first-token limit is per HTTP try: it rests while the retry
 		// loop waits, and a retry starts it again.
@@ -876,11 +876,13 @@ func (c choiceSet) whole(want int) bool {
 	return c.finished != 0 && c.begun&^c.finished == 0 && bits.OnesCount64(c.finished) >= want
 }
 
-// streamOp is what an operation brings to the one stream engine: where
-// its streams go, the body for a candidate, how many choices make an
-// answer whole, and how to read one event into a chunk. decode returns a
-// failure's server text for an event that reports the attempt failed.
+// streamOp is what an operation brings to the one stream engine: its name
+// in errors, where its streams go, the body for a candidate, how many
+// choices make an answer whole, and how to read one event into a chunk.
+// decode returns a failure's server text for an event that reports the
+// attempt failed.
 type streamOp interface {
+	name() string // as errors name the operation: see exchange.op
 	url(c *Client) string
 	body(cand Candidate) ([]byte, error)
 	choices() int
@@ -890,6 +892,7 @@ type streamOp interface {
 // chatOp streams a chat completion.
 type chatOp struct{ req *ChatRequest }
 
+func (o chatOp) name() string                        { return "chat with" }
 func (o chatOp) url(c *Client) string                { return c.chatURL }
 func (o chatOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
 func (o chatOp) choices() int                        { return o.req.choiceCount() }
