@@ -327,3 +327,86 @@ func TestOutputItemRawIsTheItemAsSent(t *testing.T) {
 	assert.Equal(t, []inference.OutputContent{{Type: "output_text", Text: "hi"}, {Type: "refusal", Refusal: "no"}}, resp.Output[0].Content)
 	assert.Equal(t, "hi", resp.OutputText())
 }
+
+// Bodies in a 200 that are not a response: a provider failure that says
+// why, or, for an error object in any shape, a failure in its words.
+func TestRespondOddBodies(t *testing.T) {
+	tests := []struct {
+		name, body string
+		kind       error
+		text       string
+	}{
+		{"an array", `[{"id":"resp_1"}]`, inference.ErrProvider, "not a JSON response"},
+		{"null", `null`, inference.ErrProvider, "not a JSON response"},
+		{"no response object", `{"id":"x"}`, inference.ErrProvider, "no response object"},
+		{"an item that is not an object", `{"object":"response","status":"completed","output":["text"]}`, inference.ErrProvider, "an output item"},
+		{"invalid JSON", `{"object":"response",`, inference.ErrProvider, "not a JSON response"},
+		{"error as a string", `{"object":"response","status":"failed","error":"403 This authentication method does not have sufficient permissions to call Inference Providers on behalf of user alice"}`, inference.ErrMissingScope, "inference-api"},
+		{"failed without a reason", `{"object":"response","status":"failed","error":null}`, inference.ErrProvider, "the response failed without a reason"},
+		{"numeric code", `{"object":"response","status":"failed","error":{"code":500,"message":"502 Bad Gateway"}}`, inference.ErrProvider, "Bad Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRouter(t)
+			r.On("org/m", inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, tt.body))
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			_, err = c.Respond(t.Context(), respReq("org/m"))
+			require.Error(t, err)
+			assert.Equal(t, []error{tt.kind}, matchedKinds(err), "%v", err)
+			assert.Contains(t, err.Error(), tt.text)
+		})
+	}
+}
+
+// Fields of odd shapes in a response the client can read: counts that
+// are not integers are 0, metadata of strings is kept, the rest is left.
+func TestRespondToleratesOddFields(t *testing.T) {
+	body := `{"object":"response","id":"resp_1","status":"completed","created_at":1.5,"metadata":{"user":"u1"},` +
+		`"usage":{"input_tokens":"12","output_tokens":3,"total_tokens":15,"input_tokens_details":null,"output_tokens_details":{"reasoning_tokens":1}},` +
+		`"output":[{"type":"reasoning","content":"not parts","summary":[{"type":"summary_text","text":7},{"type":"summary_text","text":"kept"}]},` +
+		`{"type":"message","role":"assistant","content":[{"type":"output_text","text":"hi"},"a string part"]}]}`
+	r := newRouter(t)
+	r.On("org/m", inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, body))
+	c, err := r.Client()
+	require.NoError(t, err)
+	resp, err := c.Respond(t.Context(), respReq("org/m"))
+	require.NoError(t, err)
+	assert.Zero(t, resp.CreatedAt)
+	assert.Equal(t, map[string]string{"user": "u1"}, resp.Metadata)
+	assert.Equal(t, inference.ResponseUsage{OutputTokens: 3, TotalTokens: 15, ReasoningTokens: 1}, resp.Usage)
+	require.Len(t, resp.Output, 2)
+	assert.Empty(t, resp.Output[0].Reasoning)
+	assert.Equal(t, "kept", resp.Output[0].ReasoningSummary)
+	assert.Equal(t, []inference.OutputContent{{Type: "output_text", Text: "hi"}}, resp.Output[1].Content)
+	assert.Equal(t, "hi", resp.OutputText())
+}
+
+// Events that report a failure in other shapes than the protocol's
+// response.failed, before any content: the call fails in their words.
+func TestRespondStreamOddFailureEvents(t *testing.T) {
+	tests := []struct {
+		name, event string
+		text        string
+	}{
+		{"response.failed without a response", `{"type":"response.failed","sequence_number":1}`, "the response failed without a reason"},
+		{"an error body without a type", `{"error":{"message":"Model is overloaded, retry later"}}`, "Model is overloaded"},
+		{"an event without a type or an error", `{"sequence_number":1}`, "the stream sent an event without a type"},
+		{"an error event whose message is an object", `{"type":"error","sequence_number":1,"code":null,"message":{"message":"upstream timeout"}}`, "upstream timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRouter(t)
+			r.On("org/m", func(w http.ResponseWriter, _ *inferencetest.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprintf(w, "data: %s\n\ndata: %s\n\n", `{"type":"response.created","sequence_number":0,"response":{"object":"response","status":"in_progress","output":[]}}`, tt.event)
+			})
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			_, err = c.RespondStream(t.Context(), respReq("org/m"))
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err), "%v", err)
+			assert.Contains(t, err.Error(), tt.text)
+		})
+	}
+}
