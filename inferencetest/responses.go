@@ -225,12 +225,15 @@ func ResponseReply(text string) Answer {
 }
 
 // ResponseIncomplete answers with text cut by max_output_tokens: status
-// "incomplete" with incomplete_details.reason "max_output_tokens", a
-// success; a stream ends with a response.incomplete event instead of
-// response.completed, as the protocol has it.
+// "incomplete" with incomplete_details.reason "max_output_tokens" (its
+// message item's status is "incomplete" too), a success; a stream ends
+// with a response.incomplete event instead of response.completed, as the
+// protocol has it.
 func ResponseIncomplete(text string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
-		writeResponse(w, req, "incomplete", []responseItem{messageItem(text)}, nil, "max_output_tokens")
+		item := messageItem(text)
+		item["status"] = "incomplete" // the message was cut too
+		writeResponse(w, req, "incomplete", []responseItem{item}, nil, "max_output_tokens")
 	}
 }
 

@@ -105,6 +105,7 @@ func TestResponseIncomplete(t *testing.T) {
 	assert.Equal(t, "incomplete", resp.Status)
 	assert.Equal(t, "max_output_tokens", resp.IncompleteReason)
 	assert.Equal(t, "The answer was cut", resp.OutputText())
+	assert.Equal(t, "incomplete", resp.Output[0].Status)
 
 	got := readStream(t, c, "org/m")
 	require.NoError(t, got.err, "an answer cut by max_output_tokens is whole")
