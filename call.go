@@ -12,9 +12,9 @@ type call struct {
 	c   *Client
 	cfg *callConfig
 	obs CallObserver
-	// what names the operation in texts: "chat", "embeddings",
-	// "responses".
-	what string
+	// op names the operation in an error about a candidate: "chat
+	// with", "embeddings from", "response from".
+	op string
 	walk
 }
 
@@ -23,7 +23,7 @@ type call struct {
 // client and context, the call's options, the request, by validate) and
 // starts observing it with the CallInfo info returns, the router's
 // address added. info is asked only when the call has an observer.
-func (c *Client) begin(ctx context.Context, w *call, what string, opts []Option, validate func() error, info func() CallInfo) (context.Context, error) {
+func (c *Client) begin(ctx context.Context, w *call, op string, opts []Option, validate func() error, info func() CallInfo) (context.Context, error) {
 	if err := c.usable(ctx); err != nil {
 		return ctx, err
 	}
@@ -34,7 +34,7 @@ func (c *Client) begin(ctx context.Context, w *call, what string, opts []Option,
 	if err := validate(); err != nil {
 		return ctx, err
 	}
-	w.c, w.cfg, w.what = c, cfg, what
+	w.c, w.cfg, w.op = c, cfg, op
 	if cfg.hedge > 0 {
 		c.hedges.call() // once per call: the budget is a fraction of calls
 	}

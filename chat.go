@@ -70,7 +70,7 @@ const maxChatBody = 32 << 20
 // context.Canceled or context.DeadlineExceeded.
 func (c *Client) Chat(ctx context.Context, req ChatRequest, opts ...Option) (*ChatResponse, error) {
 	cc := &chatCall{req: req}
-	ctx, err := c.begin(ctx, &cc.call, "chat", opts, cc.req.validate, func() CallInfo { return cc.req.callInfo(false) })
+	ctx, err := c.begin(ctx, &cc.call, "chat with", opts, cc.req.validate, func() CallInfo { return cc.req.callInfo(false) })
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (w *call) chat(ctx context.Context, req *ChatRequest, cand Candidate, tok T
 	// attempt; its cause tells it apart from the caller's deadline.
 	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
+	x := exchange{method: http.MethodPost, url: c.chatURL, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, op: w.op, race: hooks}
 	var resp *http.Response
 	x.body, err = req.encode(cand, false)
 	if err == nil {

@@ -50,10 +50,13 @@
 // The package [github.com/hfkit/inference/inferencetest] is a fake router
 // and Hub for your own tests: script each model's answers (a reply, a
 // gated 403, a provider's 502, a stream cut mid-way) and assert what your
-// code does, offline. The examples folder runs as it is, offline too:
-// quickstart, fallback, errors, streaming (with recovery), oauth (a Space
-// with Hugging Face login), fleet (cooldowns shared through Redis) and otel
-// (OpenTelemetry). The README has the failure kinds, the fallback policy
-// and the measured numbers; CONTRIBUTING.md follows a call through the
-// code.
+// code does, offline. The examples folder runs as it is, against that
+// fake router, with no token and no network: quickstart, fallback, errors,
+// streaming (with recovery), embeddings (a provider fallback and cosine
+// ranking), responses (a function call round trip through the Responses
+// API), oauth (a Space with Hugging Face login) and otel (OpenTelemetry
+// spans); fleet (cooldowns shared through Redis) needs a Redis as well
+// (REDIS_URL), and without one says so and exits. The README has the
+// failure kinds, the fallback policy and the measured numbers;
+// CONTRIBUTING.md follows a call through the code.
 package inference

@@ -152,7 +152,7 @@ func (r *EmbedRequest) validate() error {
 // model.
 func (c *Client) Embed(ctx context.Context, req EmbedRequest, opts ...Option) (*EmbedResponse, error) {
 	w := &embedCall{req: &req}
-	ctx, err := c.begin(ctx, &w.call, "embeddings", opts, req.validate, func() CallInfo {
+	ctx, err := c.begin(ctx, &w.call, "embeddings from", opts, req.validate, func() CallInfo {
 		return CallInfo{Operation: "embeddings", Model: req.Model, Provider: req.Provider, ChoiceCount: 1}
 	})
 	if err != nil {
@@ -288,7 +288,7 @@ func (w *embedCall) embedRest(ctx context.Context, cands []Candidate, bounds [][
 		if ctx.Err() != nil {
 			break
 		}
-		walks[i] = &embedCall{call: call{c: w.c, cfg: w.cfg, obs: w.obs, what: w.what}, req: req}
+		walks[i] = &embedCall{call: call{c: w.c, cfg: w.cfg, obs: w.obs, op: w.op}, req: req}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			b, err := walks[i].embedInputs(ctx, cands, bounds[i])
@@ -429,7 +429,7 @@ func (w *call) embedAttempt(ctx context.Context, req *EmbedRequest, inputs []str
 	}()
 	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
+	x := exchange{method: http.MethodPost, accept: "application/json", about: cand, tok: tok, cfg: w.cfg, op: w.op, race: hooks}
 	if x.url, x.body, err = w.embedRoute(ctx, req, inputs, cand); err != nil {
 		return nil, att, err
 	}

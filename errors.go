@@ -134,10 +134,13 @@ const (
 // and [ErrInvalidToken] (wrapped, naming the token source), an invalid
 // request or option ([ErrInvalidRequest], "the request is invalid: ..."),
 // and a cancelled or expired context (matching context.Canceled or
-// context.DeadlineExceeded). A call that tried several candidates returns
-// a [*FallbackError], through which errors.As reaches the last attempt's
-// *APIError; a [*JSONDecodeError] is a served answer that was not the JSON
-// asked for.
+// context.DeadlineExceeded). A call whose candidates all failed returns a
+// [*FallbackError], whether it had one candidate or several: errors.As
+// reaches the last attempt's *APIError through it, and its Attempts list
+// every attempt. A stream that fails after its first content returns the
+// *APIError itself ([ErrStream]), a later batch of embeddings an
+// [*EmbedBatchError], and a [*JSONDecodeError] is a served answer that was
+// not the JSON asked for.
 type APIError struct {
 	// Kind is the sentinel this error matches, such as ErrGatedModel.
 	Kind error

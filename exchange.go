@@ -35,9 +35,12 @@ type exchange struct {
 	race, limit tryHooks
 	// cfg, for a call's attempt, brings the call's retry loop, headers
 	// and billing; nil for the client's own calls (the Hub, the model
-	// list). what names the call's operation in texts ("chat").
-	cfg  *callConfig
-	what string
+	// list).
+	cfg *callConfig
+	// op names the operation in an error about it, before the candidate:
+	// "chat with", "embeddings from", "response from"; empty for a GET,
+	// which its URL names.
+	op string
 }
 
 // send makes the call and returns a 2xx response, whose body the caller
@@ -147,12 +150,8 @@ func servedBy(h http.Header, tok Token) string {
 
 // ended is the error of a call whose caller's context ended.
 func (x exchange) ended(ctxErr error) error {
-	if x.about.Model != "" {
-		what := x.what
-		if what == "" {
-			what = "a call"
-		}
-		return fmt.Errorf("inference: %s with %s: %w", what, x.about, ctxErr)
+	if x.op != "" && x.about.Model != "" {
+		return fmt.Errorf("inference: %s %s: %w", x.op, x.about, ctxErr)
 	}
 	return fmt.Errorf("inference: %s %s: %w", x.method, x.url, ctxErr)
 }

@@ -1,7 +1,6 @@
 package inference
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -167,15 +166,25 @@ type Response struct {
 
 // ResponseUsage counts a response's tokens.
 type ResponseUsage struct {
-	InputTokens     int `json:"input_tokens"`
-	OutputTokens    int `json:"output_tokens"`
-	TotalTokens     int `json:"total_tokens"`
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+	// ReasoningTokens is the part of OutputTokens spent reasoning
+	// (output_tokens_details.reasoning_tokens).
 	ReasoningTokens int `json:"-"`
+	// CachedInputTokens is the part of InputTokens the provider served
+	// from its prompt cache (input_tokens_details.cached_tokens), often
+	// billed for less.
+	CachedInputTokens int `json:"-"`
 }
 
 // OutputItem is one item of a response's output. Type says which fields
-// are set; Raw holds the item as received, so that a type this client does
-// not know is kept, never dropped.
+// are set: they are read only for the types that define them (message,
+// reasoning, function_call, mcp_call, mcp_list_tools,
+// mcp_approval_request), and a field whose JSON has another shape than
+// the protocol's is left empty rather than failing the call. Raw holds the
+// item as received, so that a type this client does not know, or a field
+// it does not read, is kept, never dropped.
 type OutputItem struct {
 	Type   string
 	ID     string
@@ -184,16 +193,23 @@ type OutputItem struct {
 	// A message: Role and Content.
 	Role    string
 	Content []OutputContent
-	// A reasoning item: its text, joined.
-	Reasoning string
+	// A reasoning item: Reasoning is its reasoning text (the text of its
+	// content parts, joined), as open models served through the router
+	// give it; ReasoningSummary is its summary (the text of its
+	// summary_text parts, separated by a blank line), the visible
+	// reasoning of models that keep the rest hidden. Either may be empty.
+	Reasoning        string
+	ReasoningSummary string
 
 	// A function_call, mcp_call or mcp_approval_request: CallID (function
-	// calls), Name, Arguments (JSON text) and ServerLabel (MCP).
+	// calls), Name, Arguments (JSON text; arguments sent as a JSON object
+	// are kept as its compact text) and ServerLabel (MCP).
 	CallID      string
 	Name        string
 	Arguments   string
 	ServerLabel string
-	// An mcp_call's Output or Error.
+	// An mcp_call's Output (its text; other JSON as compact text) or
+	// Error, and an mcp_list_tools item's Error.
 	Output string
 	Error  string
 	// An mcp_list_tools item's tools.
@@ -260,7 +276,7 @@ const maxResponseBody = 32 << 20
 // the server cannot validate is [ErrInvalidRequest] naming each field.
 func (c *Client) Respond(ctx context.Context, req ResponseRequest, opts ...Option) (*Response, error) {
 	w := &respondCall{req: req}
-	ctx, err := c.begin(ctx, &w.call, "responses", opts, w.req.validate, func() CallInfo { return w.req.callInfo(false) })
+	ctx, err := c.begin(ctx, &w.call, "response from", opts, w.req.validate, func() CallInfo { return w.req.callInfo(false) })
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +335,7 @@ func (w *call) respond(ctx context.Context, req *ResponseRequest, cand Candidate
 	}()
 	actx, cancel := boundAttempt(ctx, w.cfg)
 	defer cancel()
-	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, tok: tok, cfg: w.cfg, what: w.what, race: hooks}
+	x := exchange{method: http.MethodPost, url: c.base.String() + "/v1/responses", accept: "application/json", about: cand, tok: tok, cfg: w.cfg, op: w.op, race: hooks}
 	if x.body, err = req.encode(cand); err != nil {
 		return nil, att, err
 	}
@@ -609,110 +625,4 @@ func (r *ResponseRequest) encode(cand Candidate, stream ...bool) ([]byte, error)
 		return nil, invalidRequest("encoding the request: %v", err)
 	}
 	return body, nil
-}
-
-// responseFailure is the error object of a failed response.
-type responseFailure struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// decodeResponse reads a response object; failure is set for one whose
-// status is "failed".
-func decodeResponse(data []byte) (*Response, *responseFailure, error) {
-	var w struct {
-		ID                string                   `json:"id"`
-		Object            string                   `json:"object"`
-		CreatedAt         int64                    `json:"created_at"`
-		Model             string                   `json:"model"`
-		Status            string                   `json:"status"`
-		Error             *responseFailure         `json:"error"`
-		IncompleteDetails *struct{ Reason string } `json:"incomplete_details"`
-		Output            []json.RawMessage        `json:"output"`
-		Usage             struct {
-			InputTokens         int `json:"input_tokens"`
-			OutputTokens        int `json:"output_tokens"`
-			TotalTokens         int `json:"total_tokens"`
-			OutputTokensDetails struct {
-				ReasoningTokens int `json:"reasoning_tokens"`
-			} `json:"output_tokens_details"`
-		} `json:"usage"`
-		Metadata map[string]string `json:"metadata"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(data), &w); err != nil {
-		return nil, nil, err
-	}
-	if w.Status == "failed" || (w.Error != nil && w.Error.Message != "") {
-		f := w.Error
-		if f == nil {
-			f = &responseFailure{Message: "the response failed without a reason"}
-		}
-		return nil, f, nil
-	}
-	if w.Object != "response" && w.Status == "" {
-		return nil, nil, fmt.Errorf("no response object")
-	}
-	out := &Response{ID: w.ID, CreatedAt: w.CreatedAt, Model: w.Model, Status: w.Status, Metadata: w.Metadata,
-		Usage: ResponseUsage{InputTokens: w.Usage.InputTokens, OutputTokens: w.Usage.OutputTokens,
-			TotalTokens: w.Usage.TotalTokens, ReasoningTokens: w.Usage.OutputTokensDetails.ReasoningTokens}}
-	if w.IncompleteDetails != nil {
-		out.IncompleteReason = w.IncompleteDetails.Reason
-	}
-	out.Output = make([]OutputItem, 0, len(w.Output))
-	for _, raw := range w.Output {
-		item, err := decodeOutputItem(raw)
-		if err != nil {
-			return nil, nil, err
-		}
-		out.Output = append(out.Output, item)
-	}
-	return out, nil, nil
-}
-
-// decodeOutputItem reads one output item, keeping it raw.
-func decodeOutputItem(raw json.RawMessage) (OutputItem, error) {
-	var w struct {
-		Type        string          `json:"type"`
-		ID          string          `json:"id"`
-		Status      string          `json:"status"`
-		Role        string          `json:"role"`
-		Content     json.RawMessage `json:"content"`
-		CallID      string          `json:"call_id"`
-		Name        string          `json:"name"`
-		Arguments   string          `json:"arguments"`
-		ServerLabel string          `json:"server_label"`
-		Output      *string         `json:"output"`
-		Error       any             `json:"error"`
-		Tools       []MCPTool       `json:"tools"`
-	}
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return OutputItem{}, fmt.Errorf("an output item: %w", err)
-	}
-	item := OutputItem{Type: w.Type, ID: w.ID, Status: w.Status, Role: w.Role, CallID: w.CallID, Name: w.Name,
-		Arguments: w.Arguments, ServerLabel: w.ServerLabel, Tools: w.Tools, Raw: append(json.RawMessage(nil), raw...)}
-	if w.Output != nil {
-		item.Output = *w.Output
-	}
-	if w.Error != nil {
-		item.Error = jsonText(mustJSON(w.Error))
-	}
-	switch w.Type {
-	case "message":
-		// Unknown part types are kept in Raw; known ones are typed.
-		_ = json.Unmarshal(w.Content, &item.Content)
-	case "reasoning":
-		var parts []struct {
-			Text string `json:"text"`
-		}
-		_ = json.Unmarshal(w.Content, &parts)
-		for _, p := range parts {
-			item.Reasoning += p.Text
-		}
-	}
-	return item, nil
-}
-
-func mustJSON(v any) json.RawMessage {
-	data, _ := json.Marshal(v)
-	return data
 }

@@ -19,13 +19,15 @@ type ResponseEvent struct {
 	ItemID         string
 	OutputIndex    int
 	ContentIndex   int
-	// Delta is the text a delta event adds (output text, reasoning,
-	// function call arguments).
+	// SummaryIndex is the summary part a reasoning summary event is about.
+	SummaryIndex int
+	// Delta is the text a delta event adds (output text, reasoning text,
+	// reasoning summary text, function call arguments).
 	Delta string
 	// Item is the output item of response.output_item.added and .done.
 	Item *OutputItem
-	// Response is the response of response.created, .in_progress and
-	// .completed.
+	// Response is the response of response.created, .in_progress,
+	// .completed and .incomplete.
 	Response *Response
 	// Restarted is set, with WithStreamRecovery, on the first event after
 	// the stream was sent again and the new answer differed from what had
@@ -47,15 +49,19 @@ type ResponseEvent struct {
 type ResponseStream struct{ s *session[ResponseEvent] }
 
 // RespondStream sends the request with "stream": true and returns once
-// its first event with content (output text, reasoning, a function call,
-// an output item) has arrived. Before that, failures move to the next
-// candidate as in [Client.Respond], a response.failed event included, of
-// the kind its words have; after it, a failure ends the stream with
-// [ErrStream], or with [WithStreamRecovery] sends the request again.
+// its first event with content (output text, reasoning or its summary, a
+// function call, an output item) has arrived. Before that, failures move
+// to the next candidate as in [Client.Respond], a response.failed event
+// included, of the kind its words have; after it, a failure ends the
+// stream with [ErrStream], or with [WithStreamRecovery] sends the request
+// again. The stream ends well with response.completed, or with
+// response.incomplete (an answer cut by max_output_tokens: Err is nil,
+// and [ResponseStream.Response] has Status "incomplete" and its
+// IncompleteReason); neither is ever sent again by recovery.
 func (c *Client) RespondStream(ctx context.Context, req ResponseRequest, opts ...Option) (*ResponseStream, error) {
 	start := time.Now()
 	w := new(call)
-	ctx, err := c.begin(ctx, w, "responses", opts, req.validate, func() CallInfo { return req.callInfo(true) })
+	ctx, err := c.begin(ctx, w, "response from", opts, req.validate, func() CallInfo { return req.callInfo(true) })
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +112,10 @@ func (r *ResponseStream) All() iter.Seq2[ResponseEvent, error] {
 // WithStreamRecovery, to take it over.
 func (r *ResponseStream) Attempts() []Attempt { return r.s.w.attempts }
 
-// Response returns the response: the one response.completed carried, or,
-// before it (or after a failure), what has been streamed so far, as
-// output items (the text as a message, reasoning, function calls).
+// Response returns the response: the one response.completed (or
+// response.incomplete) carried, or, before it (or after a failure), what
+// has been streamed so far, as output items (reasoning and its summary,
+// the text as a message, function calls).
 func (r *ResponseStream) Response() *Response {
 	out := r.s.acc.(*responseAnswer).response(r.s.err != nil)
 	out.Attempts, out.Skipped = r.s.w.attempts, r.s.w.skipped
@@ -126,83 +133,45 @@ func (o responseOp) url(c *Client) string                { return c.base.String(
 func (o responseOp) body(cand Candidate) ([]byte, error) { return o.req.encode(cand, true) }
 func (o responseOp) choices() int                        { return 1 }
 
-// decode reads one event; response.failed (and an error event) is a
-// failure in the server's words.
+// decode reads one event (see decodeEvent); response.failed (and an
+// error event) is a failure in the server's words.
 func (o responseOp) decode(data []byte, _ *chunkState, _ string) (ResponseEvent, *serverText, error) {
-	var w struct {
-		Type           string          `json:"type"`
-		SequenceNumber int             `json:"sequence_number"`
-		ItemID         string          `json:"item_id"`
-		OutputIndex    int             `json:"output_index"`
-		ContentIndex   int             `json:"content_index"`
-		Delta          json.RawMessage `json:"delta"`
-		Item           json.RawMessage `json:"item"`
-		Response       json.RawMessage `json:"response"`
-		Message        string          `json:"message"`
-		Code           string          `json:"code"`
-	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return ResponseEvent{}, nil, err
-	}
-	if w.Type == "" {
-		// Not an event of the Responses API: an error body, perhaps.
-		t := readServerText(nil, data)
-		if t.message == "" {
-			t.message = "the stream sent an event without a type"
-		}
-		return ResponseEvent{}, &t, nil
-	}
-	ev := ResponseEvent{Type: w.Type, SequenceNumber: w.SequenceNumber, ItemID: w.ItemID, OutputIndex: w.OutputIndex,
-		ContentIndex: w.ContentIndex, Raw: append(json.RawMessage(nil), data...)}
-	_ = json.Unmarshal(w.Delta, &ev.Delta) // a string; other deltas stay in Raw
-	if len(w.Item) > 0 && w.Item[0] == '{' {
-		item, err := decodeOutputItem(w.Item)
-		if err != nil {
-			return ResponseEvent{}, nil, err
-		}
-		ev.Item = &item
-	}
-	if len(w.Response) > 0 && w.Response[0] == '{' {
-		resp, failure, err := decodeResponse(w.Response)
-		switch {
-		case err != nil:
-			return ResponseEvent{}, nil, err
-		case failure != nil:
-			return ResponseEvent{}, &serverText{message: failure.Message, code: failure.Code}, nil
-		}
-		ev.Response = resp
-	}
-	if w.Type == "error" {
-		return ResponseEvent{}, &serverText{message: w.Message, code: w.Code}, nil
+	var ev ResponseEvent
+	failure, err := decodeEvent(data, &ev)
+	if err != nil || failure != nil {
+		return ResponseEvent{}, failure, err
 	}
 	switch {
-	case w.Type == "response.output_item.added" && (ev.Item == nil || ev.Item.Type != "function_call"):
+	case ev.Type == "response.output_item.added" && (ev.Item == nil || ev.Item.Type != "function_call"):
 		// Any other item (an MCP call the router runs, a message about to
 		// be written) is part of the answer from here on.
 		ev.item = true
-	case strings.HasPrefix(w.Type, "response.") && strings.HasSuffix(w.Type, ".failed") && w.Type != "response.failed":
+	case strings.HasPrefix(ev.Type, "response.") && strings.HasSuffix(ev.Type, ".failed") && ev.Type != "response.failed":
 		// An MCP call or listing that failed is an item of the answer,
-		// not the response failing.
+		// not the response failing (response.failed is a failure, read as
+		// one by decodeEvent).
 		ev.item = true
 	}
 	return ev, nil, nil
 }
 
 // parts is what an event adds to the answer, its one choice: output text
-// as content, reasoning as reasoning, function calls as tool-call pieces,
-// the response's end as the finish, an item of the answer.
+// as content; reasoning text and its summary as reasoning (a replay
+// checks both against what was delivered); function calls as tool-call
+// pieces; the response's end (completed, or incomplete) as the finish;
+// an item of the answer.
 func (o responseOp) parts(e *ResponseEvent, buf []part) []part {
 	p := part{item: e.item}
 	switch e.Type {
-	case "response.output_text.delta":
+	case eventOutputTextDelta:
 		p.content = e.Delta
-	case "response.reasoning_text.delta":
+	case eventReasoningTextDelta, eventReasoningSummaryText:
 		p.reasoning = e.Delta
-	case "response.function_call_arguments.delta":
+	case eventFunctionArgsDelta:
 		p.tools = true
 	case "response.output_item.added":
 		p.tools = e.Item != nil && e.Item.Type == "function_call"
-	case "response.completed":
+	case "response.completed", "response.incomplete":
 		p.finished = e.Response != nil
 	}
 	if p == (part{}) {
@@ -213,7 +182,7 @@ func (o responseOp) parts(e *ResponseEvent, buf []part) []part {
 
 // ends: nothing follows a response's end.
 func (o responseOp) ends(e *ResponseEvent) bool {
-	return e.Type == "response.completed" && e.Response != nil
+	return (e.Type == "response.completed" || e.Type == "response.incomplete") && e.Response != nil
 }
 
 func (o responseOp) newAnswer() answer[ResponseEvent] { return new(responseAnswer) }
@@ -227,10 +196,10 @@ func (o responseOp) trim(e ResponseEvent, keep []part) (ResponseEvent, bool) {
 	}
 	k := keep[0]
 	switch {
-	case e.Type == "response.output_text.delta":
+	case e.Type == eventOutputTextDelta:
 		e.Delta = k.content
 		return e, k.content != ""
-	case e.Type == "response.reasoning_text.delta":
+	case e.Type == eventReasoningTextDelta || e.Type == eventReasoningSummaryText:
 		e.Delta = k.reasoning
 		return e, k.reasoning != ""
 	}
@@ -249,13 +218,17 @@ func (o responseOp) result(a answer[ResponseEvent]) CallResult {
 }
 
 // responseAnswer joins a response's events: the response its end carried,
-// or, before it, the text, reasoning and function calls streamed so far.
+// or, before it, the text, reasoning, reasoning summary and function calls
+// streamed so far. seen is the reasoning and the summary in the order they
+// came, the text a replay compares.
 type responseAnswer struct {
-	final              *Response
-	content, reasoning strings.Builder
-	calls              []OutputItem
-	args               []*strings.Builder
-	done               bool
+	final                    *Response
+	content, reasoning, seen strings.Builder
+	summary                  strings.Builder
+	summaryPart              int
+	calls                    []OutputItem
+	args                     []*strings.Builder
+	done                     bool
 }
 
 func (a *responseAnswer) add(e ResponseEvent) {
@@ -265,20 +238,28 @@ func (a *responseAnswer) add(e ResponseEvent) {
 		return
 	}
 	switch e.Type {
-	case "response.output_text.delta":
+	case eventOutputTextDelta:
 		a.content.WriteString(e.Delta)
-	case "response.reasoning_text.delta":
+	case eventReasoningTextDelta:
 		a.reasoning.WriteString(e.Delta)
+		a.seen.WriteString(e.Delta)
+	case eventReasoningSummaryText:
+		if a.summary.Len() > 0 && e.SummaryIndex != a.summaryPart {
+			a.summary.WriteString("\n\n") // a new part, as OutputItem.ReasoningSummary joins them
+		}
+		a.summary.WriteString(e.Delta)
+		a.summaryPart = e.SummaryIndex
+		a.seen.WriteString(e.Delta)
 	case "response.output_item.added":
 		if e.Item != nil && e.Item.Type == "function_call" {
 			a.calls = append(a.calls, OutputItem{Type: "function_call", CallID: e.Item.CallID, Name: e.Item.Name})
 			a.args = append(a.args, new(strings.Builder))
 		}
-	case "response.function_call_arguments.delta":
+	case eventFunctionArgsDelta:
 		if n := len(a.args); n > 0 {
 			a.args[n-1].WriteString(e.Delta)
 		}
-	case "response.completed":
+	case "response.completed", "response.incomplete":
 		if e.Response != nil {
 			a.final, a.done = e.Response, true
 		}
@@ -288,7 +269,7 @@ func (a *responseAnswer) add(e ResponseEvent) {
 func (a *responseAnswer) choices() int { return 1 }
 
 func (a *responseAnswer) text(int) (content, reasoning string) {
-	return a.content.String(), a.reasoning.String()
+	return a.content.String(), a.seen.String()
 }
 
 func (a *responseAnswer) finished(int) bool { return a.done }
@@ -296,9 +277,9 @@ func (a *responseAnswer) tools() bool       { return len(a.calls) > 0 }
 func (a *responseAnswer) renamed()          {}
 
 // response is the answer as a Response: the one the stream's end carried,
-// or what has been streamed so far as output items (reasoning, the text
-// as a message, function calls), "in_progress", or "failed" after a
-// failure.
+// or what has been streamed so far as output items (reasoning and its
+// summary, the text as a message, function calls), "in_progress", or
+// "failed" after a failure.
 func (a *responseAnswer) response(failed bool) *Response {
 	if a.final != nil {
 		out := *a.final
@@ -308,8 +289,8 @@ func (a *responseAnswer) response(failed bool) *Response {
 	if failed {
 		out.Status = "failed"
 	}
-	if r := a.reasoning.String(); r != "" {
-		out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: r})
+	if a.reasoning.Len() > 0 || a.summary.Len() > 0 {
+		out.Output = append(out.Output, OutputItem{Type: "reasoning", Reasoning: a.reasoning.String(), ReasoningSummary: a.summary.String()})
 	}
 	if t := a.content.String(); t != "" {
 		out.Output = append(out.Output, OutputItem{Type: "message", Role: RoleAssistant,

@@ -81,7 +81,7 @@ type ChatStream struct{ s *session[ChatChunk] }
 func (c *Client) ChatStream(ctx context.Context, req ChatRequest, opts ...Option) (*ChatStream, error) {
 	start := time.Now()
 	w := new(call)
-	ctx, err := c.begin(ctx, w, "chat", opts, req.validate, func() CallInfo { return req.callInfo(true) })
+	ctx, err := c.begin(ctx, w, "chat with", opts, req.validate, func() CallInfo { return req.callInfo(true) })
 	if err != nil {
 		return nil, err
 	}

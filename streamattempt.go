@@ -112,7 +112,7 @@ func openStream[E any](ctx context.Context, w *call, op streamOp[E], cand Candid
 		return nil, att, err
 	}
 
-	x := exchange{method: http.MethodPost, url: op.url(c), accept: "text/event-stream", about: cand, tok: tok, cfg: cfg, what: w.what, race: hooks}
+	x := exchange{method: http.MethodPost, url: op.url(c), accept: "text/event-stream", about: cand, tok: tok, cfg: cfg, op: w.op, race: hooks}
 	if firstToken != nil {
 		// The first-token limit is per HTTP try: it rests while the retry
 		// loop waits, and a retry starts it again.

@@ -101,6 +101,10 @@ type Request struct {
 	// HTTP is the request being answered; it is set only while an Answer
 	// runs (for its context), and nil in Requests.
 	HTTP *http.Request
+
+	// usage, when set (by ResponseUsage), is the usage a Responses API
+	// answer reports.
+	usage *inference.ResponseUsage
 }
 
 // Candidate returns the model and provider as a candidate.

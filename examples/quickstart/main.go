@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	live := flag.Bool("live", false, "call the real router (needs HF_TOKEN or `hf auth login`)")
+	live := flag.Bool("live", false, `call the real router (needs HF_TOKEN, or the token "hf auth login" saved)`)
 	model := flag.String("model", "meta-llama/Llama-3.3-70B-Instruct", "model id on the Hub")
 	provider := flag.String("provider", "auto", `provider name, or "auto", "fastest", "cheapest", "preferred"`)
 	verbose := flag.Bool("v", false, "log each HTTP attempt")
