@@ -94,19 +94,7 @@ func (r *ResponseStream) Close() error {
 
 // All ranges over the events; a failure comes last, with the error.
 // Breaking out of the loop, or reaching its end, closes the stream.
-func (r *ResponseStream) All() iter.Seq2[ResponseEvent, error] {
-	return func(yield func(ResponseEvent, error) bool) {
-		defer r.Close()
-		for r.Next() {
-			if !yield(r.Current(), nil) {
-				return
-			}
-		}
-		if err := r.Err(); err != nil {
-			yield(ResponseEvent{}, err)
-		}
-	}
-}
+func (r *ResponseStream) All() iter.Seq2[ResponseEvent, error] { return r.s.all() }
 
 // Attempts lists the attempts made to open the stream and, with
 // WithStreamRecovery, to take it over.

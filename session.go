@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -78,7 +79,8 @@ type answer[E any] interface {
 // public stream types are thin wrappers over it. It is read from one
 // goroutine; Close, a stall hedge's attempt and the stall timer come from
 // others, so when any of them may touch it (an observer, a stall hedge),
-// Next holds mu except while it waits, and those take it too.
+// Next holds mu except while it waits, and those take it too. Methods
+// named ...Locked run with mu held (when the session is guarded).
 type session[E any] struct {
 	w    *call
 	op   streamOp[E]
@@ -141,7 +143,7 @@ func openSession[E any](ctx context.Context, w *call, op streamOp[E], cands []Ca
 		w.end(CallResult{}, err)
 		return nil, err
 	}
-	s.begin(src)
+	s.beginLocked(src)
 	if w.obs != nil {
 		w.obs.FirstChunk(time.Since(start))
 	}
@@ -153,8 +155,8 @@ func (s *session[E]) attempt(ctx context.Context, cand Candidate, tok Token, hoo
 	return openStream(ctx, s.w, s.op, cand, tok, hooks)
 }
 
-// begin makes src the attempt being read, its early events first in line.
-func (s *session[E]) begin(src *streamAttempt[E]) {
+// beginLocked makes src the attempt being read, its early events first in line.
+func (s *session[E]) beginLocked(src *streamAttempt[E]) {
 	s.src.Store(src)
 	for _, e := range src.pending {
 		if out, ok := s.admit(e); ok {
@@ -168,13 +170,13 @@ func (s *session[E]) begin(src *streamAttempt[E]) {
 	}
 }
 
-// switchTo moves the stream to a new attempt, after a restart or a stall
+// switchToLocked moves the stream to a new attempt, after a restart or a stall
 // hedge that took over: what it sends is checked against what was
 // delivered (see replay), and it names the answer from now on.
-func (s *session[E]) switchTo(src *streamAttempt[E]) {
+func (s *session[E]) switchToLocked(src *streamAttempt[E]) {
 	s.replay = newReplay(s.op, s.acc)
 	s.acc.renamed()
-	s.begin(src)
+	s.beginLocked(src)
 }
 
 // next advances to the next event, see ChatStream.Next.
@@ -193,7 +195,7 @@ func (s *session[E]) next() bool {
 			if ctxErr := s.caller.Err(); ctxErr != nil {
 				src := s.src.Load()
 				src.close()
-				s.fail(fmt.Errorf("inference: stream from %s: %w", src.cand, ctxErr))
+				s.failLocked(fmt.Errorf("inference: stream from %s: %w", src.cand, ctxErr))
 				return false
 			}
 		}
@@ -217,7 +219,7 @@ func (s *session[E]) next() bool {
 				// caller ended the stream, which is not a failure.
 				return false
 			}
-			s.fail(err)
+			s.failLocked(err)
 			continue // a restart may have queued events, or ended the stream
 		}
 		if e == nil {
@@ -228,16 +230,33 @@ func (s *session[E]) next() bool {
 					slog.String("candidate", src.cand.String()), slog.String("error", src.lost.Error()))
 			}
 			if s.replay != nil {
-				s.finishReplay()
+				s.finishReplayLocked()
 			}
 			s.done = true
-			s.end()
+			s.endLocked()
 			continue
 		}
 		if out, ok := s.admit(*e); ok {
 			s.cur = out
 			s.observeChunk()
 			return true
+		}
+	}
+}
+
+// all ranges over the events; a failure comes last, with a zero event.
+// Breaking out of the loop, or reaching its end, closes the stream.
+func (s *session[E]) all() iter.Seq2[E, error] {
+	return func(yield func(E, error) bool) {
+		defer s.close()
+		for s.next() {
+			if !yield(s.cur, nil) {
+				return
+			}
+		}
+		if s.err != nil {
+			var zero E
+			yield(zero, s.err)
 		}
 	}
 }
@@ -296,10 +315,10 @@ func (s *session[E]) filter(e E) (E, bool) {
 	return out, ok
 }
 
-// fail handles a failure of the current attempt: it records it on the
+// failLocked handles a failure of the current attempt: it records it on the
 // attempt that served, then restarts the stream when recovery allows, or
 // ends it with the error.
-func (s *session[E]) fail(err error) {
+func (s *session[E]) failLocked(err error) {
 	w := s.w
 	if a := w.serving(); a != nil {
 		a.Err, a.TimedOut = err, timedOut(err) // the attempt that served failed after all
@@ -310,20 +329,20 @@ func (s *session[E]) fail(err error) {
 	}
 	if !w.cfg.recovery || !errors.Is(err, ErrStream) || s.ctx.Err() != nil {
 		s.err = err
-		s.end()
+		s.endLocked()
 		return
 	}
-	if err := s.restart(err); err != nil {
+	if err := s.restartLocked(err); err != nil {
 		s.err = err
-		s.end()
+		s.endLocked()
 	}
 }
 
-// restart resumes the walk after the current attempt failed mid-way: the
+// restartLocked resumes the walk after the current attempt failed mid-way: the
 // same candidate again for a cut or a malformed or error event, up to the
 // retry policy's MaxRetries; the next one at once after a timeout (a
 // silent provider stays silent) or when those are spent.
-func (s *session[E]) restart(failure error) error {
+func (s *session[E]) restartLocked(failure error) error {
 	w := s.w
 	d := DecisionNextCandidate
 	if timedOut(failure) == "" && w.restarts < w.cfg.retry.MaxRetries {
@@ -336,7 +355,7 @@ func (s *session[E]) restart(failure error) error {
 	if err != nil {
 		return err
 	}
-	s.switchTo(src)
+	s.switchToLocked(src)
 	return nil
 }
 
@@ -350,9 +369,9 @@ func (s *session[E]) run() (*streamAttempt[E], error) {
 	return s.race.run(s.ctx)
 }
 
-// finishReplay ends a replay whose attempt ended before it reached the
+// finishReplayLocked ends a replay whose attempt ended before it reached the
 // delivered text: the new answer is shorter, so it replaces the old.
-func (s *session[E]) finishReplay() {
+func (s *session[E]) finishReplayLocked() {
 	if e, ok := s.replay.end(); ok {
 		s.acc.add(e)
 		s.pending = append(s.pending, e)
@@ -360,21 +379,21 @@ func (s *session[E]) finishReplay() {
 	s.replay = nil
 }
 
-// end releases what the stream holds once it is over, and tells the
+// endLocked releases what the stream holds once it is over, and tells the
 // observer.
-func (s *session[E]) end() {
+func (s *session[E]) endLocked() {
 	if src := s.src.Load(); src != nil {
 		src.close()
 	}
 	s.endStallLocked()
-	s.observeEnd(s.err)
+	s.observeEndLocked(s.err)
 	if s.stop != nil {
 		s.stop()
 	}
 }
 
-// observeEnd ends the serving attempt and the call for the observer, once.
-func (s *session[E]) observeEnd(err error) {
+// observeEndLocked ends the serving attempt and the call for the observer, once.
+func (s *session[E]) observeEndLocked(err error) {
 	w := s.w
 	if w.obs == nil || s.ended {
 		return
@@ -406,7 +425,7 @@ func (s *session[E]) close() {
 		// A stream closed before its end ends its call here.
 		s.mu.Lock()
 		s.endStallLocked()
-		s.observeEnd(ErrStreamClosed)
+		s.observeEndLocked(ErrStreamClosed)
 		s.mu.Unlock()
 	}
 }
@@ -536,7 +555,7 @@ func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]]) bool {
 	w.i, w.restarts = res.f.index, 0
 	w.record(res.att, res.f.actx, true)
 	keepOrRelease(res.out, nil, res.f.cancel)
-	s.switchTo(res.out)
+	s.switchToLocked(res.out)
 	return true
 }
 

@@ -121,19 +121,7 @@ func (s *ChatStream) Close() error {
 // All ranges over the chunks; a failure comes last, as a zero chunk with
 // the error. Breaking out of the loop, or reaching its end, closes the
 // stream.
-func (s *ChatStream) All() iter.Seq2[ChatChunk, error] {
-	return func(yield func(ChatChunk, error) bool) {
-		defer s.Close()
-		for s.Next() {
-			if !yield(s.Current(), nil) {
-				return
-			}
-		}
-		if err := s.Err(); err != nil {
-			yield(ChatChunk{}, err)
-		}
-	}
-}
+func (s *ChatStream) All() iter.Seq2[ChatChunk, error] { return s.s.all() }
 
 // UsageErr returns the failure that came after every choice of the answer
 // had finished (an error event, a malformed or cut last chunk), or nil.
