@@ -127,6 +127,11 @@ func NewClient(opts ...Option) (*Client, error) {
 		l.SetLogger(s.logger)
 	}
 
+	// A login stored by `hf auth login` is renewed by the client's Hub,
+	// through its transport alone: no token or log line goes with it.
+	tokens = bindLoginSources(tokens, hubOAuth{hub: hub.String(), logger: s.logger,
+		http: &http.Client{Transport: transport, Timeout: loginHTTPTimeout}})
+
 	return &Client{
 		base:        base,
 		hub:         hub,
