@@ -162,9 +162,13 @@ func DeviceLogin(ctx context.Context, opts DeviceLoginOptions) (*Login, error) {
 	// answer it does not know; the login goes on after those (a 5xx, a
 	// proxy's page), so the polls are watched to resume at the interval
 	// the Hub last asked for.
-	watch := &pollWatch{tokenURL: cfg.Endpoint.TokenURL}
+	timeout := base.Timeout
+	if timeout <= 0 {
+		timeout = loginHTTPTimeout
+	}
+	watch := &pollWatch{tokenURL: cfg.Endpoint.TokenURL, timeout: timeout}
 	polling := *base
-	polling.Transport = watch.wrap(base.Transport)
+	polling.Transport, polling.Timeout = watch.wrap(base.Transport), 0
 	octx := context.WithValue(ctx, oauth2.HTTPClient, &polling)
 
 	da, err := cfg.DeviceAuth(octx)
@@ -328,10 +332,14 @@ func saveLogin(ctx context.Context, files tokenFiles, rec loginRecord) error {
 	return files.writeToken(rec.access)
 }
 
-// pollWatch counts the token endpoint's "slow_down" answers, reading each
-// error answer of that endpoint and handing it on unchanged.
+// pollWatch is the device flow's transport: it bounds each request by
+// timeout, reads each answer whole (at most 1 MiB, an OAuth answer is
+// small) and closes it, so that the connection is free whatever oauth2
+// does with the body (its DeviceAuth does not close it), and counts the
+// token endpoint's "slow_down" answers.
 type pollWatch struct {
 	tokenURL  string
+	timeout   time.Duration
 	slowDowns atomic.Int64
 }
 
@@ -340,9 +348,11 @@ func (p *pollWatch) wrap(next http.RoundTripper) http.RoundTripper {
 		next = http.DefaultTransport
 	}
 	return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		resp, err := next.RoundTrip(r)
-		if err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 || r.URL.String() != p.tokenURL {
-			return resp, err
+		ctx, cancel := context.WithTimeout(r.Context(), p.timeout)
+		defer cancel()
+		resp, err := next.RoundTrip(r.WithContext(ctx))
+		if err != nil {
+			return nil, err
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		_ = resp.Body.Close()
@@ -350,11 +360,13 @@ func (p *pollWatch) wrap(next http.RoundTripper) http.RoundTripper {
 			return nil, err
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		var answer struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &answer) == nil && answer.Error == "slow_down" {
-			p.slowDowns.Add(1)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && r.URL.String() == p.tokenURL {
+			var answer struct {
+				Error string `json:"error"`
+			}
+			if json.Unmarshal(body, &answer) == nil && answer.Error == "slow_down" {
+				p.slowDowns.Add(1)
+			}
 		}
 		return resp, nil
 	})

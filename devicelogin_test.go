@@ -407,3 +407,21 @@ func TestDeviceLoginRefusesBadOptions(t *testing.T) {
 	_, err = inference.DeviceLogin(nilCtx, inference.DeviceLoginOptions{HubURL: r.URL(), Prompt: (&shown{}).prompt})
 	require.ErrorIs(t, err, inference.ErrInvalidRequest)
 }
+
+// TestDeviceLoginPollThatNeverAnswersIsTriedAgain: a poll the Hub
+// accepts and never answers ends at the client's timeout, and polling
+// goes on.
+func TestDeviceLoginPollThatNeverAnswersIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	r := deviceHub(t, inferencetest.DeviceLogin{User: alice})
+	start := time.Now()
+	l, _, err := login(t, r, inference.DeviceLoginOptions{HTTPClient: &http.Client{Timeout: 300 * time.Millisecond},
+		Prompt: func(inference.DeviceCode) error {
+			r.FailOAuth(inferencetest.Hang())
+			return nil
+		}})
+	require.NoError(t, err)
+	assert.Equal(t, "alice", l.User.Name)
+	assert.Len(t, polls(r), 2)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
