@@ -51,7 +51,8 @@ type Client struct {
 
 // NewClient returns a client configured by opts. Without options it calls
 // the public router with the token [EnvToken] finds (HF_TOKEN, then the
-// file `hf auth login` writes), retries twice, and logs nothing. A missing
+// file `hf auth login` writes; before them, when HF_OIDC_RESOURCE is set,
+// the token [OIDCToken] exchanges), retries twice, and logs nothing. A missing
 // token is not an error here: calls return [ErrNoToken] without sending
 // anything. A malformed token given to [WithToken] is [ErrInvalidToken].
 func NewClient(opts ...Option) (*Client, error) {
@@ -99,7 +100,7 @@ func NewClient(opts ...Option) (*Client, error) {
 
 	tokens := s.tokenSource
 	if tokens == nil {
-		tokens = EnvToken()
+		tokens = defaultTokenSource()
 	}
 
 	logger := s.logger
@@ -127,8 +128,9 @@ func NewClient(opts ...Option) (*Client, error) {
 		l.SetLogger(s.logger)
 	}
 
-	// A login stored by `hf auth login` is renewed by the client's Hub,
-	// through its transport alone: no token or log line goes with it.
+	// A login stored by `hf auth login` is renewed, and an OIDC token
+	// exchanged, by the client's Hub, through its transport alone: no
+	// token or log line goes with it.
 	tokens = bindLoginSources(tokens, hubOAuth{hub: hub.String(), logger: s.logger,
 		http: &http.Client{Transport: transport, Timeout: loginHTTPTimeout}})
 

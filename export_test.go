@@ -19,9 +19,15 @@ func loginOf(ts TokenSource) *loginRefresher {
 	panic("not a login source")
 }
 
-// SetLoginClock makes ts's renewal see the time now gives. Call it before
-// ts is used.
-func SetLoginClock(ts TokenSource, now func() time.Time) { loginOf(ts).now = now }
+// SetLoginClock makes ts's renewal (or an OIDCToken's cache) see the
+// time now gives. Call it before ts is used.
+func SetLoginClock(ts TokenSource, now func() time.Time) {
+	if s, ok := ts.(*oidcSource); ok {
+		s.now = now
+		return
+	}
+	loginOf(ts).now = now
+}
 
 // OnLoginLockWait calls f when ts's renewal finds the cross-process lock
 // held by someone else. Call it before ts is used.

@@ -518,9 +518,9 @@ func (s *envSource) boundTo(client hubOAuth) *envSource {
 	return &envSource{login: bound}
 }
 
-// bindLoginSources binds the EnvToken sources of ts, in a chain too, to
-// the client's Hub: a stored login is renewed where the client sends its
-// Hub calls.
+// bindLoginSources binds the EnvToken and OIDCToken sources of ts, in a
+// chain too, to the client's Hub: a stored login is renewed, and an OIDC
+// token exchanged, where the client sends its Hub calls.
 func bindLoginSources(ts TokenSource, client hubOAuth) TokenSource {
 	bound, _ := bindLogin(ts, client)
 	return bound
@@ -529,6 +529,10 @@ func bindLoginSources(ts TokenSource, client hubOAuth) TokenSource {
 func bindLogin(ts TokenSource, client hubOAuth) (TokenSource, bool) {
 	switch s := ts.(type) {
 	case *envSource:
+		if s != nil {
+			return s.boundTo(client), true
+		}
+	case *oidcSource:
 		if s != nil {
 			return s.boundTo(client), true
 		}

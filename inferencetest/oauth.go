@@ -205,7 +205,9 @@ func (r *Router) RevokeLogin(refreshToken string) *Router {
 // AddTrustedPublisher makes the fake Hub exchange idToken (the OIDC id
 // token a CI job mints) for a token scoped to resource (a repo such as
 // "org/model", or a user name), as the Hub's Trusted Publishers do; the
-// token answers whoami as u. Other pairs get 401 invalid_grant.
+// token answers whoami as u. A repo's token may not call Inference
+// Providers (the router answers MissingScope); a user's may (a CI/CD
+// identity allowed to). Other pairs get 401 invalid_grant.
 func (r *Router) AddTrustedPublisher(idToken, resource string, u HubUser) *Router {
 	r.oauth.mu.Lock()
 	defer r.oauth.mu.Unlock()
@@ -459,6 +461,12 @@ func (o *oauthServer) exchange(form url.Values, issue func(string, HubUser)) oau
 	}
 	access := "hf_jwt_" + randomHex(16)
 	issue(access, u)
+	if strings.Contains(form.Get("resource"), "/") {
+		if o.scopeless == nil {
+			o.scopeless = map[string]bool{}
+		}
+		o.scopeless[access] = true
+	}
 	return oauthAnswer{status: http.StatusOK, body: map[string]any{
 		"access_token":      access,
 		"token_type":        "bearer",
