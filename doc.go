@@ -32,10 +32,13 @@
 // # Tokens
 //
 // A [TokenSource] yields the token: [StaticToken], [EnvToken] (the default,
-// in huggingface_hub's order), [OAuthToken] for a user logged in with
-// Hugging Face OAuth, and [ChainTokens] to try several. Tokens are checked
-// before anything is sent, are sent only to the router and the Hub, and never
-// appear in errors, logs or printed values, even when a server echoes them.
+// in huggingface_hub's order, renewing a browser login that `hf auth login`
+// stored), [OAuthToken] for a user logged in with Hugging Face OAuth,
+// [OIDCToken] for a CI job without a secret (Trusted Publishers), and
+// [ChainTokens] to try several. [DeviceLogin] logs a user in from a
+// terminal, as `hf auth login` does. Tokens are checked before anything is
+// sent, are sent only to the router and the Hub, and never appear in
+// errors, logs or printed values, even when a server echoes them.
 //
 // # Transport
 //

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -98,4 +99,27 @@ func TestLoginDemo(t *testing.T) {
 		assert.Contains(t, out, want)
 	}
 	assert.NotContains(t, out, "Saved as")
+}
+
+// TestReadmeQuotesTheLoginDemo holds the README to `login -demo`'s real
+// output, with the fake Hub's port written PORT and the expiry DATE.
+func TestReadmeQuotesTheLoginDemo(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "Real\noutput of `login -demo`")
+	if !ok {
+		_, rest, ok = strings.Cut(string(readme), "Real output of `login -demo`")
+	}
+	require.True(t, ok, "the README quotes the login demo")
+	_, rest, ok = strings.Cut(rest, "```text\n")
+	require.True(t, ok)
+	quoted, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	_, out, _ := doctor(t, "login", "-demo")
+	normalize := func(s string) string {
+		s = regexp.MustCompile(`127\.0\.0\.1:(\d+|PORT)`).ReplaceAllString(s, "127.0.0.1:PORT")
+		s = regexp.MustCompile(`expires (\d{4}-\d\d-\d\d|DATE)`).ReplaceAllString(s, "expires DATE")
+		return strings.TrimSpace(s)
+	}
+	assert.Equal(t, normalize(quoted), normalize(out), "the README's quote of hfdoctor login -demo is out of date")
 }
