@@ -435,14 +435,14 @@ func (r *loginRefresher) expiredError(rec loginRecord, err error, relogin bool) 
 			e.StatusCode = re.Response.StatusCode
 			e.RequestID = requestID(re.Response.Header)
 		}
-		e.Code = cleanText(redact.String(re.ErrorCode), 64)
-		why = "the Hub would not renew it" + oauthErrorDetail(err)
+		e.Code = cleanText(redact.String(re.ErrorCode, rec.access, rec.refresh), 64)
+		why = "the Hub would not renew it" + redact.String(oauthErrorDetail(err), rec.access, rec.refresh)
 		if relogin {
 			why += " (the refresh token expired or was revoked)"
 		}
 	} else {
 		e.Cause = err
-		why += ": " + cleanText(redact.String(err.Error()), 256)
+		why += ": " + cleanText(redact.String(err.Error(), rec.access, rec.refresh), 256)
 	}
 	e.Message = fmt.Sprintf("%s expired at %s and %s", r.describe(rec), rec.expires.UTC().Format(time.RFC3339), why)
 	return e
@@ -468,7 +468,7 @@ func (r *loginRefresher) warn(ctx context.Context, rec loginRecord, err error, r
 	}
 	r.oauth.log().LogAttrs(ctx, slog.LevelWarn, msg,
 		slog.String("login", r.describe(rec)), slog.Time("expires", rec.expires),
-		slog.String("reason", strings.TrimPrefix(oauthErrorDetail(err), ": ")), slog.String("fix", r.reloginFix()))
+		slog.String("reason", redact.String(strings.TrimPrefix(oauthErrorDetail(err), ": "), rec.access, rec.refresh)), slog.String("fix", r.reloginFix()))
 }
 
 // EnvTokenOptions say how [EnvTokenWith] renews a browser login that

@@ -646,3 +646,19 @@ func TestDiagnoseSaysToLogInAgain(t *testing.T) {
 	assert.Contains(t, check.Fix, "Run `hf auth login` again")
 	assert.Contains(t, check.Fix, h.r.URL()+"/settings/tokens")
 }
+
+// TestRenewalErrorsHideWhatTheHubEchoes: a Hub that quotes the refresh
+// token in its refusal has it removed from the error and the warning.
+func TestRenewalErrorsHideWhatTheHubEchoes(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	h.r.FailOAuth(inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}},
+		`{"error":"invalid_grant","error_description":"the refresh token `+oldRefresh+` for `+oldAccess+` is revoked"}`))
+	_, err := h.source().Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	assert.Contains(t, err.Error(), "the refresh token [redacted] for [redacted] is revoked")
+	assert.Contains(t, h.logs.String(), "[redacted]")
+	for _, secret := range []string{oldRefresh, oldAccess} {
+		assert.NotContains(t, err.Error(), secret)
+		assert.NotContains(t, h.logs.String(), secret)
+	}
+}

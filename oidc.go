@@ -241,7 +241,7 @@ func (s *oidcSource) exchange(ctx context.Context, resource, idToken string) (st
 		if ctx.Err() != nil {
 			return "", 0, ctx.Err()
 		}
-		return "", 0, s.refused(resource, 0, "", "", err)
+		return "", 0, s.refused(resource, 0, "", "", err, idToken)
 	}
 	var answer struct {
 		AccessToken string      `json:"access_token"`
@@ -251,7 +251,7 @@ func (s *oidcSource) exchange(ctx context.Context, resource, idToken string) (st
 	}
 	_ = json.Unmarshal(data, &answer)
 	if status != http.StatusOK || answer.AccessToken == "" {
-		return "", 0, s.refused(resource, status, answer.Error, answer.Description, nil)
+		return "", 0, s.refused(resource, status, answer.Error, answer.Description, nil, idToken)
 	}
 	lifetime := time.Hour
 	if n, err := answer.ExpiresIn.Int64(); err == nil && n > 0 {
@@ -271,20 +271,21 @@ func (s *oidcSource) do(req *http.Request) (int, []byte, error) {
 	return resp.StatusCode, data, err
 }
 
-// refused is the error of an exchange the Hub refused, or that failed.
-func (s *oidcSource) refused(resource string, status int, code, description string, cause error) error {
+// refused is the error of an exchange the Hub refused, or that failed;
+// the id token is removed from whatever the Hub said.
+func (s *oidcSource) refused(resource string, status int, code, description string, cause error, idToken string) error {
 	e := &APIError{Kind: ErrUnauthorized, StatusCode: status, hubURL: s.oauth.hubURL(), Cause: cause,
-		Code: cleanText(redact.String(code), 64),
+		Code: cleanText(redact.String(code, idToken), 64),
 		fix: "Check the trusted publisher of " + resource + " on the Hub (its issuer and claims must match this job's id token, whose audience must be " +
 			s.oauth.hubURL() + "), and that the job may mint an id token (GitHub Actions: permissions: id-token: write); or unset HF_OIDC_RESOURCE"}
 	why := "failed"
 	switch {
 	case cause != nil:
-		why += ": " + cleanText(redact.String(cause.Error()), 256)
+		why += ": " + cleanText(redact.String(cause.Error(), idToken), 256)
 	case code != "":
-		why = "was refused: " + cleanText(redact.String(code), 64)
+		why = "was refused: " + cleanText(redact.String(code, idToken), 64)
 		if description != "" {
-			why += ": " + cleanText(redact.String(description), 256)
+			why += ": " + cleanText(redact.String(description, idToken), 256)
 		}
 	default:
 		why = fmt.Sprintf("was refused (HTTP %d)", status)

@@ -195,3 +195,15 @@ func TestOIDCMintsTheIDTokenInGitHubActions(t *testing.T) {
 	require.ErrorIs(t, err, inference.ErrNoToken)
 	assert.Contains(t, err.Error(), "id-token: write")
 }
+
+// TestOIDCErrorsHideTheIDToken: a Hub that quotes the id token in its
+// refusal has it removed.
+func TestOIDCErrorsHideTheIDToken(t *testing.T) {
+	r := oidcEnv(t, "alice", "eyJhbGciOiJSUzI1NiJ9.secret-claims.signature", "")
+	r.FailOAuth(inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}},
+		`{"error":"invalid_grant","error_description":"untrusted eyJhbGciOiJSUzI1NiJ9.secret-claims.signature"}`))
+	_, err := inference.OIDCToken(inference.OIDCOptions{HubURL: r.URL()}).Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	assert.Contains(t, err.Error(), "untrusted [redacted]")
+	assert.NotContains(t, err.Error(), "secret-claims")
+}

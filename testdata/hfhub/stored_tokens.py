@@ -4,6 +4,7 @@ sorted by name), for the Go tests that check both agree.
 
     python3 stored_tokens.py read PATH          prints [[name, [[key, value], ...]], ...] as JSON,
                                                  or {"error": "..."} where huggingface_hub reads nothing
+    python3 stored_tokens.py read-all PATH...   prints a JSON list of those, one per file
     python3 stored_tokens.py write PATH < JSON  writes that list as huggingface_hub would
 """
 
@@ -12,14 +13,21 @@ import json
 import sys
 
 
-def read(path):
+def parse(path):
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path)
-        out = [[name, [[k, v] for k, v in parser.items(name)]] for name in parser.sections()]
+        return [[name, [[k, v] for k, v in parser.items(name)]] for name in parser.sections()]
     except configparser.Error as e:
-        out = {"error": type(e).__name__}
-    json.dump(out, sys.stdout)
+        return {"error": type(e).__name__}
+
+
+def read(path):
+    json.dump(parse(path), sys.stdout)
+
+
+def read_all(*paths):
+    json.dump([parse(p) for p in paths], sys.stdout)
 
 
 def write(path):
@@ -34,4 +42,4 @@ def write(path):
 
 
 if __name__ == "__main__":
-    {"read": read, "write": write}[sys.argv[1]](sys.argv[2])
+    {"read": read, "read-all": read_all, "write": write}[sys.argv[1]](*sys.argv[2:])
