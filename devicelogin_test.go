@@ -3,6 +3,7 @@ package inference_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -120,6 +121,7 @@ func TestDeviceLoginPendingThenApproved(t *testing.T) {
 	tok, err := l.Tokens.Token(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, "device login", tok.Source)
+	assert.Equal(t, "DeviceLogin", fmt.Sprint(l.Tokens))
 	assert.True(t, tok.OAuth)
 
 	// The token works: a client calls the router with it.

@@ -45,3 +45,14 @@ func StoredTokensAsJSON(data []byte) string { return asPython(parseStoredTokens(
 // (Python's configparser) reads the file at path; it skips the test where
 // python3 is absent.
 func PythonReadsStoredTokens(t *testing.T, path string) string { return pythonRead(t, path) }
+
+// HoldStoredTokensLock takes the lock a renewal takes on the
+// stored_tokens beside tokenPath, as another process would; call the
+// returned function to release it.
+func HoldStoredTokensLock(t *testing.T, tokenPath string) func() {
+	unlock, err := lockStoredTokens(t.Context(), tokenFiles{tokenPath: tokenPath}.lockPath(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unlock
+}

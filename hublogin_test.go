@@ -662,3 +662,59 @@ func TestRenewalErrorsHideWhatTheHubEchoes(t *testing.T) {
 		assert.NotContains(t, h.logs.String(), secret)
 	}
 }
+
+// TestLoggedOutWhileWaitingForTheLock: `hf auth logout` removed the
+// login while another process held the lock: the token read is served,
+// nothing is renewed or written back.
+func TestLoggedOutWhileWaitingForTheLock(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	release := inference.HoldStoredTokensLock(t, h.tokenPath)
+	src := h.source()
+	waiting := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(waiting) })
+	got := make(chan inference.Token, 1)
+	go func() {
+		tok, err := src.Token(t.Context())
+		assert.NoError(t, err)
+		got <- tok
+	}()
+	<-waiting
+	require.NoError(t, os.WriteFile(h.storedPath, []byte("[ci-write]\nhf_token = "+ciToken+"\n\n"), 0o600))
+	release()
+	tok := <-got
+	assert.Equal(t, "hf_oauth_al…", tok.Redacted())
+	assert.Empty(t, h.r.OAuthRequests())
+	assert.Equal(t, "[ci-write]\nhf_token = "+ciToken+"\n\n", mustRead(t, h.storedPath))
+}
+
+// TestRenewalFollowsASymlinkedTokenFile: a token file that is a link
+// (to a file kept elsewhere) stays a link; the file it points to is
+// rewritten.
+func TestRenewalFollowsASymlinkedTokenFile(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	target := filepath.Join(t.TempDir(), "real-token")
+	require.NoError(t, os.Rename(h.tokenPath, target))
+	require.NoError(t, os.Symlink(target, h.tokenPath))
+	tok, err := h.source().Token(t.Context())
+	require.NoError(t, err)
+	fi, err := os.Lstat(h.tokenPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeSymlink, "still a link")
+	assert.Equal(t, tok.Redacted(), mustRead(t, target)[:11]+"…")
+}
+
+// TestSaveRefusesAStoredTokensFileItCannotRead: overwriting it would lose
+// the other tokens, so the login is not saved.
+func TestSaveRefusesAStoredTokensFileItCannotRead(t *testing.T) {
+	home := noTokenEnv(t)
+	r := deviceHub(t, inferencetest.DeviceLogin{User: alice})
+	corrupt := "hf_token = a key before any section\n[ci-write]\nhf_token = " + ciToken + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(home, "stored_tokens"), []byte(corrupt), 0o600))
+	l, _, err := login(t, r, inference.DeviceLoginOptions{Save: true})
+	require.Error(t, err)
+	assert.Nil(t, l)
+	assert.Contains(t, err.Error(), "the login cannot be saved")
+	assert.Contains(t, err.Error(), "fix or remove it")
+	assert.Equal(t, corrupt, mustRead(t, filepath.Join(home, "stored_tokens")))
+	assert.NoFileExists(t, filepath.Join(home, "token"))
+}
