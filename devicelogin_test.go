@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -426,4 +427,40 @@ func TestDeviceLoginPollThatNeverAnswersIsTriedAgain(t *testing.T) {
 	assert.Equal(t, "alice", l.User.Name)
 	assert.Len(t, polls(r), 2)
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestSavedLoginNoticesANewLoginAfterInvalidGrant: the saved login's
+// source keeps its name; when the Hub will no longer renew it, it does not
+// ask again for the same login, but serves the new one once the user
+// logs in again under that name.
+func TestSavedLoginNoticesANewLoginAfterInvalidGrant(t *testing.T) {
+	home := noTokenEnv(t)
+	r := deviceHub(t, inferencetest.DeviceLogin{User: alice})
+	logs := &syncBuffer{}
+	l, _, err := login(t, r, inference.DeviceLoginOptions{Save: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	require.NoError(t, err)
+	h := &hfHome{r: r, dir: home, tokenPath: l.TokenFile, storedPath: l.StoredTokensFile, logs: logs}
+	r.RevokeLogin(h.login(t)["refresh_token"])
+	now := newClock(l.Expiry.Add(-time.Hour)) // less than a day left
+	inference.SetLoginClock(l.Tokens, now.now)
+	tok, err := l.Tokens.Token(t.Context())
+	require.NoError(t, err, "the current token is used while it is valid")
+	assert.Equal(t, 1, h.renewals())
+	now.add(6 * time.Minute)
+	_, err = l.Tokens.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals(), "the same dead login is not renewed again")
+	assert.Equal(t, 1, h.warnings())
+
+	// `hf auth login` again, under the same name.
+	r.AddLogin("hf_oauth_aliceAgainAAAAAAAAAAAAAAAAAAAAAA", "rt-again", alice)
+	section := "[oauth-alice]\nhf_token = hf_oauth_aliceAgainAAAAAAAAAAAAAAAAAAAAAA\nrefresh_token = rt-again\nexpires_at = " +
+		fmt.Sprint(now.now().Add(30*24*time.Hour).Unix()) + "\n\n"
+	require.NoError(t, os.WriteFile(l.StoredTokensFile, []byte(section), 0o600))
+	now.add(6 * time.Minute)
+	again, err := l.Tokens.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "hf_oauth_al…", again.Redacted())
+	assert.NotEqual(t, tok.Expiry, again.Expiry)
+	assert.Equal(t, 1, h.renewals(), "the new login has a month left")
 }

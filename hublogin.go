@@ -224,6 +224,9 @@ type loginMemo struct {
 	rec       loginRecord
 	recheckAt time.Time
 	failure   error
+	// relogin marks a failure only logging in again mends
+	// (invalid_grant).
+	relogin bool
 }
 
 // serve is the token of m's login at now, or the failure of its renewal
@@ -239,6 +242,13 @@ func (m loginMemo) serve(now time.Time, source string) (Token, error) {
 	tok.Expiry = m.rec.expires
 	tok.OAuth = tok.OAuth || m.rec.renewable()
 	return tok, nil
+}
+
+// last is the memo, good or not.
+func (r *loginRefresher) last() loginMemo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.memo
 }
 
 // fresh is the memo for key while it is good.
@@ -300,7 +310,7 @@ func (r *loginRefresher) decideRenewal(ctx context.Context, key string, rec logi
 			return loginMemo{}, ctx.Err()
 		}
 		relogin := isInvalidGrant(err)
-		m.failure = r.expiredError(rec, err, relogin)
+		m.failure, m.relogin = r.expiredError(rec, err, relogin), relogin
 		m.recheckAt = now.Add(loginRecheck)
 		if relogin {
 			// Nothing changes until the user logs in again, which
@@ -593,8 +603,19 @@ func (s *loginSource) Token(ctx context.Context) (Token, error) {
 			return loginMemo{}, fmt.Errorf("%w (the login %q is no longer in %s: it was logged out)", ErrNoToken, s.name, s.files.storedPath())
 		}
 		rec := sec.login()
-		return s.login.decideRenewal(ctx, s.name, rec, now, func(ctx context.Context) (loginRecord, error) {
+		// The name stays when the user logs in again, so a login the
+		// Hub will no longer renew is looked at again every 5 minutes,
+		// and renewed only once it is another login.
+		if prev := s.login.last(); prev.relogin && prev.key == s.name && prev.rec.access == rec.access {
+			prev.recheckAt = now.Add(loginRecheck)
+			return prev, nil
+		}
+		m, err := s.login.decideRenewal(ctx, s.name, rec, now, func(ctx context.Context) (loginRecord, error) {
 			return s.login.renewStored(ctx, s.files, rec)
 		})
+		if m.relogin {
+			m.recheckAt = now.Add(loginRecheck)
+		}
+		return m, err
 	})
 }
