@@ -56,7 +56,8 @@ type Client struct {
 
 // NewClient returns a client configured by opts. Without options it calls
 // the public router with the token [EnvToken] finds (HF_TOKEN, then the
-// file `hf auth login` writes), retries twice, and logs nothing. A missing
+// file `hf auth login` writes; before them, when HF_OIDC_RESOURCE is set,
+// the token [OIDCToken] exchanges), retries twice, and logs nothing. A missing
 // token is not an error here: calls return [ErrNoToken] without sending
 // anything. A malformed token given to [WithToken] is [ErrInvalidToken].
 func NewClient(opts ...Option) (*Client, error) {
@@ -105,7 +106,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 
 	if s.tokenSource == nil {
-		s.tokenSource = EnvToken()
+		s.tokenSource = defaultTokenSource()
 	}
 
 	logger := s.logger
@@ -132,6 +133,12 @@ func NewClient(opts ...Option) (*Client, error) {
 		// A store without a logger of its own reports its outages here.
 		l.SetLogger(s.logger)
 	}
+
+	// A login stored by `hf auth login` is renewed, and an OIDC token
+	// exchanged, by the client's Hub, through its transport alone: no
+	// token or log line goes with it.
+	s.tokenSource = bindLoginSources(s.tokenSource, hubOAuth{hub: hub.String(), logger: s.logger,
+		http: &http.Client{Transport: transport, Timeout: loginHTTPTimeout}})
 
 	return &Client{
 		base:        base,

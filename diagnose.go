@@ -130,10 +130,15 @@ func (c *Client) Diagnose(ctx context.Context, opts DiagnoseOptions) *Diagnosis 
 	tok, ok := tokens.advance(ctx)
 	if !ok {
 		err := tokens.failure(ctx)
-		if errors.Is(err, ErrInvalidToken) {
+		var apiErr *APIError
+		switch {
+		case errors.Is(err, ErrInvalidToken):
 			d.add(Check{Name: "token is well formed", Status: CheckProblem, Cause: err.Error(),
 				Fix: hintFor(ErrInvalidToken, hintFacts{})})
-		} else {
+		case errors.As(err, &apiErr) && apiErr.Fix() != "":
+			// A stored login whose renewal failed after it expired.
+			d.add(Check{Name: "token found", Status: CheckProblem, Cause: apiErr.render(formCause), Fix: apiErr.Fix()})
+		default:
 			d.add(Check{Name: "token found", Status: CheckProblem, Cause: err.Error(),
 				Fix: hintFor(ErrNoToken, hintFacts{hub: hub})})
 		}

@@ -32,10 +32,13 @@
 // # Tokens
 //
 // A [TokenSource] yields the token: [StaticToken], [EnvToken] (the default,
-// in huggingface_hub's order), [OAuthToken] for a user logged in with
-// Hugging Face OAuth, and [ChainTokens] to try several. Tokens are checked
-// before anything is sent, are sent only to the router and the Hub, and never
-// appear in errors, logs or printed values, even when a server echoes them.
+// in huggingface_hub's order, renewing a browser login that `hf auth login`
+// stored), [OAuthToken] for a user logged in with Hugging Face OAuth,
+// [OIDCToken] for a CI job without a secret (Trusted Publishers), and
+// [ChainTokens] to try several. [DeviceLogin] logs a user in from a
+// terminal, as `hf auth login` does. Tokens are checked before anything is
+// sent, are sent only to the router and the Hub, and never appear in
+// errors, logs or printed values, even when a server echoes them.
 //
 // # Transport
 //
@@ -54,8 +57,9 @@
 // fake router, with no token and no network: quickstart, fallback, errors,
 // streaming (with recovery), embeddings (a provider fallback and cosine
 // ranking), responses (a function call round trip through the Responses
-// API), oauth (a Space with Hugging Face login) and otel (OpenTelemetry
-// spans); fleet (cooldowns shared through Redis) needs a Redis as well
+// API), oauth (a Space with Hugging Face login), devicelogin (a terminal
+// login as `hf auth login` does it, against a fake Hub) and otel
+// (OpenTelemetry spans); fleet (cooldowns shared through Redis) needs a Redis as well
 // (REDIS_URL), and without one says so and exits. The README has the
 // failure kinds, the fallback policy and the measured numbers;
 // CONTRIBUTING.md follows a call through the code.

@@ -3,6 +3,8 @@ package inference_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 
 	"github.com/hfkit/inference"
 	"github.com/hfkit/inference/inferencetest"
@@ -72,4 +74,55 @@ func ExampleWithProviderWalk() {
 	// Hello. from together
 	// org/model:groq 429
 	// org/model:together 200
+}
+
+// ExampleDeviceLogin logs a user in from a terminal, here against a local
+// fake Hub; with no HubURL it is huggingface.co, as `hf auth login`.
+func ExampleDeviceLogin() {
+	hub := inferencetest.NewRouter()
+	defer hub.Close()
+	hub.OnDeviceLogin(inferencetest.DeviceLogin{User: inferencetest.HubUser{Name: "alice"}})
+
+	login, err := inference.DeviceLogin(context.Background(), inference.DeviceLoginOptions{
+		HubURL: hub.URL(),
+		Prompt: func(code inference.DeviceCode) error {
+			fmt.Printf("Open %s and enter %s\n", strings.TrimPrefix(code.VerificationURI, hub.URL()), code.UserCode)
+			return nil
+		},
+		// Save: true would store the login where `hf auth login` does.
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if login.CanCallInference == inference.CapabilityNo {
+		fmt.Println(login.Missing)
+		return
+	}
+	client, err := inference.NewClient(inference.WithTokenSource(login.Tokens), inference.WithBaseURL(hub.URL()), inference.WithHubURL(hub.URL()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	who, err := client.Whoami(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("logged in as", who.Name, "with an OAuth token:", who.OAuth())
+	// Output:
+	// Open /oauth/device and enter ABCD-EFGH
+	// logged in as alice with an OAuth token: true
+}
+
+// ExampleEnvTokenWith renews a login stored by `hf auth login` on a Hub
+// given explicitly, outside a Client (a Client uses its own Hub).
+func ExampleEnvTokenWith() {
+	tokens := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: "https://huggingface-proxy-6ci.pages.dev", Logger: slog.Default()})
+	tok, err := tokens.Token(context.Background())
+	if err != nil {
+		fmt.Println(err) // ErrNoToken, or ErrUnauthorized once a login expired and could not be renewed
+		return
+	}
+	fmt.Println(tok.Source, tok.Expiry)
 }

@@ -343,13 +343,23 @@ func (s staticSource) String() string { return "StaticToken" }
 // $XDG_CACHE_HOME/huggingface/token, else ~/.cache/huggingface/token (the
 // file `hf auth login` writes). Values are trimmed; an empty one counts as
 // unset. It is the default source of a client given no token option.
-func EnvToken() TokenSource { return envSource{} }
+//
+// A browser login that `hf auth login` (or [DeviceLogin] with Save) stored
+// beside the token file is renewed as huggingface_hub renews it: when less
+// than a day remains, once at a time across goroutines and processes, the
+// files rewritten in huggingface_hub's format so that both keep sharing
+// the login. If renewing fails, the current token is used while it is
+// valid, then the source fails with [ErrUnauthorized], an [*APIError]
+// whose Fix says to run `hf auth login` again. The Hub that renews it is
+// the Client's (WithHubURL, else HF_ENDPOINT); [EnvTokenWith] sets it
+// outside a Client.
+func EnvToken() TokenSource { return EnvTokenWith(EnvTokenOptions{}) }
 
-type envSource struct{}
+type envSource struct{ login *loginRefresher }
 
-func (envSource) String() string { return "EnvToken" }
+func (*envSource) String() string { return "EnvToken" }
 
-func (envSource) Token(ctx context.Context) (Token, error) {
+func (s *envSource) Token(ctx context.Context) (Token, error) {
 	if err := contextDone(ctx); err != nil {
 		return Token{}, err
 	}
@@ -373,7 +383,7 @@ func (envSource) Token(ctx context.Context) (Token, error) {
 	if v == "" {
 		return Token{}, fmt.Errorf("%w (HF_TOKEN and HUGGING_FACE_HUB_TOKEN are unset and the token file %s is empty)", ErrNoToken, path)
 	}
-	return NewToken(v, "token file "+path)
+	return s.login.fromFile(ctx, tokenFiles{tokenPath: path}, v, "token file "+path)
 }
 
 // tokenFilePath is huggingface_hub's token path: HF_TOKEN_PATH, else

@@ -61,6 +61,9 @@ type Router struct {
 	listed       []inference.RouterModel
 	listAnswer   Answer
 	listRequests int
+
+	// oauth is the fake Hub's OAuth server (oauth.go).
+	oauth oauthServer
 }
 
 // script is a queue of answers; the last one repeats.
@@ -113,7 +116,8 @@ func (r Request) Candidate() inference.Candidate {
 }
 
 // NewRouter starts a fake router, which is also a fake Hub for the calls
-// the library makes (whoami and model info; see AddUser and AddModel): use
+// the library makes (whoami and model info; see AddUser and AddModel; and
+// OAuth logins, see OnDeviceLogin and AddLogin): use
 // URL for both inference.WithBaseURL and inference.WithHubURL, as Client
 // does. Unscripted models get the router's
 // "model not found" answer; requests without a bearer token get its 401.
@@ -218,7 +222,7 @@ func (r *Router) Reset() {
 }
 
 func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
-	if r.serveHub(w, hr) || r.serveList(w, hr) {
+	if r.serveHub(w, hr) || r.serveOAuth(w, hr) || r.serveList(w, hr) {
 		return
 	}
 	if hr.Method == http.MethodPost {
@@ -275,11 +279,14 @@ func bearer(hr *http.Request) string {
 // found"; a request without a token gets the router's 401.
 func (r *Router) answer(w http.ResponseWriter, hr *http.Request, req Request, keys ...string) {
 	token := bearer(hr)
+	scopeless := token != "" && r.oauth.lacksInference(token)
 	r.mu.Lock()
 	r.requests = append(r.requests, req)
 	var answer Answer
 	if s, byToken := r.byToken[token]; byToken && token != "" {
 		answer = s.next()
+	} else if scopeless {
+		answer = MissingScope()
 	}
 	for _, k := range keys {
 		if answer == nil && r.scripts[k] != nil {

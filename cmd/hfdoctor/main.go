@@ -5,10 +5,16 @@
 // (exists, gated, which providers serve it) and, unless -no-probe, makes a
 // 1-token chat per model and provider, whose failure it classifies.
 //
+// `hfdoctor login` logs the user in as `hf auth login` does, in a browser
+// (the OAuth device flow), saves the login where huggingface_hub keeps it,
+// and checks that its token may call Inference Providers.
+//
 // Usage:
 //
 //	hfdoctor -model meta-llama/Llama-3.3-70B-Instruct [-model ...] [-provider together ...]
 //	hfdoctor -demo            # a scripted broken setup, offline, no token needed
+//	hfdoctor login [-hub-url U] [-client-id ID] [-scope S ...] [-no-save]
+//	hfdoctor login -demo      # against a local fake Hub, nothing saved
 //
 // Flags:
 //
@@ -21,7 +27,8 @@
 //	-demo          run against a local fake Hub and router with a broken setup
 //
 // It exits 0 when every check passes, 1 when one finds a problem (no token
-// counts), and 2 for bad usage. It never prints the token, only a short
+// counts; for login, a failed login or a token that may not call Inference
+// Providers), and 2 for bad usage. It never prints the token, only a short
 // prefix.
 package main
 
@@ -62,6 +69,9 @@ func (r *repeated) Set(v string) error {
 
 // run is the command, returning its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "login" {
+		return runLogin(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("hfdoctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var models, providers repeated

@@ -1,0 +1,82 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// A refresh of a stored login holds a lock on "stored_tokens.lock" across
+// processes, the lock huggingface_hub takes for the same purpose: when the
+// Hub rotates refresh tokens, two processes refreshing at once would each
+// spend the one refresh token, and one would be logged out.
+//
+// On Unix systems the lock is flock(2) on that file, which is what
+// huggingface_hub's filelock takes there too: this library and `hf` (and
+// any number of processes of either) exclude each other. Elsewhere
+// (Windows) it is a lock file created exclusively, as filelock's
+// SoftFileLock: processes of this library exclude each other and wait for
+// huggingface_hub, but huggingface_hub on Windows locks the file's bytes
+// and does not see it; a lock file older than softLockStale is taken to be
+// left by a crashed process and removed.
+
+// lockTimeout bounds the wait for the lock, as huggingface_hub's 30 s.
+const lockTimeout = 30 * time.Second
+
+// softLockStale is the age of a lock file taken to be abandoned.
+const softLockStale = 2 * time.Minute
+
+// errLockBusy is a try that found the lock held.
+var errLockBusy = errors.New("the lock is held")
+
+// lockStoredTokens takes the lock at path, trying again with short pauses
+// until it is free, ctx ends or lockTimeout passes. onWait, when not nil,
+// is called once if the lock is held by someone else. The returned
+// function releases it.
+func lockStoredTokens(ctx context.Context, path string, onWait func()) (func(), error) {
+	deadline := time.Now().Add(lockTimeout)
+	pause := 5 * time.Millisecond
+	for waited := false; ; waited = true {
+		unlock, err := tryLock(path)
+		if err == nil {
+			return unlock, nil
+		}
+		if !errors.Is(err, errLockBusy) {
+			return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+		}
+		if !waited && onWait != nil {
+			onWait()
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s is held by another process for more than %s", path, lockTimeout)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+// trySoftLock creates path exclusively: it exists while the lock is
+// held. A lock file older than softLockStale is removed first.
+func trySoftLock(path string) (func(), error) {
+	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > softLockStale {
+		_ = os.Remove(path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o664)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, errLockBusy
+	}
+	if err != nil {
+		return nil, err
+	}
+	_ = f.Close()
+	return func() { _ = os.Remove(path) }, nil
+}

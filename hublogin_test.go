@@ -1,0 +1,720 @@
+package inference_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/inferencetest"
+)
+
+// These tests renew a browser login stored by `hf auth login` against the
+// fake Hub, with huggingface_hub's files in a temporary HF_HOME.
+
+const (
+	oldAccess  = "hf_oauth_aliceOldTokenAAAAAAAAAAAAAAAAAA"
+	oldRefresh = "rt_with_%_inside"
+	ciToken    = "hf_ciWriteTokenAAAAAAAAAAAAAAAAAAAAAAAAAA"
+)
+
+// hfHome is huggingface_hub's files in a temporary HF_HOME, and a fake Hub
+// that knows the stored login.
+type hfHome struct {
+	r                     *inferencetest.Router
+	dir                   string
+	tokenPath, storedPath string
+	logs                  *syncBuffer
+	logger                *slog.Logger
+}
+
+// newHFHome stores the fixture (testdata/hfhub/stored_tokens: an access
+// token and the browser login "oauth-alice", as huggingface_hub writes
+// them) with the login expiring at expires, and makes it the active token.
+func newHFHome(t *testing.T, expires time.Time) *hfHome {
+	t.Helper()
+	h := &hfHome{dir: t.TempDir(), logs: &syncBuffer{}}
+	for _, k := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_ENDPOINT", "HF_DEVICE_CODE_OAUTH_CLIENT_ID"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HF_HOME", h.dir)
+	h.tokenPath, h.storedPath = filepath.Join(h.dir, "token"), filepath.Join(h.dir, "stored_tokens")
+	fixture, err := os.ReadFile(filepath.Join("testdata", "hfhub", "stored_tokens"))
+	require.NoError(t, err)
+	fixture = bytes.Replace(fixture, []byte("expires_at = 1752192000"), []byte("expires_at = "+strconv.FormatInt(expires.Unix(), 10)), 1)
+	require.NoError(t, os.WriteFile(h.storedPath, fixture, 0o600))
+	require.NoError(t, os.WriteFile(h.tokenPath, []byte(oldAccess), 0o600))
+	h.r = inferencetest.NewRouter()
+	t.Cleanup(h.r.Close)
+	h.r.AddLogin(oldAccess, oldRefresh, inferencetest.HubUser{Name: "alice"})
+	h.logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return h
+}
+
+// source is EnvToken renewing through the fake Hub.
+func (h *hfHome) source() inference.TokenSource {
+	return inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL(), Logger: h.logger})
+}
+
+func (h *hfHome) renewals() int {
+	n := 0
+	for _, q := range h.r.OAuthRequests() {
+		if q.Grant == inferencetest.GrantRefreshToken {
+			n++
+		}
+	}
+	return n
+}
+
+// login is the stored section "oauth-alice", as read here.
+func (h *hfHome) login(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(h.storedPath)
+	require.NoError(t, err)
+	var sections [][]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(inference.StoredTokensAsJSON(data)), &sections))
+	for _, s := range sections {
+		var name string
+		require.NoError(t, json.Unmarshal(s[0], &name))
+		if name != "oauth-alice" {
+			continue
+		}
+		var fields [][2]string
+		require.NoError(t, json.Unmarshal(s[1], &fields))
+		out := map[string]string{}
+		for _, f := range fields {
+			out[f[0]] = f[1]
+		}
+		return out
+	}
+	t.Fatal("no oauth-alice section")
+	return nil
+}
+
+func (h *hfHome) activeToken(t *testing.T) string {
+	data, err := os.ReadFile(h.tokenPath)
+	require.NoError(t, err)
+	return string(data)
+}
+
+func (h *hfHome) warnings() int { return strings.Count(h.logs.String(), "level=WARN") }
+
+// syncBuffer is a bytes.Buffer safe for the goroutines that log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// clock is a settable time for a source's renewal.
+type clock struct{ t atomic.Int64 }
+
+func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
+func (c *clock) set(t time.Time)  { c.t.Store(t.UnixNano()) }
+func (c *clock) add(d time.Duration) {
+	c.t.Add(int64(d))
+}
+func (c *clock) now() time.Time { return time.Unix(0, c.t.Load()) }
+
+func assertSecret(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), path)
+}
+
+// TestStoredLoginRenewedAsHuggingfaceHubDoes reads huggingface_hub's own
+// files (the fixture is in the shapes of its tests, expired since 2025),
+// renews the login once through the Hub, and leaves both files as
+// huggingface_hub would: 0600, the other token untouched, the rotated
+// refresh token saved, readable by huggingface_hub's reader.
+func TestStoredLoginRenewedAsHuggingfaceHubDoes(t *testing.T) {
+	h := newHFHome(t, time.Unix(1752192000, 0))
+	src := h.source()
+	tok, err := src.Token(t.Context())
+	require.NoError(t, err)
+
+	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted(), "a new token is served")
+	assert.True(t, tok.OAuth)
+	assert.Equal(t, "token file "+h.tokenPath, tok.Source)
+	assert.WithinDuration(t, time.Now().Add(30*24*time.Hour), tok.Expiry, time.Minute)
+	reqs := h.r.OAuthRequests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, inferencetest.GrantRefreshToken, reqs[0].Grant)
+	assert.Equal(t, inference.DeviceLoginClientID, reqs[0].ClientID)
+	assert.Equal(t, 200, reqs[0].Status)
+
+	login := h.login(t)
+	assert.Equal(t, h.activeToken(t), login["hf_token"], "the active token is the renewed one")
+	assert.NotEqual(t, oldAccess, login["hf_token"])
+	assert.True(t, strings.HasPrefix(login["refresh_token"], "hf_oauth_refresh_"), "the rotated refresh token is kept")
+	expires, err := strconv.ParseInt(login["expires_at"], 10, 64)
+	require.NoError(t, err)
+	assert.Equal(t, tok.Expiry.Unix(), expires)
+	assertSecret(t, h.tokenPath)
+	assertSecret(t, h.storedPath)
+
+	// What huggingface_hub reads: the same, the access token untouched.
+	data, err := os.ReadFile(h.storedPath)
+	require.NoError(t, err)
+	mine := inference.StoredTokensAsJSON(data)
+	assert.Contains(t, mine, `["ci-write",[["hf_token","`+ciToken+`"]]]`)
+	assert.JSONEq(t, mine, inference.PythonReadsStoredTokens(t, h.storedPath))
+
+	// The renewed token is served from memory: no second renewal.
+	again, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tok.Redacted(), again.Redacted())
+	assert.Equal(t, 1, h.renewals())
+	assert.Zero(t, h.warnings())
+}
+
+func TestStoredLoginFarFromExpiryIsServedAsItIs(t *testing.T) {
+	expires := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	h := newHFHome(t, expires)
+	before, err := os.ReadFile(h.storedPath)
+	require.NoError(t, err)
+	src := h.source()
+	now := newClock(time.Now())
+	inference.SetLoginClock(src, now.now)
+	for range 3 {
+		tok, err := src.Token(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, expires, tok.Expiry)
+		assert.True(t, tok.OAuth)
+		now.add(10 * 24 * time.Hour) // 30, 20, 10 days left: still more than a day
+	}
+	assert.Empty(t, h.r.OAuthRequests())
+	after, err := os.ReadFile(h.storedPath)
+	require.NoError(t, err)
+	assert.Equal(t, before, after)
+
+	now.set(expires.Add(-23 * time.Hour)) // less than a day left
+	_, err = src.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals())
+}
+
+// TestTokenFileWithoutRenewalMetadataBehavesAsBefore: a token file with
+// no stored_tokens, with a section without refresh metadata, or with a
+// stored_tokens huggingface_hub could not read, is served as it is, and
+// nothing is sent or written.
+func TestTokenFileWithoutRenewalMetadataBehavesAsBefore(t *testing.T) {
+	for _, tc := range []struct{ name, stored string }{
+		{"no stored_tokens", ""},
+		{"an access token's section", "[ci-write]\nhf_token = " + ciToken + "\n\n"},
+		{"a login without expires_at", "[oauth-alice]\nhf_token = " + ciToken + "\nrefresh_token = rt\n\n"},
+		{"a login whose expires_at is not a number", "[oauth-alice]\nhf_token = " + ciToken + "\nrefresh_token = rt\nexpires_at = soon\n\n"},
+		{"a file configparser refuses", "hf_token = " + ciToken + "\n[oauth-alice]\nhf_token = " + ciToken + "\nrefresh_token = rt\nexpires_at = 1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHFHome(t, time.Now())
+			require.NoError(t, os.Remove(h.tokenPath))
+			require.NoError(t, os.WriteFile(h.tokenPath, []byte(ciToken+"\n"), 0o644))
+			require.NoError(t, os.Remove(h.storedPath))
+			if tc.stored != "" {
+				require.NoError(t, os.WriteFile(h.storedPath, []byte(tc.stored), 0o644))
+			}
+			tok, err := h.source().Token(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, "token file "+h.tokenPath, tok.Source)
+			assert.Equal(t, "hf_ci…", tok.Redacted())
+			assert.False(t, tok.OAuth)
+			assert.True(t, tok.Expiry.IsZero())
+			assert.Empty(t, h.r.OAuthRequests())
+			assert.Equal(t, ciToken+"\n", h.activeToken(t), "the token file is not rewritten")
+			fi, err := os.Stat(h.tokenPath)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+		})
+	}
+}
+
+func TestRenewalRotatesOrKeepsTheRefreshToken(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(time.Hour))
+			h.r.SetOAuth(inferencetest.HubOAuth{KeepRefreshTokens: keep})
+			_, err := h.source().Token(t.Context())
+			require.NoError(t, err)
+			login := h.login(t)
+			if keep {
+				assert.Equal(t, oldRefresh, login["refresh_token"], "no new refresh token was sent: the old one stays")
+				return
+			}
+			assert.NotEqual(t, oldRefresh, login["refresh_token"])
+			// The Hub retired the old one: renewing with the saved one
+			// works, with the old one it would not.
+			require.NoError(t, os.WriteFile(h.storedPath, []byte(strings.Replace(mustRead(t, h.storedPath), login["refresh_token"], oldRefresh, 1)), 0o600))
+			stale := newHFHomeSource(h, time.Now().Add(time.Hour))
+			_, err = stale.Token(t.Context())
+			require.NoError(t, err, "the current token is used while it is valid")
+			last := h.r.OAuthRequests()
+			assert.Equal(t, "invalid_grant", last[len(last)-1].Error)
+		})
+	}
+}
+
+// newHFHomeSource rewrites the login's expiry and returns a fresh source.
+func newHFHomeSource(h *hfHome, expires time.Time) inference.TokenSource {
+	data, _ := os.ReadFile(h.storedPath)
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "expires_at = ") {
+			lines[i] = "expires_at = " + strconv.FormatInt(expires.Unix(), 10)
+		}
+	}
+	_ = os.WriteFile(h.storedPath, []byte(strings.Join(lines, "\n")), 0o600)
+	return h.source()
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(data)
+}
+
+// TestInvalidGrantServesTheTokenWhileValidThenUnauthorized: the Hub
+// revoked the login. One warning; the current token is used until it
+// expires; then ErrUnauthorized whose fix says to run `hf auth login`
+// again, through a Client too, with nothing sent to the router.
+func TestInvalidGrantServesTheTokenWhileValidThenUnauthorized(t *testing.T) {
+	expires := time.Now().Add(time.Hour).Truncate(time.Second)
+	h := newHFHome(t, expires)
+	h.r.RevokeLogin(oldRefresh)
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	src := h.source()
+	now := newClock(time.Now())
+	inference.SetLoginClock(src, now.now)
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithTokenSource(src),
+		inference.WithLogger(h.logger))
+	require.NoError(t, err)
+
+	for range 3 {
+		tok, err := src.Token(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, "hf_oauth_al…", tok.Redacted())
+		now.add(10 * time.Minute)
+	}
+	assert.Equal(t, 1, h.renewals(), "invalid_grant is not asked again")
+	assert.Equal(t, 1, h.warnings())
+	assert.Contains(t, h.logs.String(), "hf auth login")
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err, "the client's own copy renews through its Hub and serves the valid token")
+
+	now.set(expires.Add(time.Second))
+	_, err = src.Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	var apiErr *inference.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Contains(t, apiErr.Fix(), "Run `hf auth login` again")
+	assert.Equal(t, 400, apiErr.StatusCode)
+	assert.Equal(t, "invalid_grant", apiErr.Code)
+	assert.Contains(t, err.Error(), `the browser login "oauth-alice" stored by `+"`hf auth login`"+` expired at `+expires.UTC().Format(time.RFC3339))
+	assert.Contains(t, err.Error(), "refresh token expired or was revoked")
+	for _, secret := range []string{oldAccess, oldRefresh, "aliceOldToken"} {
+		assert.NotContains(t, err.Error(), secret)
+		assert.NotContains(t, h.logs.String(), secret)
+	}
+
+	h.r.Reset()
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	require.ErrorAs(t, err, &apiErr)
+	assert.Contains(t, apiErr.Fix(), "hf auth login")
+	assert.Empty(t, h.r.Requests(), "an expired token is not sent")
+	assert.Equal(t, 2, h.renewals(), "the client's copy asked once too")
+	assert.Equal(t, 2, h.warnings(), "one warning per source")
+}
+
+// TestTransientRenewalFailureWarnsOnceAndRetriesEveryFiveMinutes: a Hub
+// that fails (503) is asked again 5 minutes later, not on every call; one
+// warning; the token is renewed once the Hub answers.
+func TestTransientRenewalFailureWarnsOnceAndRetriesEveryFiveMinutes(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(2*time.Hour))
+	h.r.FailOAuth(inferencetest.ProviderError(503), inferencetest.ProviderError(503))
+	src := h.source()
+	now := newClock(time.Now())
+	inference.SetLoginClock(src, now.now)
+	step := func(d time.Duration) inference.Token {
+		now.add(d)
+		tok, err := src.Token(t.Context())
+		require.NoError(t, err)
+		return tok
+	}
+	assert.Equal(t, "hf_oauth_al…", step(0).Redacted())
+	assert.Equal(t, 1, h.renewals())
+	step(4 * time.Minute)
+	assert.Equal(t, 1, h.renewals(), "not asked again within 5 minutes")
+	step(time.Minute + time.Second)
+	assert.Equal(t, 2, h.renewals())
+	assert.Equal(t, 1, h.warnings(), "one warning")
+	tok := step(5*time.Minute + time.Second)
+	assert.Equal(t, 3, h.renewals())
+	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted())
+	assert.Equal(t, tok.Redacted()[:len("hf_oauth_")], "hf_oauth_")
+	assert.Equal(t, 1, h.warnings())
+}
+
+// TestExpiredLoginWhoseRenewalFailsIsUnauthorized: already expired and
+// the Hub down: ErrUnauthorized at once (the token would be refused),
+// naming the failure; five minutes later the renewal is tried again.
+func TestExpiredLoginWhoseRenewalFailsIsUnauthorized(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	h.r.FailOAuth(inferencetest.ProviderError(503))
+	src := h.source()
+	now := newClock(time.Now())
+	inference.SetLoginClock(src, now.now)
+	_, err := src.Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	var apiErr *inference.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 503, apiErr.StatusCode)
+	assert.Contains(t, apiErr.Fix(), "hf auth login")
+	now.add(recheckInterval + time.Second)
+	tok, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.True(t, tok.Expiry.After(time.Now()))
+}
+
+const recheckInterval = 5 * time.Minute
+
+// TestShortLivedRenewalIsNotRepeatedOnEveryCall: a Hub whose tokens live
+// less than the day of margin would be asked on every call; the renewal
+// is looked at again after 5 minutes only.
+func TestShortLivedRenewalIsNotRepeatedOnEveryCall(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.SetOAuth(inferencetest.HubOAuth{TokenLifetime: time.Hour})
+	src := h.source()
+	now := newClock(time.Now())
+	inference.SetLoginClock(src, now.now)
+	for range 5 {
+		_, err := src.Token(t.Context())
+		require.NoError(t, err)
+		now.add(time.Minute)
+	}
+	assert.Equal(t, 1, h.renewals())
+	now.add(time.Minute)
+	_, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 2, h.renewals())
+}
+
+// TestRenewalStopsWithTheContext: a Hub that never answers holds a call
+// only as long as its context; nothing is remembered, the next call asks
+// again.
+func TestRenewalStopsWithTheContext(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.FailOAuth(inferencetest.Hang())
+	src := h.source()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := src.Token(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Zero(t, h.warnings(), "a caller that gave up is no renewal failure")
+	tok, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted())
+	assert.Equal(t, 2, h.renewals())
+}
+
+// TestClientRenewsThroughItsHubAndTransportAlone: the default source of
+// a Client renews on the Client's Hub (WithHubURL), through its
+// transport, without its middleware or a bearer token; a bare EnvToken
+// uses HF_ENDPOINT.
+func TestClientRenewsThroughItsHubAndTransportAlone(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	var mu sync.Mutex
+	var seen []string
+	transport := inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path+" auth="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	var throughMiddleware []string
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()),
+		inference.WithHTTPClient(&http.Client{Transport: transport}),
+		inference.WithMiddleware(func(next http.RoundTripper) http.RoundTripper {
+			return inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				throughMiddleware = append(throughMiddleware, r.URL.Path)
+				return next.RoundTrip(r)
+			})
+		}))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "ok", resp.Text())
+	assert.Equal(t, 1, h.renewals())
+	require.Len(t, h.r.Requests(), 1)
+	assert.Equal(t, h.login(t)["hf_token"][:11]+"…", h.r.Requests()[0].TokenPrefix, "the call carries the renewed token")
+	assert.Equal(t, []string{"/v1/chat/completions"}, throughMiddleware)
+	mu.Lock()
+	assert.Equal(t, "/oauth/token auth=", seen[0])
+	mu.Unlock()
+
+	// A bare EnvToken renews on HF_ENDPOINT.
+	h2 := newHFHome(t, time.Now().Add(time.Hour))
+	t.Setenv("HF_ENDPOINT", h2.r.URL()+"/")
+	_, err = inference.EnvToken().Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, h2.renewals())
+}
+
+// TestOneRenewalUnder100CallsAndTwoProcesses: a second process (this
+// test binary, run as a helper) renews the login and holds the lock while
+// 100 goroutines of this process ask for the token. Exactly one renewal
+// reaches the Hub; every goroutine and the other process end with the
+// same token, read from the files the other process wrote.
+func TestOneRenewalUnder100CallsAndTwoProcesses(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	child := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcessRenewsStoredLogin$", "-test.v")
+	child.Env = append(os.Environ(), "INFERENCE_HELPER_HUB="+h.r.URL())
+	stdin, err := child.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := child.StdoutPipe()
+	require.NoError(t, err)
+	child.Stderr = os.Stderr
+	require.NoError(t, child.Start())
+	lines := bufio.NewScanner(stdout)
+	expect := func(prefix string) string {
+		for lines.Scan() {
+			if rest, ok := strings.CutPrefix(lines.Text(), prefix); ok {
+				return rest
+			}
+		}
+		t.Fatalf("the helper process ended before %q: %v", prefix, lines.Err())
+		return ""
+	}
+	expect("helper: renewing")
+
+	// The helper holds the lock, its renewal held back: now 100 calls.
+	src := h.source()
+	lockWaited := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(lockWaited) })
+	const calls = 100
+	tokens := make([]string, calls)
+	errs := make([]error, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			tok, err := src.Token(t.Context())
+			errs[i] = err
+			tokens[i] = tok.Redacted()
+		})
+	}
+	select {
+	case <-lockWaited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no goroutine waited for the other process's lock")
+	}
+	require.Eventually(t, func() bool { return inference.LoginWaiting(src) == calls-1 }, 20*time.Second, time.Millisecond,
+		"the other goroutines wait for the one that looks")
+	_, err = io.WriteString(stdin, "go\n")
+	require.NoError(t, err)
+	theirs := expect("helper: token ")
+	require.NoError(t, child.Wait())
+	wg.Wait()
+
+	assert.Equal(t, 1, h.renewals(), "one renewal for two processes and 100 calls")
+	active := h.activeToken(t)
+	assert.Equal(t, fingerprint(active), theirs, "the other process served what it saved")
+	for i := range calls {
+		require.NoError(t, errs[i])
+		assert.Equal(t, tokens[0], tokens[i])
+	}
+	assert.Equal(t, active[:11]+"…", tokens[0])
+	assert.Zero(t, h.warnings())
+	assert.JSONEq(t, inference.StoredTokensAsJSON([]byte(mustRead(t, h.storedPath))), inference.PythonReadsStoredTokens(t, h.storedPath))
+}
+
+// TestHelperProcessRenewsStoredLogin is the other process of
+// TestOneRenewalUnder100CallsAndTwoProcesses: it renews the stored login
+// (HF_HOME comes from the parent), holding the request back until the
+// parent writes a line, then prints a fingerprint of its token.
+func TestHelperProcessRenewsStoredLogin(t *testing.T) {
+	hub := os.Getenv("INFERENCE_HELPER_HUB")
+	if hub == "" {
+		t.Skip("run by TestOneRenewalUnder100CallsAndTwoProcesses")
+	}
+	release := bufio.NewReader(os.Stdin)
+	held := inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		fmt.Println("helper: renewing")
+		if _, err := release.ReadString('\n'); err != nil {
+			return nil, err
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: hub, HTTPClient: &http.Client{Transport: held}})
+	tok, err := src.Token(context.Background())
+	if err != nil {
+		fmt.Println("helper: error", err)
+		os.Exit(3)
+	}
+	data, err := os.ReadFile(os.Getenv("HF_HOME") + "/token")
+	if err != nil || string(data)[:11]+"…" != tok.Redacted() {
+		fmt.Println("helper: the token file does not hold the served token", err)
+		os.Exit(4)
+	}
+	fmt.Println("helper: token " + fingerprint(string(data)))
+}
+
+func fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// TestRenewalIsCancelledWhileWaitingForTheSlot: a call whose context
+// ends while another goroutine renews returns at once.
+func TestRenewalIsCancelledWhileWaitingForTheSlot(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.FailOAuth(inferencetest.Hang())
+	src := h.source()
+	first, cancelFirst := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.Token(first)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return len(h.r.OAuthRequests()) == 1 }, 10*time.Second, time.Millisecond)
+	second, cancelSecond := context.WithCancel(t.Context())
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := src.Token(second)
+		waiting <- err
+	}()
+	require.Eventually(t, func() bool { return inference.LoginWaiting(src) == 1 }, 10*time.Second, time.Millisecond)
+	cancelSecond()
+	select {
+	case err := <-waiting:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled call kept waiting")
+	}
+	cancelFirst()
+	assert.ErrorIs(t, <-done, context.Canceled)
+}
+
+// TestDiagnoseSaysToLogInAgain: hfdoctor's diagnosis of an expired login
+// the Hub will not renew names the login and says to log in again.
+func TestDiagnoseSaysToLogInAgain(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	h.r.RevokeLogin(oldRefresh)
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithLogger(h.logger))
+	require.NoError(t, err)
+	d := c.Diagnose(t.Context(), inference.DiagnoseOptions{NoProbe: true})
+	require.Len(t, d.Checks, 1)
+	check := d.Checks[0]
+	assert.Equal(t, "token found", check.Name)
+	assert.Equal(t, inference.CheckProblem, check.Status)
+	assert.Contains(t, check.Cause, `the browser login "oauth-alice" stored by`)
+	assert.Contains(t, check.Cause, "invalid_grant")
+	assert.Contains(t, check.Fix, "Run `hf auth login` again")
+	assert.Contains(t, check.Fix, h.r.URL()+"/settings/tokens")
+}
+
+// TestRenewalErrorsHideWhatTheHubEchoes: a Hub that quotes the refresh
+// token in its refusal has it removed from the error and the warning.
+func TestRenewalErrorsHideWhatTheHubEchoes(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	h.r.FailOAuth(inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}},
+		`{"error":"invalid_grant","error_description":"the refresh token `+oldRefresh+` for `+oldAccess+` is revoked"}`))
+	_, err := h.source().Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	assert.Contains(t, err.Error(), "the refresh token [redacted] for [redacted] is revoked")
+	assert.Contains(t, h.logs.String(), "[redacted]")
+	for _, secret := range []string{oldRefresh, oldAccess} {
+		assert.NotContains(t, err.Error(), secret)
+		assert.NotContains(t, h.logs.String(), secret)
+	}
+}
+
+// TestLoggedOutWhileWaitingForTheLock: `hf auth logout` removed the
+// login while another process held the lock: the token read is served,
+// nothing is renewed or written back.
+func TestLoggedOutWhileWaitingForTheLock(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	release := inference.HoldStoredTokensLock(t, h.tokenPath)
+	src := h.source()
+	waiting := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(waiting) })
+	got := make(chan inference.Token, 1)
+	go func() {
+		tok, err := src.Token(t.Context())
+		assert.NoError(t, err)
+		got <- tok
+	}()
+	<-waiting
+	require.NoError(t, os.WriteFile(h.storedPath, []byte("[ci-write]\nhf_token = "+ciToken+"\n\n"), 0o600))
+	release()
+	tok := <-got
+	assert.Equal(t, "hf_oauth_al…", tok.Redacted())
+	assert.Empty(t, h.r.OAuthRequests())
+	assert.Equal(t, "[ci-write]\nhf_token = "+ciToken+"\n\n", mustRead(t, h.storedPath))
+}
+
+// TestRenewalFollowsASymlinkedTokenFile: a token file that is a link
+// (to a file kept elsewhere) stays a link; the file it points to is
+// rewritten.
+func TestRenewalFollowsASymlinkedTokenFile(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	target := filepath.Join(t.TempDir(), "real-token")
+	require.NoError(t, os.Rename(h.tokenPath, target))
+	require.NoError(t, os.Symlink(target, h.tokenPath))
+	tok, err := h.source().Token(t.Context())
+	require.NoError(t, err)
+	fi, err := os.Lstat(h.tokenPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeSymlink, "still a link")
+	assert.Equal(t, tok.Redacted(), mustRead(t, target)[:11]+"…")
+}
+
+// TestSaveRefusesAStoredTokensFileItCannotRead: overwriting it would lose
+// the other tokens, so the login is not saved.
+func TestSaveRefusesAStoredTokensFileItCannotRead(t *testing.T) {
+	home := noTokenEnv(t)
+	r := deviceHub(t, inferencetest.DeviceLogin{User: alice})
+	corrupt := "hf_token = a key before any section\n[ci-write]\nhf_token = " + ciToken + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(home, "stored_tokens"), []byte(corrupt), 0o600))
+	l, _, err := login(t, r, inference.DeviceLoginOptions{Save: true})
+	require.Error(t, err)
+	assert.Nil(t, l)
+	assert.Contains(t, err.Error(), "the login cannot be saved")
+	assert.Contains(t, err.Error(), "fix or remove it")
+	assert.Equal(t, corrupt, mustRead(t, filepath.Join(home, "stored_tokens")))
+	assert.NoFileExists(t, filepath.Join(home, "token"))
+}
