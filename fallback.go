@@ -566,9 +566,10 @@ const (
 // that account alone: a gated or not-found model (access and private
 // repositories are per account), a billing refusal or an organization's
 // provider ban met under WithBillTo, the router's own rate limit on the
-// account. A limit the call set for itself (a per-call attempt,
-// first-token or idle timeout that differs from the client's) concerns
-// no one else.
+// account, and a provider's 401 or 403 under a user's token (which may
+// have run on that user's own provider key). A limit the call set for
+// itself (a per-call attempt, first-token or idle timeout that differs
+// from the client's) concerns no one else.
 func (c *Client) coolScope(cfg *callConfig, err error) coolScope {
 	if !coolsDown(err) {
 		return coolNone
@@ -587,8 +588,23 @@ func (c *Client) coolScope(cfg *callConfig, err error) coolScope {
 		// The router's (or the Hub's) limit on the account, not a
 		// provider's capacity.
 		return coolAccount
+	case cfg.user != nil && providerRefusal(apiErr):
+		// A provider refused the key a user's call ran with: with
+		// Hugging Face's custom provider keys, that may be the user's
+		// own key at the provider, which proves nothing for anybody
+		// else. The client's own tokens run on the router's keys: a
+		// refusal of those concerns every call.
+		return coolAccount
 	}
 	return coolShared
+}
+
+// providerRefusal reports a 401 or 403 a provider sent through the router
+// (X-Inference-Provider set): a refusal of the key at the provider, not of
+// the caller's Hugging Face token, classified ErrProvider.
+func providerRefusal(apiErr *APIError) bool {
+	return apiErr != nil && apiErr.FromProvider && apiErr.Kind == ErrProvider &&
+		(apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden)
 }
 
 // billingRefusal reports a refusal about the organization a call was
