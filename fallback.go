@@ -323,6 +323,7 @@ func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cand
 	w.tokens = c.newTokenCursor(cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
 	if !ok {
+		w.release() // nothing will be tried
 		return w.tokens.failure(ctx)
 	}
 	w.tok = tok
@@ -330,6 +331,12 @@ func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cand
 }
 
 func (w *walker) trail() trail { return trail{w.attempts, w.skipped, w.served} }
+
+// release tells the shared store that the call is done with the walk's
+// candidates (see releaseShared): when the walk ends, after its last
+// attempt and its last cooldown, or before any attempt when no token is
+// left.
+func (w *walker) release() { w.c.releaseShared(w.cands()) }
 
 func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
 
@@ -379,6 +386,7 @@ func walkOver[T any](ctx context.Context, c *Client, cfg *callConfig, obs CallOb
 
 // run tries candidates from the walk's current one until one serves.
 func run[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
+	defer w.release()
 	var zero T
 	for w.i < len(w.cands()) {
 		if out, done, err := attemptOnce(ctx, w, try); done {
@@ -414,6 +422,7 @@ func attemptOnce[T any](ctx context.Context, w *walker, try tryFunc[T]) (out T, 
 // a hedge passes its try function to no goroutine, and keeps it on its
 // stack.
 func runHedged[T any](ctx context.Context, w *walker, try tryFunc[T]) (T, error) {
+	defer w.release()
 	var zero T
 	for w.i < len(w.cands()) {
 		var out T
@@ -636,6 +645,26 @@ func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.T
 		return nil, false
 	}
 	return untils, true
+}
+
+// releaseShared tells the shared store, when it has a method
+// Release(key string), that the call is done with cands, the candidates it
+// was to try: a probe of one that this call ran (the first call to find
+// its cooldown ended) ends for the fleet at once, served or failed,
+// instead of holding the others off until its lease runs out. Nothing is
+// built or called when the store reports itself Empty: it then holds no
+// probe.
+func (c *Client) releaseShared(cands []Candidate) {
+	r, ok := c.shared.(interface{ Release(key string) })
+	if !ok {
+		return
+	}
+	if e, ok := c.shared.(interface{ Empty() bool }); ok && e.Empty() {
+		return
+	}
+	for _, cand := range cands {
+		r.Release(candidateKey(cand))
+	}
 }
 
 // coolKey records a candidate's cooldown: in the shared store when there
