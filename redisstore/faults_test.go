@@ -202,7 +202,8 @@ func TestSilentRedis(t *testing.T) {
 	assertBounded(t, f, store)
 
 	// 1,000 failing calls, 50 at a time: the store's goroutines stay
-	// within its bound (the refresh loop, the writer, two claims).
+	// within its bound (the refresh loop and its one read, the writer,
+	// two claims).
 	c := f.client(t, store, time.Millisecond)
 	var peak int
 	var peakMu sync.Mutex
@@ -241,8 +242,8 @@ func TestSilentRedis(t *testing.T) {
 	after := storeGoroutines()
 	stats := store.Stats()
 	t.Logf("1,000 failing calls: at most %d goroutines in the store's code, %d after; stats %+v", peak, after, stats)
-	assert.LessOrEqual(t, peak, 2+claimSlots, "the refresh loop, the writer and the claims, however many calls")
-	assert.LessOrEqual(t, after, 2+claimSlots)
+	assert.LessOrEqual(t, peak, 3+claimSlots, "the refresh loop and its read, the writer and the claims, however many calls")
+	assert.LessOrEqual(t, after, 3+claimSlots)
 	assert.Positive(t, stats.ClaimsTimedOut+stats.ClaimsSkipped)
 
 	// The outage is logged once, in words an operator can act on, never
@@ -494,7 +495,7 @@ func TestCluster(t *testing.T) {
 	t.Logf("the third replica saw both cooldowns %s after they were written (refresh %s)", seenAfter.Round(time.Millisecond), refresh)
 	assert.LessOrEqual(t, seenAfter, refresh+2*DefaultTimeout+slack, "within the staleness bound")
 	// The probe claim goes through the Cluster too.
-	stores[0].keep("org/ended", time.Now().Add(-time.Millisecond), true)
+	justEnded(stores[0], "org/ended")
 	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, time.Now())
 	assert.True(t, untils[0].IsZero(), "this replica claimed the probe")
 	assertBounded(t, newFailover(t), stores[0])
@@ -505,6 +506,15 @@ func TestCluster(t *testing.T) {
 	}
 	assert.NotContains(t, logs.String(), "CROSSSLOT")
 	assert.NotContains(t, logs.String(), "level=WARN")
+}
+
+// justEnded makes key's cooldown end a moment ago in s's local copy, as if
+// a refresh had read it: the next lookup claims its probe.
+func justEnded(s *Store, key string) {
+	ended := time.UnixMilli(time.Now().Add(-time.Millisecond).UnixMilli())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.local[key] = entry{until: ended, raw: ended}
 }
 
 // Empty never says nothing is cooling while a cooldown is held, however
@@ -675,4 +685,71 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && n == 1
 	}, 10*time.Second, 50*time.Millisecond, "on the promoted replica")
 	t.Logf("after the failover: A %+v; B %+v", a.Stats(), b.Stats())
+}
+
+// TestAnOutageIsNoticedWithinRefreshAndTimeout freezes (SIGSTOP) or kills
+// a Redis that no call is using (no probe claim to notice it): the store,
+// over a go-redis client built as the godoc shows (5 s dial, 3 s read
+// timeouts), reports the outage in Stats and in one WARN line within
+// Refresh + Timeout, with its cause in the right words, goes on counting
+// refreshes while Redis is away, and says once when it answers again.
+func TestAnOutageIsNoticedWithinRefreshAndTimeout(t *testing.T) {
+	const refresh = 100 * time.Millisecond
+	for _, fault := range []struct {
+		name, words string
+		start, end  func(t *testing.T, srv *server)
+	}{
+		{"frozen", "Redis did not answer within 50ms",
+			func(t *testing.T, srv *server) { require.NoError(t, srv.cmd.Process.Signal(syscall.SIGSTOP)) },
+			func(t *testing.T, srv *server) { require.NoError(t, srv.cmd.Process.Signal(syscall.SIGCONT)) }},
+		{"killed", "Redis refused the connection",
+			func(t *testing.T, srv *server) { srv.kill() },
+			func(t *testing.T, srv *server) { srv.start(t) }},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			srv := ownRedis(t)
+			var logs logBuffer
+			store := newStore(t, godocClient(t, srv.addr()), Options{Prefix: prefix(t), Refresh: refresh, Timeout: faultTimeout, Logger: logs.logger()})
+			require.Eventually(t, func() bool { return store.Stats().Refreshes >= 2 }, 2*time.Second, time.Millisecond)
+			require.False(t, store.Stats().Down)
+
+			fault.start(t, srv)
+			ended := false
+			defer func() {
+				if !ended {
+					fault.end(t, srv)
+				}
+			}()
+			at := time.Now()
+			var down, logged time.Duration
+			require.Eventually(t, func() bool {
+				if down == 0 && store.Stats().Down {
+					down = time.Since(at)
+				}
+				if logged == 0 && strings.Contains(logs.String(), "level=WARN") {
+					logged = time.Since(at)
+				}
+				return down > 0 && logged > 0
+			}, 5*time.Second, time.Millisecond, "the outage is noticed")
+			from := store.Stats().Refreshes
+			require.Eventually(t, func() bool { return store.Stats().Refreshes >= from+5 }, 5*refresh+time.Second, time.Millisecond,
+				"refreshes go on being counted while Redis is away")
+			st := store.Stats()
+			t.Logf("%s: Stats().Down %s after, the WARN %s after (Refresh %s + Timeout %s); %+v", fault.name,
+				down.Round(time.Millisecond), logged.Round(time.Millisecond), refresh, faultTimeout, st)
+			assert.LessOrEqual(t, down, refresh+faultTimeout+slack, "Stats say so within Refresh + Timeout")
+			assert.LessOrEqual(t, logged, refresh+faultTimeout+slack, "and the log")
+			assert.Contains(t, logs.String(), fault.words)
+			assert.Contains(t, st.Cause, fault.words)
+			assert.Equal(t, int64(1), st.Outages)
+			assert.Positive(t, st.RefreshesFailed)
+
+			fault.end(t, srv)
+			ended = true
+			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "Redis answers again") }, 8*time.Second, 5*time.Millisecond)
+			assert.False(t, store.Stats().Down)
+			assert.Equal(t, 1, strings.Count(logs.String(), "level=WARN"), logs.String())
+			assert.Equal(t, int64(1), store.Stats().Outages)
+		})
+	}
 }

@@ -343,3 +343,50 @@ func TestNoTokenInRedis(t *testing.T) {
 func chatReq(model string) inference.ChatRequest {
 	return inference.ChatRequest{Model: model, Messages: []inference.Message{inference.UserMessage("hi")}}
 }
+
+// A cooldown Redis holds as written is written once: a refresh compares
+// it at the millisecond Redis keeps, so 20 refreshes of a Redis that never
+// faulted write nothing more and refill nothing.
+func TestAHealthyRedisIsNotRefilled(t *testing.T) {
+	rdb := sharedRedis(t)
+	s := newStore(t, rdb, Options{Prefix: prefix(t), Refresh: 20 * time.Millisecond})
+	require.NoError(t, s.Cool(t.Context(), "org/m:together", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return s.Stats().Writes >= 1 }, 2*time.Second, 2*time.Millisecond)
+	from := s.Stats().Refreshes
+	require.Eventually(t, func() bool { return s.Stats().Refreshes >= from+20 }, 10*time.Second, 5*time.Millisecond)
+	st := s.Stats()
+	t.Logf("one Cool, then %d refreshes: %+v", st.Refreshes-from, st)
+	assert.Equal(t, int64(1), st.Writes, "one write")
+	assert.Zero(t, st.Refilled, "nothing refilled")
+	assert.Zero(t, st.RefreshesFailed)
+}
+
+// A replica misconfigured with MaxCooldown 24h writes a deadline an hour
+// away; a replica with the default skips the candidate for at most its own
+// MaxCooldown from when it read the deadline, refresh after refresh (the
+// cap does not slide with each read).
+func TestAReplicaCapsWhatItReads(t *testing.T) {
+	rdb := sharedRedis(t)
+	p := prefix(t)
+	wrong := newStore(t, rdb, Options{Prefix: p, MaxCooldown: 24 * time.Hour})
+	right := newStore(t, rdb, Options{Prefix: p, Refresh: 20 * time.Millisecond})
+	hour := time.Now().Add(time.Hour)
+	require.NoError(t, wrong.Cool(t.Context(), "org/m:together", hour))
+	var first time.Time
+	var read time.Time
+	require.Eventually(t, func() bool {
+		untils, _ := right.Lookup(t.Context(), []string{"org/m:together"}, time.Now())
+		first, read = untils[0], time.Now()
+		return !first.IsZero()
+	}, 2*time.Second, 2*time.Millisecond)
+	ms, err := rdb.Get(t.Context(), "{"+p+"}key:org/m:together").Int64()
+	require.NoError(t, err)
+	assert.WithinDuration(t, hour, time.UnixMilli(ms), time.Second, "Redis holds the misconfigured replica's hour")
+	t.Logf("Redis holds %s; the replica with the default skips until %s from now", time.Until(time.UnixMilli(ms)).Round(time.Second), time.Until(first).Round(time.Second))
+	assert.LessOrEqual(t, first, read.Add(DefaultMaxCooldown), "capped at its own MaxCooldown")
+
+	from := right.Stats().Refreshes
+	require.Eventually(t, func() bool { return right.Stats().Refreshes >= from+10 }, 5*time.Second, 5*time.Millisecond)
+	untils, _ := right.Lookup(t.Context(), []string{"org/m:together"}, time.Now())
+	assert.Equal(t, first, untils[0], "ten refreshes later, the same capped deadline")
+}
