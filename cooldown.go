@@ -37,12 +37,14 @@ import (
 // cooling: calls then skip Lookup; a method SetLogger(*slog.Logger),
 // which NewClient calls with the client's logger (WithLogger), for a store
 // to report its own outages when it has no logger of its own; and a method
-// Release(key string), which a call calls for each candidate it was to
-// try once its walk is over (served, failed or stopped: every attempt has
-// ended, and every failure has been cooled), for a store that lets one
+// Release(key string, served bool), which a call calls for each candidate
+// it was to try once its walk is over (served, failed or stopped: every
+// attempt has ended, and every failure has been cooled), served telling
+// whether that candidate answered the call, for a store that lets one
 // replica probe a candidate whose cooldown ended, and holds the others off
-// while the probe runs, to end that probe for the fleet at once. Release
-// must not block (a store does any I/O in the background) and should cost
+// while the probe runs, to end that probe for the fleet at once (and,
+// when it served, to let the others use the candidate again). Release must
+// not block (a store does any I/O in the background) and should cost
 // nothing for a candidate it holds no probe of; a call skips it when Empty
 // reports true. A store's error never fails a call: the client falls back
 // to its own memory, and logs the outage once when it begins and once when

@@ -122,9 +122,12 @@ func (s *releaseStore) Cool(ctx context.Context, key string, until time.Time) er
 	return s.mapStore.Cool(ctx, key, until)
 }
 
-func (s *releaseStore) Release(key string) {
+func (s *releaseStore) Release(key string, served bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if served {
+		key += " (served)"
+	}
 	s.events = append(s.events, "release "+key)
 }
 
@@ -157,13 +160,20 @@ func TestTheStoreHearsWhenACallIsDoneWithItsCandidates(t *testing.T) {
 
 	_, err = c.Chat(t.Context(), chatReq("org/down", ""))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"cool org/down", "release org/down", "release org/up", "release org/spare:groq"}, store.take(),
+	assert.Equal(t, []string{"cool org/down", "release org/down", "release org/up (served)", "release org/spare:groq"}, store.take(),
 		"after the cooldown; the candidate never tried too")
 
 	s, err := c.ChatStream(t.Context(), chatReq("org/s", ""))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"release org/s", "release org/up", "release org/spare:groq"}, store.take(), "once the stream has opened")
+	assert.Equal(t, []string{"release org/s (served)", "release org/up", "release org/spare:groq"}, store.take(), "once the stream has opened")
 	s.Close()
+
+	// A hedged call: the hedge on the fallback wins, the primary is lost.
+	r.On("org/slow", inferencetest.Delay(300*time.Millisecond, inferencetest.Reply("slow")))
+	resp, err := c.Chat(t.Context(), chatReq("org/slow", ""), inference.WithHedge(20*time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, "ok", resp.Text())
+	assert.Equal(t, []string{"release org/slow", "release org/up (served)", "release org/spare:groq"}, store.take(), "the hedge served")
 
 	sent := len(r.Requests())
 	_, err = c.Chat(t.Context(), chatReq("org/up", ""), inference.WithTokenSource(inference.OAuthToken(failingOAuth{})))

@@ -333,10 +333,17 @@ func (w *walker) startWith(ctx context.Context, c *Client, cfg *callConfig, cand
 func (w *walker) trail() trail { return trail{w.attempts, w.skipped, w.served} }
 
 // release tells the shared store that the call is done with the walk's
-// candidates (see releaseShared): when the walk ends, after its last
-// attempt and its last cooldown, or before any attempt when no token is
-// left.
-func (w *walker) release() { w.c.releaseShared(w.cands()) }
+// candidates, and which one served (see releaseShared): when the walk
+// ends, after its last attempt and its last cooldown, or before any
+// attempt when no token is left. The attempt that served is the last one
+// recorded (a hedge's lost attempt comes before its winner).
+func (w *walker) release() {
+	var served Candidate
+	if n := len(w.attempts); n > 0 && w.attempts[n-1].Err == nil && !w.attempts[n-1].Lost {
+		served = w.attempts[n-1].Candidate
+	}
+	w.c.releaseShared(w.cands(), served)
+}
 
 func (w *walker) failure() error { return &FallbackError{Attempts: w.attempts, Skipped: w.skipped} }
 
@@ -648,14 +655,14 @@ func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.T
 }
 
 // releaseShared tells the shared store, when it has a method
-// Release(key string), that the call is done with cands, the candidates it
-// was to try: a probe of one that this call ran (the first call to find
-// its cooldown ended) ends for the fleet at once, served or failed,
-// instead of holding the others off until its lease runs out. Nothing is
-// built or called when the store reports itself Empty: it then holds no
-// probe.
-func (c *Client) releaseShared(cands []Candidate) {
-	r, ok := c.shared.(interface{ Release(key string) })
+// Release(key string, served bool), that the call is done with cands, the
+// candidates it was to try, of which served (if any) answered it: a probe
+// of one that this call ran (the first call to find its cooldown ended)
+// ends for the fleet at once, served or failed, instead of holding the
+// others off until its lease runs out. Nothing is built or called when the
+// store reports itself Empty: it then holds no probe.
+func (c *Client) releaseShared(cands []Candidate, served Candidate) {
+	r, ok := c.shared.(interface{ Release(key string, served bool) })
 	if !ok {
 		return
 	}
@@ -663,7 +670,7 @@ func (c *Client) releaseShared(cands []Candidate) {
 		return
 	}
 	for _, cand := range cands {
-		r.Release(candidateKey(cand))
+		r.Release(candidateKey(cand), cand == served)
 	}
 }
 

@@ -338,8 +338,8 @@ func TestPausedRedis(t *testing.T) {
 	paused := time.Now()
 	assertBounded(t, newFailover(t), store)
 	require.Less(t, time.Since(paused), 1500*time.Millisecond, "the calls ran while Redis was paused")
-	// The pause ends by itself; sharing goes on.
-	time.Sleep(time.Until(paused.Add(1500 * time.Millisecond)))
+	// The pause ends by itself (a PING waits for it); sharing goes on.
+	require.NoError(t, admin.Ping(t.Context()).Err())
 	assertShared(t, store, other)
 }
 
@@ -428,8 +428,21 @@ func cluster(t *testing.T) []string {
 		t.Fatal("REDIS_CLUSTER_ADDRS is not set: .ci/run starts a three-node Redis Cluster and sets it")
 	}
 	var addrs []string
+	for _, srv := range ownCluster(t) {
+		addrs = append(addrs, srv.addr())
+	}
+	return addrs
+}
+
+// ownCluster is three redis-servers of the test's own joined into one
+// Cluster, which the test may stop and start again (each keeps its
+// nodes.conf, and so its place in the Cluster).
+func ownCluster(t *testing.T) []*server {
+	var servers []*server
+	var addrs []string
 	for range 3 {
 		srv := ownRedisAt(t, clusterPort(t), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		servers = append(servers, srv)
 		addrs = append(addrs, srv.addr())
 	}
 	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
@@ -437,14 +450,18 @@ func cluster(t *testing.T) []string {
 	require.NoError(t, err, "%s", out)
 	// Every node must see the cluster whole, not only the first.
 	for _, addr := range addrs {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
-		require.Eventually(t, func() bool {
-			info, err := rdb.ClusterInfo(context.Background()).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		}, 10*time.Second, 50*time.Millisecond)
-		rdb.Close()
+		require.Eventually(t, func() bool { return clusterOK(addr) }, 10*time.Second, 50*time.Millisecond)
 	}
-	return addrs
+	return servers
+}
+
+// clusterOK reports whether the node at addr sees the Cluster serving
+// every slot.
+func clusterOK(addr string) bool {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	info, err := rdb.ClusterInfo(context.Background()).Result()
+	return err == nil && strings.Contains(info, "cluster_state:ok")
 }
 
 // clusterPort is a free port whose cluster bus port (+10000) is free too,
@@ -618,6 +635,21 @@ func TestOutagesReachTheClientsLogger(t *testing.T) {
 		5*time.Second, 10*time.Millisecond)
 }
 
+// fitReplica reports whether Sentinel would promote this replica (as
+// SENTINEL REPLICAS describes it): not down or disconnected, linked to its
+// primary, pinged and read (INFO) recently.
+func fitReplica(r map[string]string) bool {
+	ms := func(field string) int64 {
+		var n int64
+		if _, err := fmt.Sscan(r[field], &n); err != nil {
+			return 1 << 62
+		}
+		return n
+	}
+	return r["flags"] == "slave" && r["master-link-status"] == "ok" && r["slave-priority"] != "0" &&
+		ms("info-refresh") < 10_000 && ms("last-ok-ping-reply") < 2_000 && ms("master-link-down-time") == 0
+}
+
 // TestSentinelFailover checks the godoc's word that a FailoverClient needs
 // no special code: two stores share through a primary that Sentinel
 // watches, the primary is failed over to its replica, and cooldowns are
@@ -650,10 +682,16 @@ func TestSentinelFailover(t *testing.T) {
 	sentinelAddr := fmt.Sprintf("127.0.0.1:%d", sentinelPort)
 	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelAddr})
 	t.Cleanup(func() { sc.Close() })
+	// A failover picks only a replica Sentinel finds fit: linked to the
+	// primary, answering its pings, and whose INFO it has read (until
+	// then "info-refresh" counts from 1970). Asking earlier, on a busy
+	// machine, gets NOGOODSLAVE: wait for that state, not for a time.
+	var seen []map[string]string
 	require.Eventually(t, func() bool {
 		replicas, err := sc.Replicas(t.Context(), "hfkit").Result()
-		return err == nil && len(replicas) == 1
-	}, 10*time.Second, 50*time.Millisecond, "Sentinel knows the replica")
+		seen = replicas
+		return err == nil && len(replicas) == 1 && fitReplica(replicas[0])
+	}, 30*time.Second, 50*time.Millisecond, "Sentinel knows the replica fit to be promoted: %v", &seen)
 
 	p := prefix(t)
 	failoverStore := func() *Store {

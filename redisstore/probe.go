@@ -27,21 +27,25 @@ type probe struct {
 	leased bool
 }
 
-// claimScript takes a probe's lease if nobody holds it and the candidate
-// is not cooling again (a probe that failed a moment ago, whose cooldown
-// this replica has not read yet), and indexes the lease for the refresh
-// loops (pruning leases that ended two leases ago by Redis's clock);
-// otherwise it says how long the holder's lease has left, or until when
-// the candidate cools.
+// claimScript takes a probe's lease if nobody holds it, the candidate is
+// not cooling again (a probe that failed a moment ago, whose cooldown this
+// replica has not read yet) and no probe of it served a moment ago, and
+// indexes the lease for the refresh loops (pruning leases that ended two
+// leases ago by Redis's clock); otherwise it says how long the holder's
+// lease has left, until when the candidate cools, or that it serves.
 //
-// KEYS: the lease, the probes' index, the candidate's cooldown. ARGV: the
-// owner, the lease (ms), the candidate, the lease's end (Unix ms), now
-// (Unix ms). Returns {1} when taken, {0, PTTL} when another holds it, {2,
-// deadline} when it is cooling.
+// KEYS: the lease, the probes' index, the candidate's cooldown, its mark
+// of a probe that served. ARGV: the owner, the lease (ms), the candidate,
+// the lease's end (Unix ms), now (Unix ms). Returns {1} when taken, {0,
+// PTTL} when another holds it, {2, deadline} when it is cooling, {3} when
+// a probe served.
 var claimScript = redis.NewScript(`
 local cooling = tonumber(redis.call('GET', KEYS[3]) or '0')
 if cooling > tonumber(ARGV[5]) then
   return {2, cooling}
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {3}
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local t = redis.call('TIME')
@@ -69,13 +73,18 @@ redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[2]))
 return 1
 `)
 
-// releaseScript ends a probe's lease, if it is still this owner's.
+// releaseScript ends a probe's lease, if it is still this owner's, and
+// marks, for two leases, a probe that served.
 //
-// KEYS: the lease, the probes' index. ARGV: the owner, the candidate.
+// KEYS: the lease, the probes' index, the mark. ARGV: the owner, the
+// candidate, "1" when the probe served, the lease (ms).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[2])
+  if ARGV[3] == '1' then
+    redis.call('SET', KEYS[3], '1', 'PX', 2 * tonumber(ARGV[4]))
+  end
   return 1
 end
 return 0
@@ -83,6 +92,9 @@ return 0
 
 // leaseKey is the key of a candidate's probe lease.
 func (s *Store) leaseKey(key string) string { return s.tag + "probe:" + key }
+
+// servedKey is the key of a candidate's mark of a probe that served.
+func (s *Store) servedKey(key string) string { return s.tag + "served:" + key }
 
 // newOwner is the value of a new lease.
 func (s *Store) newOwner() string {
@@ -102,12 +114,13 @@ func (s *Store) endProbe(key string) *probe {
 
 // claimAnswer is Redis's answer to a claim: for each candidate, whether
 // this replica took the lease; when it did not, how long the holder's has
-// left, or until when the candidate cools again. won is nil when Redis
-// failed.
+// left, until when the candidate cools again, or that a probe of it served
+// (and it is to be used as it is). won is nil when Redis failed.
 type claimAnswer struct {
 	won     []bool
 	left    []time.Duration
 	cooling []time.Time
+	served  []bool
 }
 
 // claimWait hands a claim's answer to the call that waits for it, or,
@@ -242,6 +255,12 @@ func (s *Store) settle(cands, owners []string, asked []int, a claimAnswer, out [
 		}
 		s.endProbe(k)
 		e := s.local[k]
+		if a.served[j] {
+			// Used as it is, by this call and the next, unclaimed.
+			e.served, e.probe = now, time.Time{}
+			s.local[k] = e
+			continue
+		}
 		if until := a.cooling[j]; !until.IsZero() {
 			// Cooling again: what the next refresh would have said.
 			e.until, e.raw, e.own, e.written = minTime(until, now.Add(s.maxCool)), until, false, false
@@ -281,7 +300,7 @@ func (s *Store) settleLate(cands, owners []string, a claimAnswer) {
 		}
 		s.mu.Unlock()
 		if !mine {
-			s.queue.release(k, owners[j])
+			s.queue.release(k, owners[j], false)
 		}
 	}
 }
@@ -297,23 +316,25 @@ func (s *Store) takeLeases(cands, owners []string, now time.Time) (claimAnswer, 
 	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
 	cmds := make([]*redis.Cmd, len(cands))
 	for j, k := range cands {
-		cmds[j] = claimScript.Eval(ctx, pipe, []string{s.leaseKey(k), s.probes, s.tag + "key:" + k}, owners[j], lease, k, end, nowMs)
+		cmds[j] = claimScript.Eval(ctx, pipe, []string{s.leaseKey(k), s.probes, s.tag + "key:" + k, s.servedKey(k)}, owners[j], lease, k, end, nowMs)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return claimAnswer{}, err
 	}
-	a := claimAnswer{won: make([]bool, len(cmds)), left: make([]time.Duration, len(cmds)), cooling: make([]time.Time, len(cmds))}
+	a := claimAnswer{won: make([]bool, len(cmds)), left: make([]time.Duration, len(cmds)), cooling: make([]time.Time, len(cmds)), served: make([]bool, len(cmds))}
 	for j, c := range cmds {
 		reply, err := c.Int64Slice()
 		if err != nil {
 			return claimAnswer{}, err
 		}
-		if len(reply) == 0 || len(reply) == 1 && reply[0] != 1 {
+		if len(reply) == 0 || len(reply) == 1 && reply[0] != 1 && reply[0] != 3 {
 			return claimAnswer{}, errors.New("unexpected reply to a probe claim")
 		}
 		switch reply[0] {
 		case 1:
 			a.won[j] = true
+		case 3:
+			a.served[j] = true
 		case 2:
 			a.cooling[j] = time.UnixMilli(reply[1])
 		default:

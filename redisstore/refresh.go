@@ -155,7 +155,11 @@ func (s *Store) apply(snap snapshot) {
 		fresh[key] = e
 	}
 	var latest int64
-	for _, e := range fresh {
+	for key, e := range fresh {
+		if served := s.local[key].served; served.After(e.served) {
+			e.served = served // a probe served: not claimed again for it
+			fresh[key] = e
+		}
 		latest = max(latest, e.until.UnixNano(), e.probe.UnixNano())
 	}
 	s.local = fresh

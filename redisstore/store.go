@@ -242,17 +242,20 @@ type entry struct {
 	// seen (a refresh, a lost claim): another replica probes it until
 	// then. Zero when no probe is known.
 	probe time.Time
+	// served is when a probe of the candidate was seen to serve, after
+	// which it is not claimed again until it cools or is probed anew.
+	served time.Time
 }
 
 // claimable reports whether a call should claim the candidate's probe: its
 // cooldown, or the lease of a probe that was not released, ended less than
-// a lease ago.
+// a lease ago, and no probe has served since.
 func (e entry) claimable(now time.Time, lease time.Duration) bool {
 	last := e.until
 	if e.probe.After(last) {
 		last = e.probe
 	}
-	return !last.IsZero() && !last.After(now) && now.Sub(last) < lease
+	return !last.IsZero() && !last.After(now) && now.Sub(last) < lease && !e.served.After(last)
 }
 
 var _ inference.CooldownStore = (*Store)(nil)
@@ -261,10 +264,12 @@ var _ inference.CooldownStore = (*Store)(nil)
 // further than the maximum from Redis's own clock, makes the candidate's
 // key expire at it, and indexes it for the refresh loops, dropping what
 // ended more than a lease ago by Redis's clock; all at once, so concurrent
-// writers cannot leave an earlier deadline behind.
+// writers cannot leave an earlier deadline behind. A mark that a probe of
+// the candidate served a moment ago goes.
 //
-// KEYS: the candidate's key, the index. ARGV: the deadline (Unix ms), the
-// candidate, the lease (ms), the maximum (ms).
+// KEYS: the candidate's key, the index, its mark of a probe that served.
+// ARGV: the deadline (Unix ms), the candidate, the lease (ms), the maximum
+// (ms).
 var coolScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -277,6 +282,7 @@ if untilMs > cur then
   redis.call('SET', KEYS[1], string.format('%.0f', untilMs), 'PXAT', string.format('%.0f', untilMs))
   cur = untilMs
 end
+redis.call('DEL', KEYS[3])
 redis.call('ZADD', KEYS[2], 'GT', string.format('%.0f', cur), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - tonumber(ARGV[3])))
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
@@ -421,17 +427,20 @@ func (s *Store) Cool(_ context.Context, key string, until time.Time) error {
 	s.mu.Unlock()
 	s.queue.put(key, until, &s.health)
 	if p != nil && p.leased {
-		s.queue.release(key, p.owner)
+		s.queue.release(key, p.owner, false)
 	}
 	return nil
 }
 
 // Release tells the store that a call is done with a candidate it looked
-// up: its attempt at it ended, served or failed, or the call ended without
-// trying it. If that call was probing the candidate, its lease is released
-// in the background, so that the fleet sees the probe's end at once. It
-// never blocks, and costs an atomic load when this process probes nothing.
-func (s *Store) Release(key string) {
+// up: its attempt at it ended, served (served true) or failed, or the call
+// ended without trying it. If that call was probing the candidate, its
+// lease is released in the background, so that the fleet sees the probe's
+// end at once; a probe that served also leaves a short mark in Redis, so
+// that the replicas that have not yet read its end use the candidate
+// without claiming it again. It never blocks, and costs an atomic load
+// when this process probes nothing.
+func (s *Store) Release(key string, served bool) {
 	if s.probing.Load() == 0 {
 		return
 	}
@@ -440,11 +449,14 @@ func (s *Store) Release(key string) {
 	if e, ok := s.local[key]; ok && p != nil && p.leased {
 		// The lease a refresh read was this process's own: over.
 		e.probe = time.Time{}
+		if served {
+			e.served = time.Now()
+		}
 		s.local[key] = e
 	}
 	s.mu.Unlock()
 	if p != nil && p.leased {
-		s.queue.release(key, p.owner)
+		s.queue.release(key, p.owner, served)
 	}
 }
 

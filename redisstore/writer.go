@@ -22,15 +22,15 @@ type writeQueue struct {
 	// inflight is the batch the writer is sending, so that a refresh
 	// does not take its candidates for missing from Redis.
 	inflight map[string]time.Time
-	order    []string          // candidates in the order they were queued
-	releases map[string]string // candidate → the lease's owner
+	order    []string           // candidates in the order they were queued
+	releases map[string]release // by candidate
 	checking bool
 	limit    int
 	wake     chan struct{}
 }
 
 func newWriteQueue(limit int) writeQueue {
-	return writeQueue{pending: map[string]time.Time{}, releases: map[string]string{}, limit: limit, wake: make(chan struct{}, 1)}
+	return writeQueue{pending: map[string]time.Time{}, releases: map[string]release{}, limit: limit, wake: make(chan struct{}, 1)}
 }
 
 // put queues a write and wakes the writer; it reports whether the
@@ -60,11 +60,18 @@ func (q *writeQueue) put(key string, until time.Time, h *health) bool {
 	return !queued
 }
 
+// release is a probe's lease to release: its owner, and whether the probe
+// served.
+type release struct {
+	owner  string
+	served bool
+}
+
 // release queues the release of a probe's lease, after any cooldown
 // queued before it.
-func (q *writeQueue) release(key, owner string) {
+func (q *writeQueue) release(key, owner string, served bool) {
 	q.mu.Lock()
-	q.releases[key] = owner
+	q.releases[key] = release{owner, served}
 	q.mu.Unlock()
 	q.poke()
 }
@@ -87,7 +94,7 @@ func (q *writeQueue) poke() {
 // batch is one round trip of the writer.
 type batch struct {
 	cools    map[string]time.Time
-	releases map[string]string
+	releases map[string]release
 	renewals []renewal
 	check    bool
 }
@@ -107,7 +114,7 @@ func (q *writeQueue) take() batch {
 	}
 	if len(q.releases) > 0 {
 		b.releases = q.releases
-		q.releases = map[string]string{}
+		q.releases = map[string]release{}
 	}
 	return b
 }
@@ -166,7 +173,7 @@ func (s *Store) releaseAll() {
 	}
 	s.mu.Unlock()
 	for _, r := range held {
-		s.queue.release(r.key, r.owner)
+		s.queue.release(r.key, r.owner, false)
 	}
 }
 
@@ -184,9 +191,9 @@ func (s *Store) renewals(b *batch) {
 			// was done; let another replica probe.
 			s.endProbe(k)
 			if b.releases == nil {
-				b.releases = map[string]string{}
+				b.releases = map[string]release{}
 			}
-			b.releases[k] = p.owner
+			b.releases[k] = release{owner: p.owner}
 		default:
 			b.renewals = append(b.renewals, renewal{k, p.owner})
 		}
@@ -211,12 +218,16 @@ func (s *Store) flush(renewing bool) {
 	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
 	cools := make(map[string]*redis.Cmd, len(b.cools))
 	for key, until := range b.cools {
-		cools[key] = coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index},
+		cools[key] = coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
 			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
 	}
 	releases := make(map[string]*redis.Cmd, len(b.releases))
-	for key, owner := range b.releases {
-		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes}, owner, key)
+	for key, r := range b.releases {
+		served := "0"
+		if r.served {
+			served = "1"
+		}
+		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease)
 	}
 	end := strconv.FormatInt(time.Now().Add(s.lease).UnixMilli(), 10)
 	renewals := make([]*redis.Cmd, len(b.renewals))
@@ -309,7 +320,7 @@ func (s *Store) write(cools map[string]time.Time) error {
 	lease := strconv.FormatInt(s.lease.Milliseconds(), 10)
 	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
 	for key, until := range cools {
-		coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index},
+		coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
 			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
 	}
 	_, err := pipe.Exec(ctx)
