@@ -12,6 +12,9 @@ import (
 type snapshot struct {
 	index, probes []redis.Z
 	err           error
+	// at is when the read was sent: a write answered later may be
+	// missing from it.
+	at time.Time
 }
 
 // loop refreshes the local copy now and every refresh until Close. Each
@@ -81,10 +84,11 @@ func (s *Store) read() snapshot {
 	pipe := s.rdb.Pipeline()
 	index := pipe.ZRangeWithScores(ctx, s.index, 0, -1)
 	probes := pipe.ZRangeWithScores(ctx, s.probes, 0, -1)
+	at := time.Now()
 	if _, err := pipe.Exec(ctx); err != nil {
-		return snapshot{err: err}
+		return snapshot{err: err, at: at}
 	}
-	return snapshot{index: index.Val(), probes: probes.Val()}
+	return snapshot{index: index.Val(), probes: probes.Val(), at: at}
 }
 
 // apply makes a snapshot the local copy, and queues again the cooldowns
@@ -117,7 +121,7 @@ func (s *Store) apply(snap snapshot) {
 		e := entry{raw: raw, until: minTime(raw, now.Add(s.maxCool))}
 		if old.raw.Equal(raw) {
 			// Read before: capped from then, not from now.
-			e.until, e.own, e.written = old.until, old.own, old.own
+			e.until, e.own, e.written, e.writtenAt = old.until, old.own, old.own, old.writtenAt
 		}
 		fresh[key] = e
 	}
@@ -130,8 +134,10 @@ func (s *Store) apply(snap snapshot) {
 		case old.own:
 			// This replica's deadline, which Redis lacks or holds
 			// earlier: kept, and written again unless Redis took it
-			// (and shortened it to the maximum by its clock).
-			if old.until.After(now) && (!held || !old.written) {
+			// (and shortened it to the maximum by its clock), or took it
+			// after this read was sent.
+			late := old.written && old.writtenAt.After(snap.at)
+			if old.until.After(now) && (!held || !old.written) && !late {
 				missing = append(missing, key)
 				untils = append(untils, old.raw)
 			}

@@ -236,8 +236,10 @@ type entry struct {
 	// from a later now.
 	raw time.Time
 	// own: this replica wrote the deadline (Cool); written: Redis took
-	// that write. An own deadline Redis lacks is written again.
+	// that write, when the write's answer came (writtenAt). An own
+	// deadline Redis lacks is written again.
 	own, written bool
+	writtenAt    time.Time
 	// probe is when the lease of a probe of the candidate ends, as last
 	// seen (a refresh, a lost claim): another replica probes it until
 	// then. Zero when no probe is known.

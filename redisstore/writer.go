@@ -239,6 +239,11 @@ func (s *Store) flush(renewing bool) {
 		check = pipe.Set(ctx, s.tag+"health", "1", s.lease)
 	}
 	_, err := pipe.Exec(ctx)
+	for key, c := range cools {
+		if c.Err() == nil {
+			s.written(key, b.cools[key]) // before the batch leaves the queue: a refresh never finds it missing
+		}
+	}
 	s.queue.sent()
 
 	// Whether Redis takes writes: said by the commands that need memory
@@ -253,13 +258,11 @@ func (s *Store) flush(renewing bool) {
 		}
 	}
 	var failed int64
-	for key, c := range cools {
+	for _, c := range cools {
 		note(c.Err())
 		if c.Err() != nil {
 			failed++
-			continue
 		}
-		s.written(key, b.cools[key])
 	}
 	s.health.writes.Add(int64(len(cools)) - failed)
 	s.health.writesFailed.Add(failed)
@@ -295,7 +298,7 @@ func (s *Store) written(key string, until time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.local[key]; ok && e.own && e.raw.Equal(until) {
-		e.written = true
+		e.written, e.writtenAt = true, time.Now()
 		s.local[key] = e
 	}
 }
