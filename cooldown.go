@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,11 +39,21 @@ import (
 // Cool. Both run on the call's path: a store must answer at once (from a
 // local copy) and bound any round trip itself. A store may also have a
 // method Empty() bool that reports, without blocking, that nothing is
-// cooling: calls then skip Lookup; and a method SetLogger(*slog.Logger),
+// cooling: calls then skip Lookup; a method SetLogger(*slog.Logger),
 // which NewClient calls with the client's logger (WithLogger), for a store
-// to report its own outages when it has no logger of its own. A store's
-// error never fails a call: the client falls back to its own memory, and
-// logs the outage once when it begins and once when it ends.
+// to report its own outages when it has no logger of its own; and a method
+// Release(key string, served bool), which a call calls for each candidate
+// it was to try once its walk is over (served, failed or stopped: every
+// attempt has ended, and every failure has been cooled), served telling
+// whether that candidate answered the call, for a store that lets one
+// replica probe a candidate whose cooldown ended, and holds the others off
+// while the probe runs, to end that probe for the fleet at once (and,
+// when it served, to let the others use the candidate again). Release must
+// not block (a store does any I/O in the background) and should cost
+// nothing for a candidate it holds no probe of; a call skips it when Empty
+// reports true. A store's error never fails a call: the client falls back
+// to its own memory, and logs the outage once when it begins and once when
+// it ends.
 type CooldownStore interface {
 	// Lookup returns, for each key, when its cooldown ends, or the zero
 	// time when it is not cooling at now; one round trip for all keys.
@@ -173,9 +184,10 @@ const (
 // that account alone: a gated or not-found model (access and private
 // repositories are per account), a billing refusal or an organization's
 // provider ban met under WithBillTo, the router's own rate limit on the
-// account. A limit the call set for itself (a per-call attempt,
-// first-token or idle timeout that differs from the client's) concerns
-// no one else.
+// account, and a provider's 401 or 403 under a user's token (which may
+// have run on that user's own provider key). A limit the call set for
+// itself (a per-call attempt, first-token or idle timeout that differs
+// from the client's) concerns no one else.
 func (w *call) coolScope(err error) coolScope {
 	if !coolsDown(err) {
 		return coolNone
@@ -194,8 +206,23 @@ func (w *call) coolScope(err error) coolScope {
 		// The router's (or the Hub's) limit on the account, not a
 		// provider's capacity.
 		return coolAccount
+	case w.cfg.userTokens != nil && providerRefusal(apiErr):
+		// A provider refused the key a user's call ran with: with
+		// Hugging Face's custom provider keys, that may be the user's
+		// own key at the provider, which proves nothing for anybody
+		// else. The client's own tokens run on the router's keys: a
+		// refusal of those concerns every call.
+		return coolAccount
 	}
 	return coolShared
+}
+
+// providerRefusal reports a 401 or 403 a provider sent through the router
+// (X-Inference-Provider set): a refusal of the key at the provider, not of
+// the caller's Hugging Face token, classified ErrProvider.
+func providerRefusal(apiErr *APIError) bool {
+	return apiErr != nil && apiErr.FromProvider && apiErr.Kind == ErrProvider &&
+		(apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden)
 }
 
 // accountKey is subject's cooldown for the calls of this call's account:
@@ -354,6 +381,28 @@ func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.T
 		return nil, false
 	}
 	return untils, true
+}
+
+// release tells the shared store, when it has a method Release(key
+// string, served bool), that the call is done with the walk's
+// candidates, of which the one at served (-1 for none) answered it: a
+// probe of one this call ran (the first call to find its cooldown ended)
+// ends for the fleet at once, served or failed, instead of holding the
+// others off until its lease runs out. The race calls it each time its
+// walk ends, after the last attempt and the last cooldown. Nothing is
+// built or called when the store reports itself Empty: it then holds no
+// probe.
+func (w *call) release(served int) {
+	r, ok := w.c.shared.(interface{ Release(key string, served bool) })
+	if !ok {
+		return
+	}
+	if e, ok := w.c.shared.(interface{ Empty() bool }); ok && e.Empty() {
+		return
+	}
+	for i, cand := range w.cands {
+		r.Release(candidateKey(cand).subject, i == served)
+	}
 }
 
 // sharedFailed reports whether err is a failure of the shared cooldown

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/hfkit/inference"
 	"github.com/hfkit/inference/inferencetest"
@@ -97,4 +98,93 @@ func TestSharedCooldownStore(t *testing.T) {
 
 	_, err = second.Chat(t.Context(), chatReq("org/down", ""), inference.WithCooldownStore(store))
 	assert.ErrorIs(t, err, inference.ErrInvalidRequest, "a client's store, not a call's")
+}
+
+// releaseStore is a mapStore that says whether it is empty and hears when
+// a call is done with its candidates (Release), recording the order of
+// cooldowns and releases.
+type releaseStore struct {
+	mapStore
+	empty  bool
+	events []string
+}
+
+func (s *releaseStore) Empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.empty
+}
+
+func (s *releaseStore) Cool(ctx context.Context, key string, until time.Time) error {
+	s.mu.Lock()
+	s.events = append(s.events, "cool "+key)
+	s.mu.Unlock()
+	return s.mapStore.Cool(ctx, key, until)
+}
+
+func (s *releaseStore) Release(key string, served bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if served {
+		key += " (served)"
+	}
+	s.events = append(s.events, "release "+key)
+}
+
+func (s *releaseStore) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.events
+	s.events = nil
+	return e
+}
+
+type failingOAuth struct{}
+
+func (failingOAuth) Token() (*oauth2.Token, error) { return nil, errors.New("the session expired") }
+
+// A store with a Release method hears, once a call's walk is over, of
+// every candidate the call was to try (the probe it ran, if it was the
+// first to find a cooldown ended, ends there for the fleet), after the
+// call's cooldowns; and nothing when it reports itself empty.
+func TestTheStoreHearsWhenACallIsDoneWithItsCandidates(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/down", inferencetest.ProviderError(503))
+	r.On("org/up", inferencetest.Reply("ok"))
+	r.On("org/up", inferencetest.Reply("ok"))
+	r.On("org/s", inferencetest.Stream("a ", "b"))
+	store := &releaseStore{mapStore: mapStore{until: map[string]time.Time{}}}
+	c, err := r.Client(inference.WithCooldownStore(store), inference.WithRetry(inference.RetryPolicy{}),
+		inference.WithFallback(inference.Candidate{Model: "org/up"}, inference.Candidate{Model: "org/spare", Provider: "groq"}))
+	require.NoError(t, err)
+
+	_, err = c.Chat(t.Context(), chatReq("org/down", ""))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"cool org/down", "release org/down", "release org/up (served)", "release org/spare:groq"}, store.take(),
+		"after the cooldown; the candidate never tried too")
+
+	s, err := c.ChatStream(t.Context(), chatReq("org/s", ""))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"release org/s (served)", "release org/up", "release org/spare:groq"}, store.take(), "once the stream has opened")
+	s.Close()
+
+	// A hedged call: the hedge on the fallback wins, the primary is lost.
+	r.On("org/slow", inferencetest.Delay(300*time.Millisecond, inferencetest.Reply("slow")))
+	resp, err := c.Chat(t.Context(), chatReq("org/slow", ""), inference.WithHedge(20*time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, "ok", resp.Text())
+	assert.Equal(t, []string{"release org/slow", "release org/up (served)", "release org/spare:groq"}, store.take(), "the hedge served")
+
+	sent := len(r.Requests())
+	_, err = c.Chat(t.Context(), chatReq("org/up", ""), inference.WithTokenSource(inference.OAuthToken(failingOAuth{})))
+	require.ErrorIs(t, err, inference.ErrNoToken)
+	require.Len(t, r.Requests(), sent, "nothing was sent")
+	assert.Equal(t, []string{"release org/up", "release org/spare:groq"}, store.take(), "a call that tries nothing, for want of a token")
+
+	store.mu.Lock()
+	store.empty = true
+	store.mu.Unlock()
+	_, err = c.Chat(t.Context(), chatReq("org/up", ""))
+	require.NoError(t, err)
+	assert.Empty(t, store.take(), "an empty store holds no probe: nothing is built or called")
 }

@@ -1,6 +1,7 @@
 package inference_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -115,6 +116,75 @@ func TestOneUsersRefusalIsNotCooledForAnother(t *testing.T) {
 			assert.NotContains(t, store.until, "org/model", "nothing per account reaches the fleet")
 		})
 	}
+}
+
+// A provider's 401 or 403 ("Invalid API key", X-Inference-Provider set)
+// under a user's token (WithUserTokenSource, or a call's own token) may be
+// that user's own key at the provider: it cools the candidate for no other
+// call, in memory or in the store. Under the client's own token it is the
+// router's key, refused for every call: cooled for all, and shared.
+func TestAProviderRefusalUnderAUsersTokenIsNotCooledForAnother(t *testing.T) {
+	const tokenA, tokenB = "hf_oauth_Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "hf_oauth_Bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	oauthUser := func(tok string) inference.Option {
+		return inference.WithUserTokenSource(inference.OAuthToken(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})))
+	}
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		for name, user := range map[string]func(string) inference.Option{
+			"WithUserTokenSource": oauthUser,
+			"a call's own token":  inference.WithToken,
+		} {
+			t.Run(fmt.Sprintf("%d/%s", status, name), func(t *testing.T) {
+				r := newRouter(t)
+				refused := redact.Prefix(tokenA)
+				r.On("org/model:together", func(w http.ResponseWriter, req *inferencetest.Request) {
+					if req.TokenPrefix == refused {
+						inferencetest.Raw(status, http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"together"}},
+							`{"error":{"message":"Invalid API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`)(w, req)
+						return
+					}
+					inferencetest.Reply("together")(w, req)
+				})
+				r.On("org/last-resort", inferencetest.Reply("last resort"))
+				store := &mapStore{until: map[string]time.Time{}}
+				c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}), inference.WithCooldownStore(store),
+					inference.WithFallback(inference.Candidate{Model: "org/last-resort"}))
+				require.NoError(t, err)
+
+				resp, err := c.Chat(t.Context(), chatReq("org/model", "together"), user(tokenA))
+				require.NoError(t, err)
+				assert.Equal(t, "last resort", resp.Text())
+				require.Len(t, resp.Attempts, 2)
+				assert.ErrorIs(t, resp.Attempts[0].Err, inference.ErrProvider, "a provider's refusal of its key")
+
+				resp, err = c.Chat(t.Context(), chatReq("org/model", "together"), user(tokenB))
+				require.NoError(t, err)
+				assert.Equal(t, "together", resp.Text(), "B's call is not skipped to the fallback")
+				assert.Empty(t, resp.Skipped)
+				resp, err = c.Chat(t.Context(), chatReq("org/model", "together"))
+				require.NoError(t, err)
+				assert.Equal(t, "together", resp.Text(), "nor the client's own")
+				assert.NotContains(t, store.until, "org/model:together", "nothing reaches the fleet")
+			})
+		}
+	}
+
+	t.Run("the client's own token", func(t *testing.T) {
+		r := newRouter(t)
+		r.On("org/model:together", inferencetest.Raw(http.StatusUnauthorized,
+			http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"together"}},
+			`{"error":{"message":"Invalid API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`))
+		r.On("org/last-resort", inferencetest.Reply("last resort"))
+		store := &mapStore{until: map[string]time.Time{}}
+		c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}), inference.WithCooldownStore(store),
+			inference.WithFallback(inference.Candidate{Model: "org/last-resort"}))
+		require.NoError(t, err)
+		_, err = c.Chat(t.Context(), chatReq("org/model", "together"))
+		require.NoError(t, err)
+		assert.Contains(t, store.until, "org/model:together", "the router's key at the provider: shared")
+		resp, err := c.Chat(t.Context(), chatReq("org/model", "together"), oauthUser(tokenB))
+		require.NoError(t, err)
+		assert.Equal(t, []inference.Candidate{{Model: "org/model", Provider: "together"}}, resp.Skipped)
+	})
 }
 
 // With the client's own token, a gated model is cooled for the client's

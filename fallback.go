@@ -238,6 +238,7 @@ func (w *call) start(ctx context.Context, cands []Candidate) error {
 	w.tokens = c.newTokenCursor(w.cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
 	if !ok {
+		w.release(-1) // nothing will be tried
 		return w.tokens.failure(ctx)
 	}
 	w.tok = tok

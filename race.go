@@ -109,6 +109,13 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 	var zero T
 	w := r.w
 	r.won, r.stop, r.over = false, 0, false
+	defer func() {
+		served := -1
+		if r.won {
+			served = r.winFlight.index
+		}
+		w.release(served) // the walk ends here (or pauses, under a stream)
+	}()
 	for {
 		if r.running == 0 {
 			switch {

@@ -22,13 +22,20 @@ type Stats struct {
 	// a refresh reaches Redis); WritesDropped, those dropped from a full
 	// queue.
 	Writes, WritesFailed, WritesDropped int64
-	// Claims counts probe claims sent on a call's path; ClaimsTimedOut,
-	// those Redis did not answer within Options.Timeout (the call probed
-	// without waiting longer); ClaimsSkipped, those not sent because two
-	// claims were waiting already.
-	Claims, ClaimsTimedOut, ClaimsSkipped int64
-	// Refreshes counts reads of the index; RefreshesFailed, those that
-	// failed; Refilled, cooldowns queued again because Redis lacked them.
+	// Claims counts probe claims sent on a call's path; ClaimsWon, the
+	// candidates whose probe lease this replica took (its calls probed
+	// them for the fleet); ClaimsTimedOut, claims Redis did not answer
+	// within Options.Timeout (the call probed without waiting longer);
+	// ClaimsSkipped, those not sent because two claims were waiting
+	// already.
+	Claims, ClaimsWon, ClaimsTimedOut, ClaimsSkipped int64
+	// Renewals counts the renewals of the leases of probes still running
+	// (a slow provider); Releases, leases released when their probe ended.
+	Renewals, Releases int64
+	// Refreshes counts refreshes of the local copy; RefreshesFailed, those
+	// that failed or that Redis did not answer within Options.Timeout;
+	// Refilled, cooldowns this replica wrote, queued again because Redis
+	// lacked them.
 	Refreshes, RefreshesFailed, Refilled int64
 	// Outages counts the times Redis stopped answering or refusing
 	// writes; Down reports one under way, and Cause says why.
@@ -45,7 +52,8 @@ func (s *Store) Stats() Stats {
 	h.mu.Unlock()
 	return Stats{
 		Writes: h.writes.Load(), WritesFailed: h.writesFailed.Load(), WritesDropped: h.writesDropped.Load(),
-		Claims: h.claimsAsked.Load(), ClaimsTimedOut: h.claimsTimedOut.Load(), ClaimsSkipped: h.claimsSkipped.Load(),
+		Claims: h.claimsAsked.Load(), ClaimsWon: h.claimsWon.Load(), ClaimsTimedOut: h.claimsTimedOut.Load(), ClaimsSkipped: h.claimsSkipped.Load(),
+		Renewals: h.renewals.Load(), Releases: h.releases.Load(),
 		Refreshes: h.refreshes.Load(), RefreshesFailed: h.refreshesFailed.Load(), Refilled: h.refilled.Load(),
 		Outages: h.outages.Load(), Down: down, Cause: cause,
 	}
@@ -61,7 +69,8 @@ const (
 	opWrite
 )
 
-// errNoAnswer is a claim that the store stopped waiting for.
+// errNoAnswer is an operation the store stopped waiting for (a claim, a
+// refresh) after Options.Timeout.
 var errNoAnswer = errors.New("no answer")
 
 // health is what the store knows of Redis: whether reads or writes fail,
@@ -72,28 +81,28 @@ type health struct {
 	timeout time.Duration
 	logger  atomic.Pointer[slog.Logger]
 	own     bool // the logger is the store's own (Options.Logger)
+	dials   dialWatch
 
 	mu                  sync.Mutex
 	readDown, writeDown bool
 	cause               string
 	// announced: the outage under way was logged (there was a logger);
-	// vague: its cause is only that a claim was not answered in time;
-	// grace announces it later (see record).
+	// vague: its cause is only that Redis did not answer in time.
 	announced, vague bool
-	grace            *time.Timer
 
-	writes, writesFailed, writesDropped        atomic.Int64
-	claimsAsked, claimsTimedOut, claimsSkipped atomic.Int64
-	refreshes, refreshesFailed, refilled       atomic.Int64
-	outages                                    atomic.Int64
+	writes, writesFailed, writesDropped                   atomic.Int64
+	claimsAsked, claimsWon, claimsTimedOut, claimsSkipped atomic.Int64
+	renewals, releases                                    atomic.Int64
+	refreshes, refreshesFailed, refilled                  atomic.Int64
+	outages                                               atomic.Int64
 }
 
 // record notes the result of an operation of kind o. The first failure
-// starts an outage; it is announced at once when the error says why, and
-// after announceGrace when it is a claim the store stopped waiting for
-// (errNoAnswer), so that a refresh's more telling error (a refused
-// connection, an OOM) may name the cause first. A later, more telling
-// error replaces a cause that only said Redis did not answer, in Stats.
+// starts an outage, announced at once with its cause: an operation that
+// did not answer in time is said so, unless go-redis's last dial failed,
+// which then names the cause (a refused connection, an unknown host). A
+// later, more telling error replaces a cause that only said Redis did not
+// answer, in Stats.
 func (h *health) record(o op, err error) {
 	h.mu.Lock()
 	wasDown := h.readDown || h.writeDown
@@ -111,24 +120,17 @@ func (h *health) record(o op, err error) {
 			h.outages.Add(1)
 			h.cause, h.vague = "", false
 		}
-		vague := errors.Is(err, errNoAnswer) || errors.Is(err, context.DeadlineExceeded)
+		if dialErr := h.dials.failure(); dialErr != nil && isNoAnswer(err) {
+			err = dialErr
+		}
+		vague := isNoAnswer(err)
 		if h.cause == "" || h.vague && !vague {
 			h.cause, h.vague = cause(err, h.timeout), vague
 		}
-		switch {
-		case h.announced:
-		case !h.vague:
-			tell = logger != nil
-		case h.grace == nil:
-			h.grace = time.AfterFunc(announceGrace, h.announce)
-		}
+		tell = !h.announced && logger != nil
 	case wasDown && !isDown:
 		recovered = h.announced && logger != nil
 		h.cause, h.vague, h.announced = "", false, false
-		if h.grace != nil {
-			h.grace.Stop()
-			h.grace = nil
-		}
 	}
 	h.announced = h.announced || tell
 	msg := h.cause
@@ -141,32 +143,10 @@ func (h *health) record(o op, err error) {
 	}
 }
 
-// announceGrace is how long an outage known only from claims that were
-// not answered waits for a more telling cause before it is logged.
-const announceGrace = 2 * time.Second
-
-// announce logs the outage under way, if no logger has heard of it.
-func (h *health) announce() {
-	h.mu.Lock()
-	h.grace = nil
-	logger := h.logger.Load()
-	tell := (h.readDown || h.writeDown) && !h.announced && logger != nil
-	h.announced = h.announced || tell
-	msg := h.cause
-	h.mu.Unlock()
-	if tell {
-		logOutage(logger, msg)
-	}
-}
-
-// stop cancels an announcement still waiting (Close).
-func (h *health) stop() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.grace != nil {
-		h.grace.Stop()
-		h.grace = nil
-	}
+// isNoAnswer reports an operation that ended because time ran out, which
+// says nothing of why Redis did not answer.
+func isNoAnswer(err error) bool {
+	return errors.Is(err, errNoAnswer) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // writesDown reports that the last write failed.

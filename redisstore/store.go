@@ -2,7 +2,7 @@
 // clients through Redis, so that the replicas of an application skip a
 // failing model or provider together: with N replicas and a 30 s cooldown,
 // a dead provider is probed about once per window by the whole fleet, not
-// N times.
+// N times, however slowly it fails.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	store := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:cooldown:"})
@@ -31,7 +31,7 @@
 //     counts it (Stats). A Lua script in Redis keeps the later of two
 //     deadlines and makes the key expire at it.
 //   - When a cooldown ends, the replicas do not all probe the candidate at
-//     once: the first to ask claims a short probe lease in Redis (SET NX),
+//     once: the first to ask claims the probe in Redis (a lease, SET NX),
 //     and the others go on skipping the candidate while the probe runs.
 //     That claim is the one round trip on a call's path, only in that
 //     moment, and the call waits for it at most Options.Timeout on a timer
@@ -39,54 +39,82 @@
 //     answer is dropped. At most two claims wait on Redis at once; a call
 //     that finds both slots taken probes without asking.
 //
+// # One probe, however slow the provider
+//
+// A provider that is down often does not fail at once: it hangs until the
+// client's attempt timeout (2 min by default), or answers 503 after
+// seconds. The replica that claimed the probe keeps its lease while the
+// probe runs: its background writer renews the lease (every third of it)
+// for as long as the call that claimed it is trying the candidate, up to
+// Options.ProbeTimeout (the client's attempt timeout, which ends the probe
+// anyway), and releases it the moment the call is done with the candidate
+// (the client tells the store, through Release), whether the probe served
+// or failed. The leases of running probes are indexed in Redis, so that
+// every replica's refresh sees them and skips the candidate without a
+// round trip. So one probe of a candidate is in flight in the whole fleet
+// at a time, and there is about one per cooldown window whatever the
+// provider's speed. If the prober's process dies, its lease ends within
+// Options.Refresh + Options.Timeout (a lease), and another replica probes.
+//
 // So a silent Redis (a partition that drops packets, a frozen server, a
 // primary behind a stale address) costs a call at most Timeout, and the
-// store holds at most four goroutines of its own however many calls fail:
-// the refresh loop, the writer, and two claims, each ending when go-redis
-// gives up on its operation. [New] returns at once (its first refresh runs
-// in the background), and [Store.Close] returns within Timeout.
+// store holds at most five goroutines of its own however many calls fail:
+// the refresh loop and its one read of Redis, the writer, and two claims,
+// each ending when go-redis gives up on its operation. [New] returns at
+// once (its first refresh runs in the background), and [Store.Close]
+// returns within Timeout.
 //
 // # Keys, Cluster and failover
 //
 // Every key of a store carries one hash tag, the prefix in braces
 // ("{hfkit:cooldown:}index", "{hfkit:cooldown:}key:org/m:together"), so
-// that the script's keys live in one slot of a Cluster: a store's keys are
-// few and small (one per cooling candidate, an index, short probe leases),
-// so one slot holds them well; give applications that share a Cluster
-// different prefixes to spread them. A [redis.FailoverClient] (Sentinel)
-// needs nothing more: the store uses plain commands and one script, which
-// it routes to the primary like any other (tested with a real Sentinel
-// failing a primary over to its replica: a write that reached the old
-// primary just before it was demoted is lost with it, and the next refresh
-// writes it again on the new one).
+// that the scripts' keys live in one slot of a Cluster: a store's keys are
+// few and small (one per cooling candidate, an index, short probe leases
+// and their index), so one slot holds them well; give applications that
+// share a Cluster different prefixes to spread them. A
+// [redis.FailoverClient] (Sentinel) needs nothing more: the store uses
+// plain commands and a few scripts, which it routes to the primary like
+// any other (tested with a real Sentinel failing a primary over to its
+// replica: a write that reached the old primary just before it was demoted
+// is lost with it, and the next refresh writes it again on the new one).
 //
 // The go-redis client's own options still decide how it connects (address,
 // TLS, credentials, pool size: the store uses at most four of its
 // connections at once); its timeouts only decide when the store's
 // background operations give up, and ContextTimeoutEnabled is not needed.
+// New adds a hook to the client that only watches its dials, so that an
+// outage is reported with its cause ("refused the connection") as soon as
+// it is noticed.
 //
 // # Failing open, and saying why
 //
 // Redis being slow, down, full or misconfigured never fails a call: the
 // local copy goes on serving, the outage is logged once when it begins,
 // with its cause in words an operator can act on ("Redis did not answer
-// within 50ms", "Redis refused: CROSSSLOT ...", "Redis is out of memory"),
-// and once when it ends; [Store.Stats] counts writes, drops, timeouts and
-// outages for a health endpoint. At every refresh the store compares what
-// Redis holds with the cooldowns it holds itself, and writes again what
-// Redis lacks (a Redis restarted empty, flushed or evicted is refilled
-// within a refresh or two). Ended entries are pruned by Redis's own clock,
-// never a replica's, and no deadline further away than
-// Options.MaxCooldown is stored, so that one replica with a wrong clock or
-// setting cannot impose it on the others. Only candidates ("org/model" or
-// "org/model:provider") are stored: nothing derived from a token reaches
-// Redis.
+// within 50ms", "Redis refused the connection", "Redis refused: CROSSSLOT
+// ...", "Redis is out of memory"), and once when it ends; [Store.Stats]
+// counts writes, drops, timeouts and outages for a health endpoint. Every
+// refresh is bounded by Timeout on the store's own timer too, so an outage
+// longer than Refresh + Timeout is noticed (Stats and the log) within
+// Refresh + Timeout, whatever go-redis's dial and read timeouts are. At
+// every refresh the store compares what Redis holds with the cooldowns it
+// wrote itself, and writes again what Redis lacks (a Redis restarted
+// empty, flushed or evicted is refilled within a refresh or two); a
+// cooldown Redis holds as written is never written again. Ended entries are
+// pruned by Redis's own clock, never a replica's, and no deadline further
+// away than Options.MaxCooldown is stored, nor honoured when read: a
+// replica skips a candidate for at most its own MaxCooldown from when it
+// learned of the cooldown, so that one replica with a wrong clock or
+// setting cannot impose its deadline on the others. Only candidates
+// ("org/model" or "org/model:provider") are stored: nothing derived from a
+// token reaches Redis.
 package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,15 +135,18 @@ const (
 	DefaultMaxCooldown = 10 * time.Minute
 	// DefaultQueue is how many candidates' writes may wait for Redis.
 	DefaultQueue = 1024
+	// DefaultProbeTimeout is the longest a probe's lease is kept: the
+	// client's default attempt timeout, which ends a probe anyway.
+	DefaultProbeTimeout = inference.DefaultAttemptTimeout
 )
 
 // claimSlots is how many probe claims may wait on Redis at once.
 const claimSlots = 2
 
 // minBackground is the shortest deadline of the background operations
-// (refreshes, writes): they keep no call waiting, so they may give Redis
-// longer than a call would, and report why it failed (go-redis retries a
-// refused connection for about two seconds before it says so).
+// (refreshes, writes): they keep no call waiting, and the store times a
+// refresh on its own timer, so they may give go-redis longer than a call
+// would, to set up a connection or say why it could not.
 const minBackground = 2 * time.Second
 
 // Options configure a [Store]. The zero value takes the defaults.
@@ -129,14 +160,24 @@ type Options struct {
 	// DefaultRefresh when zero.
 	Refresh time.Duration
 	// Timeout is the longest a call waits for Redis (a probe claim), and
-	// the deadline of each Redis operation; DefaultTimeout when zero.
+	// the longest the store waits for each refresh before it takes Redis
+	// for down; DefaultTimeout when zero. Set it above the round trip to
+	// Redis.
 	Timeout time.Duration
-	// MaxCooldown is the furthest deadline the store writes; a later one
-	// is shortened to it. DefaultMaxCooldown when zero.
+	// MaxCooldown is the furthest deadline the store writes, and honours
+	// when it reads one another replica wrote: a later one is shortened to
+	// it. DefaultMaxCooldown when zero.
 	MaxCooldown time.Duration
 	// Queue bounds the cooldowns waiting to be written; DefaultQueue when
 	// zero.
 	Queue int
+	// ProbeTimeout is the longest the store keeps the lease of a probe
+	// running in this replica (renewing it in Redis so that no other
+	// replica probes the candidate meanwhile); the client releases it as
+	// soon as the probe ends, so this only bounds a call that never says
+	// so. Set it to the client's WithAttemptTimeout when you change that;
+	// DefaultProbeTimeout when zero.
+	ProbeTimeout time.Duration
 	// Logger hears of outages: once when Redis stops answering, once when
 	// it answers again. Nil uses the logger of the client the store is
 	// given to (inference.WithLogger), if any.
@@ -149,20 +190,29 @@ type Options struct {
 type Store struct {
 	rdb redis.UniversalClient
 	// tag is the prefix as a hash tag, which starts every key.
-	tag     string
-	index   string // a sorted set: candidate → deadline (Unix ms)
-	refresh time.Duration
-	timeout time.Duration
-	maxCool time.Duration
+	tag    string
+	index  string // a sorted set: candidate → deadline (Unix ms)
+	probes string // a sorted set: candidate → its probe lease's end (Unix ms)
+	// owner starts the value of every probe lease this store takes, so
+	// that it renews and releases only its own.
+	owner    string
+	refresh  time.Duration
+	timeout  time.Duration
+	maxCool  time.Duration
+	probeMax time.Duration
 	// lease is how long a replica that probes a candidate after its
-	// cooldown ended has it to itself, and how long an ended cooldown is
-	// remembered for that.
+	// cooldown ended has it to itself before it renews the lease, and how
+	// long an ended cooldown or lease is remembered for that.
 	lease time.Duration
 
-	// mu guards local and latest together, so that Empty never reads a
-	// latest older than an entry it should cover.
+	// mu guards local, mine and latest together, so that Empty never
+	// reads a latest older than an entry it should cover.
 	mu    sync.RWMutex
 	local map[string]entry
+	// mine are the candidates a call of this process probes (or claims).
+	mine    map[string]*probe
+	probing atomic.Int64 // len(mine), for Release and Empty without the lock
+	claimN  atomic.Uint64
 	// latest is the latest deadline held locally, in Unix nanoseconds:
 	// past it (and a lease), nothing is cooling and calls skip Lookup.
 	latest atomic.Int64
@@ -176,12 +226,38 @@ type Store struct {
 	wg        sync.WaitGroup
 }
 
-// entry is one candidate in the local copy: until when it is skipped, and
-// whether that is a cooldown to share (shared) or this replica's hold
-// while it probes (not written to Redis).
+// entry is one candidate in the local copy.
 type entry struct {
-	until  time.Time
-	shared bool
+	// until is the cooldown's deadline, at the millisecond as Redis keeps
+	// it, shortened to MaxCooldown from when this replica learned it.
+	until time.Time
+	// raw is the deadline as written, before that cap: a refresh that
+	// reads the same deadline keeps until rather than capping it again
+	// from a later now.
+	raw time.Time
+	// own: this replica wrote the deadline (Cool); written: Redis took
+	// that write, when the write's answer came (writtenAt). An own
+	// deadline Redis lacks is written again.
+	own, written bool
+	writtenAt    time.Time
+	// probe is when the lease of a probe of the candidate ends, as last
+	// seen (a refresh, a lost claim): another replica probes it until
+	// then. Zero when no probe is known.
+	probe time.Time
+	// served is when a probe of the candidate was seen to serve, after
+	// which it is not claimed again until it cools or is probed anew.
+	served time.Time
+}
+
+// claimable reports whether a call should claim the candidate's probe: its
+// cooldown, or the lease of a probe that was not released, ended less than
+// a lease ago, and no probe has served since.
+func (e entry) claimable(now time.Time, lease time.Duration) bool {
+	last := e.until
+	if e.probe.After(last) {
+		last = e.probe
+	}
+	return !last.IsZero() && !last.After(now) && now.Sub(last) < lease && !e.served.After(last)
 }
 
 var _ inference.CooldownStore = (*Store)(nil)
@@ -190,10 +266,12 @@ var _ inference.CooldownStore = (*Store)(nil)
 // further than the maximum from Redis's own clock, makes the candidate's
 // key expire at it, and indexes it for the refresh loops, dropping what
 // ended more than a lease ago by Redis's clock; all at once, so concurrent
-// writers cannot leave an earlier deadline behind.
+// writers cannot leave an earlier deadline behind. A mark that a probe of
+// the candidate served a moment ago goes.
 //
-// KEYS: the candidate's key, the index. ARGV: the deadline (Unix ms), the
-// candidate, the lease (ms), the maximum (ms).
+// KEYS: the candidate's key, the index, its mark of a probe that served.
+// ARGV: the deadline (Unix ms), the candidate, the lease (ms), the maximum
+// (ms).
 var coolScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -206,6 +284,7 @@ if untilMs > cur then
   redis.call('SET', KEYS[1], string.format('%.0f', untilMs), 'PXAT', string.format('%.0f', untilMs))
   cur = untilMs
 end
+redis.call('DEL', KEYS[3])
 redis.call('ZADD', KEYS[2], 'GT', string.format('%.0f', cur), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - tonumber(ARGV[3])))
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
@@ -217,6 +296,7 @@ return cur
 
 // New returns a store over rdb and starts its background work: the first
 // refresh runs at once, in the background, so New never waits for Redis.
+// It adds a hook to rdb that watches its dials (see the package doc).
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -233,11 +313,18 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Queue <= 0 {
 		opts.Queue = DefaultQueue
 	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = DefaultProbeTimeout
+	}
 	tag := "{" + opts.Prefix + "}"
+	var id [8]byte
+	_, _ = rand.Read(id[:])
 	s := &Store{
-		rdb: rdb, tag: tag, index: tag + "index",
-		refresh: opts.Refresh, timeout: opts.Timeout, maxCool: opts.MaxCooldown, lease: opts.Refresh + opts.Timeout,
+		rdb: rdb, tag: tag, index: tag + "index", probes: tag + "probes", owner: hex.EncodeToString(id[:]),
+		refresh: opts.Refresh, timeout: opts.Timeout, maxCool: opts.MaxCooldown, probeMax: opts.ProbeTimeout,
+		lease:  opts.Refresh + opts.Timeout,
 		local:  map[string]entry{},
+		mine:   map[string]*probe{},
 		queue:  newWriteQueue(opts.Queue),
 		claims: make(chan struct{}, claimSlots),
 		stop:   make(chan struct{}),
@@ -247,6 +334,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		s.health.own = true
 		s.health.logger.Store(opts.Logger)
 	}
+	s.health.dials.watch(rdb)
 	s.wg.Add(2)
 	go s.loop()
 	go s.writer()
@@ -263,15 +351,13 @@ func (s *Store) SetLogger(l *slog.Logger) {
 }
 
 // Close stops the store's background work, after one last attempt to write
-// the cooldowns still queued. It returns within about Options.Timeout even
-// when Redis does not answer: an operation already sent ends when go-redis
-// gives up on it, and its goroutine with it. The store still answers from
-// its local copy afterwards.
+// the cooldowns still queued and release the leases of probes still
+// running. It returns within about Options.Timeout even when Redis does not
+// answer: an operation already sent ends when go-redis gives up on it, and
+// its goroutine with it. The store still answers from its local copy
+// afterwards.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.stop)
-		s.health.stop()
-	})
+	s.closeOnce.Do(func() { close(s.stop) })
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -287,15 +373,17 @@ func (s *Store) Close() error {
 }
 
 // Empty reports, without blocking, that nothing is cooling in the local
-// copy, nor ended so recently that its probe is to be claimed: calls then
-// skip Lookup.
-func (s *Store) Empty() bool { return time.Now().UnixNano() >= s.latest.Load()+int64(s.lease) }
+// copy, nor probed, nor ended so recently that its probe is to be claimed:
+// calls then skip Lookup.
+func (s *Store) Empty() bool {
+	return s.probing.Load() == 0 && time.Now().UnixNano() >= s.latest.Load()+int64(s.lease)
+}
 
 // Lookup answers from the local copy, without a round trip, except for a
-// candidate whose cooldown has just ended: then one round trip, bounded by
-// Options.Timeout, claims the probe of it for this replica, or finds
-// another replica probing it (and the candidate is skipped a little
-// longer).
+// candidate whose cooldown (or an unreleased probe of it) has just ended:
+// then one round trip, bounded by Options.Timeout, claims the probe of it
+// for this call, or finds another replica probing it (and the candidate is
+// skipped while that probe runs).
 func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error) {
 	out := make([]time.Time, len(keys))
 	var ended []int
@@ -304,7 +392,11 @@ func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]tim
 		switch e := s.local[k]; {
 		case e.until.After(now):
 			out[i] = e.until
-		case !e.until.IsZero() && now.Sub(e.until) < s.lease:
+		case s.mine[k] != nil:
+			out[i] = now.Add(s.lease) // a call of this process probes it
+		case e.probe.After(now):
+			out[i] = e.probe // another replica probes it
+		case e.claimable(now, s.lease):
 			ended = append(ended, i)
 		}
 	}
@@ -315,202 +407,66 @@ func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]tim
 	return out, nil
 }
 
-// claim asks Redis, for candidates whose cooldown has just ended, which
-// replica probes each: a candidate this replica may probe keeps a zero
-// time in out; one another replica probes is cooling for the lease.
-// Either way this process holds it for the lease while its probe runs.
-// Without an answer within the timeout, this replica probes.
-func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []time.Time, now time.Time) {
-	hold := now.Add(s.lease)
-	for _, i := range ended {
-		s.keep(keys[i], hold, false)
-	}
-	select {
-	case s.claims <- struct{}{}:
-	default:
-		s.health.claimsSkipped.Add(1) // two claims wait already: probe
-		return
-	}
-	select {
-	case <-s.stop:
-		<-s.claims // closed: probe without asking
-		return
-	default:
-	}
-	s.health.claimsAsked.Add(1)
-	probes := make([]string, len(ended))
-	for j, i := range ended {
-		probes[j] = s.tag + "probe:" + keys[i]
-	}
-	answer := make(chan []bool, 1) // buffered: a late answer is dropped
-	// The claim's goroutine is not one Close waits for: it ends when
-	// go-redis gives up on its operation, and the slots bound how many
-	// there are.
-	go func() {
-		defer func() { <-s.claims }()
-		won, err := s.setNX(probes)
-		s.health.record(opWrite, err)
-		answer <- won
-	}()
-	t := time.NewTimer(s.timeout)
-	defer t.Stop()
-	select {
-	case won := <-answer:
-		for j, i := range ended {
-			if won != nil && !won[j] {
-				out[i] = hold // another replica is probing it
-			}
-		}
-	case <-t.C:
-		s.health.claimsTimedOut.Add(1)
-		s.health.record(opRead, errNoAnswer)
-	case <-ctx.Done():
-	}
-}
-
-// setNX takes the probe leases, one round trip for all; won is nil when
-// Redis failed.
-func (s *Store) setNX(probes []string) (won []bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.BoolCmd, len(probes))
-	for j, p := range probes {
-		cmds[j] = pipe.SetNX(ctx, p, "1", s.lease)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, err
-	}
-	won = make([]bool, len(cmds))
-	for j, c := range cmds {
-		won[j] = c.Val()
-	}
-	return won, nil
-}
-
 // Cool records the cooldown locally at once and queues its write to
 // Redis; it never waits for Redis and never fails. A deadline further away
-// than Options.MaxCooldown is shortened to it.
+// than Options.MaxCooldown is shortened to it. A probe of the candidate
+// that this process ran has failed: its lease is released once the
+// cooldown is written.
 func (s *Store) Cool(_ context.Context, key string, until time.Time) error {
 	now := time.Now()
 	until = minTime(until, now.Add(s.maxCool))
+	until = time.UnixMilli(until.UnixMilli()) // as Redis keeps it
 	if !until.After(now) {
 		return nil
 	}
-	s.keep(key, until, true)
+	s.mu.Lock()
+	if cur := s.local[key]; until.After(cur.until) {
+		cur.until, cur.raw, cur.own, cur.written = until, until, true, false
+		s.local[key] = cur
+		s.bump(until)
+	}
+	p := s.endProbe(key)
+	s.mu.Unlock()
 	s.queue.put(key, until, &s.health)
+	if p != nil && p.leased {
+		s.queue.release(key, p.owner, false)
+	}
 	return nil
 }
 
-// keep records a deadline in the local copy, the later one winning.
-func (s *Store) keep(key string, until time.Time, shared bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cur := s.local[key]; until.After(cur.until) {
-		s.local[key] = entry{until: until, shared: shared}
-	}
-	if n := until.UnixNano(); n > s.latest.Load() {
-		s.latest.Store(n)
-	}
-}
-
-// loop refreshes the local copy now and every refresh until Close.
-func (s *Store) loop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.refresh)
-	defer t.Stop()
-	for {
-		s.sync()
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// sync reads every indexed candidate from Redis into the local copy, in
-// one round trip, and queues again the cooldowns held here that Redis
-// lacks or holds with an earlier deadline (a Redis restarted empty,
-// flushed, evicted, or a write lost in an outage).
-func (s *Store) sync() {
-	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
-	defer cancel()
-	entries, err := s.rdb.ZRangeWithScores(ctx, s.index, 0, -1).Result()
-	s.health.refreshes.Add(1)
-	if err != nil {
-		s.health.refreshesFailed.Add(1)
-		s.health.record(opRead, err)
+// Release tells the store that a call is done with a candidate it looked
+// up: its attempt at it ended, served (served true) or failed, or the call
+// ended without trying it. If that call was probing the candidate, its
+// lease is released in the background, so that the fleet sees the probe's
+// end at once; a probe that served also leaves a short mark in Redis, so
+// that the replicas that have not yet read its end use the candidate
+// without claiming it again. It never blocks, and costs an atomic load
+// when this process probes nothing.
+func (s *Store) Release(key string, served bool) {
+	if s.probing.Load() == 0 {
 		return
 	}
-	s.health.record(opRead, nil)
-	now := time.Now()
-	fresh := make(map[string]entry, len(entries))
-	for _, e := range entries {
-		key, ok := e.Member.(string)
-		if !ok {
-			continue
-		}
-		fresh[key] = entry{until: time.UnixMilli(int64(e.Score)), shared: true}
-	}
-	var missing []string
-	var untils []time.Time
 	s.mu.Lock()
-	var latest int64
-	for k, e := range fresh {
-		if now.Sub(e.until) >= s.lease {
-			delete(fresh, k) // ended long ago; Redis prunes it at the next write
-			continue
+	p := s.endProbe(key)
+	if e, ok := s.local[key]; ok && p != nil && p.leased {
+		// The lease a refresh read was this process's own: over.
+		e.probe = time.Time{}
+		if served {
+			e.served = time.Now()
 		}
-		latest = max(latest, e.until.UnixNano())
+		s.local[key] = e
 	}
-	for k, e := range s.local {
-		if now.Sub(e.until) >= s.lease || !e.until.After(fresh[k].until) {
-			continue
-		}
-		// A deadline Redis does not have (yet): kept, and, when it is a
-		// live cooldown, written again.
-		if e.shared && e.until.After(now) {
-			missing = append(missing, k)
-			untils = append(untils, e.until)
-		}
-		fresh[k] = e
-		latest = max(latest, e.until.UnixNano())
-	}
-	s.local = fresh
-	s.latest.Store(latest)
 	s.mu.Unlock()
-	for i, k := range missing {
-		if s.queue.busy(k) {
-			continue // on its way
-		}
-		if s.queue.put(k, untils[i], &s.health) {
-			s.health.refilled.Add(1)
-		}
-	}
-	if len(missing) == 0 && s.health.writesDown() {
-		// Redis holds every cooldown held here; whether it takes writes
-		// again, a short-lived key tells.
-		ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
-		err := s.rdb.Set(ctx, s.tag+"health", "1", s.lease).Err()
-		cancel()
-		s.health.record(opWrite, err)
+	if p != nil && p.leased {
+		s.queue.release(key, p.owner, served)
 	}
 }
 
-// write sends a batch of cooldowns to Redis in one round trip.
-func (s *Store) write(batch map[string]time.Time) error {
-	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	lease := strconv.FormatInt(s.lease.Milliseconds(), 10)
-	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
-	for key, until := range batch {
-		coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index},
-			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
+// bump raises latest to t; s.mu is held.
+func (s *Store) bump(t time.Time) {
+	if n := t.UnixNano(); n > s.latest.Load() {
+		s.latest.Store(n)
 	}
-	_, err := pipe.Exec(ctx)
-	return err
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -201,7 +201,8 @@ func TestKeysExpireAtTheirDeadline(t *testing.T) {
 	rdb := sharedRedis(t)
 	p := prefix(t)
 	s := newStore(t, rdb, Options{Prefix: p, Refresh: 50 * time.Millisecond})
-	require.NoError(t, s.Cool(t.Context(), "org/m", time.Now().Add(300*time.Millisecond)))
+	deadline := time.Now().Add(300 * time.Millisecond)
+	require.NoError(t, s.Cool(t.Context(), "org/m", deadline))
 	var ttl time.Duration
 	var err error
 	require.Eventually(t, func() bool { // the write is the background writer's
@@ -211,11 +212,16 @@ func TestKeysExpireAtTheirDeadline(t *testing.T) {
 	assert.Greater(t, ttl, 100*time.Millisecond)
 	assert.LessOrEqual(t, ttl, 300*time.Millisecond)
 	assert.False(t, s.Empty())
-	time.Sleep(400 * time.Millisecond)
-	n, err := rdb.Exists(t.Context(), "{"+p+"}key:org/m", "{"+p+"}index").Result()
-	require.NoError(t, err)
-	assert.Zero(t, n, "the key and the index are gone with the last deadline")
-	assert.True(t, s.Empty())
+	var gone time.Time
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(t.Context(), "{"+p+"}key:org/m", "{"+p+"}index").Result()
+		gone = time.Now()
+		return err == nil && n == 0
+	}, 2*time.Second, 5*time.Millisecond)
+	// The key expires at its deadline, the index a lease after the last.
+	assert.False(t, gone.Before(deadline), "not before the deadline")
+	assert.LessOrEqual(t, gone.Sub(deadline), s.lease+100*time.Millisecond, "the key and the index are gone with the last deadline")
+	require.Eventually(t, s.Empty, time.Second, 5*time.Millisecond, "and the store is empty a lease later")
 	untils, _ := s.Lookup(t.Context(), []string{"org/m"}, time.Now())
 	assert.True(t, untils[0].IsZero())
 }
@@ -260,7 +266,9 @@ func TestRedisDownThenBack(t *testing.T) {
 		}
 	}
 	require.Eventually(t, logged("level=WARN msg=\"redisstore: Redis"), 8*time.Second, 10*time.Millisecond)
-	time.Sleep(150 * time.Millisecond) // a few refreshes fail
+	failed := store.Stats().RefreshesFailed
+	require.Eventually(t, func() bool { return store.Stats().RefreshesFailed >= failed+3 }, 5*time.Second, 5*time.Millisecond,
+		"a few more refreshes fail")
 	mu.Lock()
 	assert.Equal(t, 1, strings.Count(logs.String(), "level=WARN msg=\"redisstore: Redis"), logs.String())
 	mu.Unlock()
@@ -342,4 +350,61 @@ func TestNoTokenInRedis(t *testing.T) {
 
 func chatReq(model string) inference.ChatRequest {
 	return inference.ChatRequest{Model: model, Messages: []inference.Message{inference.UserMessage("hi")}}
+}
+
+// A cooldown Redis holds as written is written once: a refresh compares
+// it at the millisecond Redis keeps, so 20 refreshes of a Redis that never
+// faulted write nothing more and refill nothing.
+func TestAHealthyRedisIsNotRefilled(t *testing.T) {
+	rdb := sharedRedis(t)
+	// A timeout no refresh of a loaded machine exceeds: this is about
+	// what is written, not about how fast.
+	s := newStore(t, rdb, Options{Prefix: prefix(t), Refresh: 20 * time.Millisecond, Timeout: time.Second})
+	require.NoError(t, s.Cool(t.Context(), "org/m:together", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return s.Stats().Writes >= 1 }, 2*time.Second, 2*time.Millisecond)
+	from := s.Stats().Refreshes
+	require.Eventually(t, func() bool { return s.Stats().Refreshes >= from+20 }, 10*time.Second, 5*time.Millisecond)
+	st := s.Stats()
+	t.Logf("one Cool, then %d refreshes: %+v", st.Refreshes-from, st)
+	assert.Equal(t, int64(1), st.Writes, "one write")
+	assert.Zero(t, st.Refilled, "nothing refilled")
+	assert.Zero(t, st.RefreshesFailed)
+}
+
+// A replica misconfigured with MaxCooldown 24h writes a deadline an hour
+// away; a replica with the default skips the candidate for at most its own
+// MaxCooldown from when it read the deadline, refresh after refresh (the
+// cap does not slide with each read).
+func TestAReplicaCapsWhatItReads(t *testing.T) {
+	rdb := sharedRedis(t)
+	p := prefix(t)
+	wrong := newStore(t, rdb, Options{Prefix: p, MaxCooldown: 24 * time.Hour})
+	right := newStore(t, rdb, Options{Prefix: p, Refresh: 20 * time.Millisecond})
+	hour := time.Now().Add(time.Hour)
+	require.NoError(t, wrong.Cool(t.Context(), "org/m:together", hour))
+	var first time.Time
+	var read time.Time
+	require.Eventually(t, func() bool {
+		untils, _ := right.Lookup(t.Context(), []string{"org/m:together"}, time.Now())
+		first, read = untils[0], time.Now()
+		return !first.IsZero()
+	}, 2*time.Second, 2*time.Millisecond)
+	ms, err := rdb.Get(t.Context(), "{"+p+"}key:org/m:together").Int64()
+	require.NoError(t, err)
+	assert.WithinDuration(t, hour, time.UnixMilli(ms), time.Second, "Redis holds the misconfigured replica's hour")
+	t.Logf("Redis holds %s; the replica with the default skips until %s from now", time.Until(time.UnixMilli(ms)).Round(time.Second), time.Until(first).Round(time.Second))
+	assert.LessOrEqual(t, first, read.Add(DefaultMaxCooldown), "capped at its own MaxCooldown")
+
+	from := right.Stats().Refreshes
+	require.Eventually(t, func() bool { return right.Stats().Refreshes >= from+10 }, 5*time.Second, 5*time.Millisecond)
+	untils, _ := right.Lookup(t.Context(), []string{"org/m:together"}, time.Now())
+	assert.Equal(t, first, untils[0], "ten refreshes later, the same capped deadline")
+}
+
+// cooling reports, without a claim, whether key is cooling in s's local
+// copy at now.
+func (s *Store) cooling(key string, now time.Time) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.local[key].until.After(now)
 }

@@ -1,27 +1,36 @@
 package redisstore
 
 import (
+	"context"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// writeQueue holds the cooldowns waiting to be written to Redis: one per
+// writeQueue holds what waits to be written to Redis: cooldowns, one per
 // candidate, the later deadline winning, so that a burst of failures is
-// one write per candidate. It is bounded: a full queue drops its oldest
-// candidate (counted), and putting never blocks.
+// one write per candidate; the leases of probes that ended, to release;
+// and whether to check that Redis takes writes again. The cooldowns are
+// bounded: a full queue drops its oldest candidate (counted), and putting
+// never blocks. Releases are at most one per candidate this process
+// probed.
 type writeQueue struct {
 	mu      sync.Mutex
 	pending map[string]time.Time
 	// inflight is the batch the writer is sending, so that a refresh
 	// does not take its candidates for missing from Redis.
 	inflight map[string]time.Time
-	order    []string // candidates in the order they were queued
+	order    []string           // candidates in the order they were queued
+	releases map[string]release // by candidate
+	checking bool
 	limit    int
 	wake     chan struct{}
 }
 
 func newWriteQueue(limit int) writeQueue {
-	return writeQueue{pending: map[string]time.Time{}, limit: limit, wake: make(chan struct{}, 1)}
+	return writeQueue{pending: map[string]time.Time{}, releases: map[string]release{}, limit: limit, wake: make(chan struct{}, 1)}
 }
 
 // put queues a write and wakes the writer; it reports whether the
@@ -47,23 +56,67 @@ func (q *writeQueue) put(key string, until time.Time, h *health) bool {
 		q.order = append(q.order, key)
 	}
 	q.mu.Unlock()
+	q.poke()
+	return !queued
+}
+
+// release is a probe's lease to release: its owner, and whether the probe
+// served.
+type release struct {
+	owner  string
+	served bool
+}
+
+// release queues the release of a probe's lease, after any cooldown
+// queued before it.
+func (q *writeQueue) release(key, owner string, served bool) {
+	q.mu.Lock()
+	q.releases[key] = release{owner, served}
+	q.mu.Unlock()
+	q.poke()
+}
+
+// check asks the writer to find out whether Redis takes writes again.
+func (q *writeQueue) check() {
+	q.mu.Lock()
+	q.checking = true
+	q.mu.Unlock()
+	q.poke()
+}
+
+func (q *writeQueue) poke() {
 	select {
 	case q.wake <- struct{}{}:
 	default: // the writer is awake already
 	}
-	return !queued
 }
 
-// take empties the queue, returning what was in it (nil when empty).
-func (q *writeQueue) take() map[string]time.Time {
+// batch is one round trip of the writer.
+type batch struct {
+	cools    map[string]time.Time
+	releases map[string]release
+	renewals []renewal
+	check    bool
+}
+
+// renewal is a lease to extend.
+type renewal struct{ key, owner string }
+
+// take empties the queue, returning what was in it.
+func (q *writeQueue) take() batch {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) == 0 {
-		return nil
+	b := batch{check: q.checking}
+	q.checking = false
+	if len(q.pending) > 0 {
+		b.cools = q.pending
+		q.pending, q.order, q.inflight = make(map[string]time.Time, len(b.cools)), nil, b.cools
 	}
-	batch := q.pending
-	q.pending, q.order, q.inflight = make(map[string]time.Time, len(batch)), nil, batch
-	return batch
+	if len(q.releases) > 0 {
+		b.releases = q.releases
+		q.releases = map[string]release{}
+	}
+	return b
 }
 
 // sent ends the batch in flight.
@@ -82,34 +135,197 @@ func (q *writeQueue) busy(key string) bool {
 	return pending || inflight
 }
 
-// writer writes queued cooldowns as they come, in batches, until Close;
-// then it tries once more with what is left. A batch Redis refuses or does
-// not answer is not queued again: the next refresh that reaches Redis
-// finds what it lacks and queues it (see sync).
+// writer writes queued cooldowns and releases as they come, in batches,
+// and renews the leases of the probes this process runs every third of a
+// lease, until Close; then it tries once more with what is left, releasing
+// every lease it holds. A cooldown Redis refuses or does not answer is not
+// queued again: the next refresh that reaches Redis finds what it lacks
+// and queues it (see apply).
 func (s *Store) writer() {
 	defer s.wg.Done()
+	renew := time.NewTicker(max(s.lease/3, time.Millisecond))
+	defer renew.Stop()
 	for {
 		select {
 		case <-s.stop:
-			s.flush()
+			s.releaseAll()
+			s.flush(false)
 			return
 		case <-s.queue.wake:
-			s.flush()
+			s.flush(false)
+		case <-renew.C:
+			if s.probing.Load() > 0 {
+				s.flush(true)
+			}
 		}
 	}
 }
 
-func (s *Store) flush() {
-	batch := s.queue.take()
-	if batch == nil {
+// releaseAll queues the release of every lease this process holds.
+func (s *Store) releaseAll() {
+	s.mu.Lock()
+	var held []renewal
+	for k, p := range s.mine {
+		if p.leased {
+			held = append(held, renewal{k, p.owner})
+		}
+		s.endProbe(k)
+	}
+	s.mu.Unlock()
+	for _, r := range held {
+		s.queue.release(r.key, r.owner, false)
+	}
+}
+
+// renewals lists the leases to extend; a probe past ProbeTimeout is
+// dropped and its lease released instead.
+func (s *Store) renewals(b *batch) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.mine {
+		switch {
+		case !p.leased:
+		case now.After(p.until):
+			// Longer than an attempt may last: the call never said it
+			// was done; let another replica probe.
+			s.endProbe(k)
+			if b.releases == nil {
+				b.releases = map[string]release{}
+			}
+			b.releases[k] = release{owner: p.owner}
+		default:
+			b.renewals = append(b.renewals, renewal{k, p.owner})
+		}
+	}
+}
+
+// flush sends what is queued (and, with renewing, the renewals of the
+// leases held) in one round trip: cooldowns first, so that a probe that
+// failed is cooling in Redis before its lease is released.
+func (s *Store) flush(renewing bool) {
+	b := s.queue.take()
+	if renewing {
+		s.renewals(&b)
+	}
+	if b.cools == nil && b.releases == nil && b.renewals == nil && !b.check {
 		return
 	}
-	err := s.write(batch)
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	lease := strconv.FormatInt(s.lease.Milliseconds(), 10)
+	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
+	cools := make(map[string]*redis.Cmd, len(b.cools))
+	for key, until := range b.cools {
+		cools[key] = coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
+			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
+	}
+	releases := make(map[string]*redis.Cmd, len(b.releases))
+	for key, r := range b.releases {
+		served := "0"
+		if r.served {
+			served = "1"
+		}
+		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease)
+	}
+	end := strconv.FormatInt(time.Now().Add(s.lease).UnixMilli(), 10)
+	renewals := make([]*redis.Cmd, len(b.renewals))
+	for j, r := range b.renewals {
+		renewals[j] = renewScript.Eval(ctx, pipe, []string{s.leaseKey(r.key), s.probes}, r.owner, lease, r.key, end)
+	}
+	var check *redis.StatusCmd
+	if b.check {
+		check = pipe.Set(ctx, s.tag+"health", "1", s.lease)
+	}
+	_, err := pipe.Exec(ctx)
+	for key, c := range cools {
+		if c.Err() == nil {
+			s.written(key, b.cools[key]) // before the batch leaves the queue: a refresh never finds it missing
+		}
+	}
 	s.queue.sent()
-	s.health.record(opWrite, err)
-	if err != nil {
-		s.health.writesFailed.Add(int64(len(batch)))
-		return
+
+	// Whether Redis takes writes: said by the commands that need memory
+	// (cooldowns, renewals, the check), not by releases, which an
+	// out-of-memory Redis still takes.
+	var writeErr error
+	told := false
+	note := func(e error) {
+		told = true
+		if writeErr == nil && e != nil {
+			writeErr = e
+		}
 	}
-	s.health.writes.Add(int64(len(batch)))
+	var failed int64
+	for _, c := range cools {
+		note(c.Err())
+		if c.Err() != nil {
+			failed++
+		}
+	}
+	s.health.writes.Add(int64(len(cools)) - failed)
+	s.health.writesFailed.Add(failed)
+	for _, c := range releases {
+		if c.Err() == nil {
+			s.health.releases.Add(1)
+		}
+	}
+	for j, c := range renewals {
+		n, rerr := c.Int64()
+		note(rerr)
+		switch {
+		case rerr != nil:
+		case n == 1:
+			s.health.renewals.Add(1)
+		default:
+			s.lostLease(b.renewals[j])
+		}
+	}
+	if check != nil {
+		note(check.Err())
+	}
+	switch {
+	case told:
+		s.health.record(opWrite, writeErr)
+	case err != nil:
+		s.health.record(opWrite, err) // releases only, and Redis did not take them
+	}
+}
+
+// written notes that Redis took a cooldown this replica wrote.
+func (s *Store) written(key string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.local[key]; ok && e.own && e.raw.Equal(until) {
+		e.written, e.writtenAt = true, time.Now()
+		s.local[key] = e
+	}
+}
+
+// lostLease notes that another replica holds a lease this one renewed (its
+// own had ended, a lease ago without renewal): the probe goes on, held
+// here, but its lease is no longer this replica's to renew or release.
+func (s *Store) lostLease(r renewal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.mine[r.key]; p != nil && p.owner == r.owner {
+		p.leased = false
+	}
+}
+
+// write sends cooldowns to Redis in one round trip; for tests and
+// benchmarks.
+func (s *Store) write(cools map[string]time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(s.timeout, minBackground))
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	lease := strconv.FormatInt(s.lease.Milliseconds(), 10)
+	maxCool := strconv.FormatInt(s.maxCool.Milliseconds(), 10)
+	for key, until := range cools {
+		coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
+			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }

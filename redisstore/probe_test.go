@@ -1,0 +1,310 @@
+package redisstore
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/inferencetest"
+)
+
+// These tests hold the promise of one probe of a candidate in flight in
+// the whole fleet, however slowly its provider answers: the lease of the
+// replica that probes is renewed while the probe runs, and released the
+// moment it answers.
+
+// inFlight counts the requests a provider is answering, at most at once
+// and in all.
+type inFlight struct {
+	mu         sync.Mutex
+	now, most  int
+	total      int
+	answeredAt []time.Time
+}
+
+// answer wraps a: the request is counted while a runs.
+func (f *inFlight) answer(a inferencetest.Answer) inferencetest.Answer {
+	return func(w http.ResponseWriter, req *inferencetest.Request) {
+		f.mu.Lock()
+		f.now++
+		f.total++
+		f.most = max(f.most, f.now)
+		f.mu.Unlock()
+		a(w, req)
+		f.mu.Lock()
+		f.now--
+		f.answeredAt = append(f.answeredAt, time.Now())
+		f.mu.Unlock()
+	}
+}
+
+func (f *inFlight) counts() (most, total int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.most, f.total
+}
+
+// slowFleet is replicas clients, each with its own store over rdb, whose
+// primary "org/slow" is cooling until end in every replica, and whose
+// fallback serves.
+type slowFleet struct {
+	r       *inferencetest.Router
+	clients []*inference.Client
+	stores  []*Store
+	end     time.Time
+}
+
+func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow inferencetest.Answer, opts Options) *slowFleet {
+	t.Helper()
+	opts.Prefix = prefix(t)
+	f := &slowFleet{r: inferencetest.NewRouter()}
+	t.Cleanup(f.r.Close)
+	f.r.On("org/slow", slow)
+	f.r.On("org/up", inferencetest.Reply("ok"))
+	for range replicas {
+		s := newStore(t, rdb, opts)
+		c, err := f.r.Client(inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
+			inference.WithCooldown(time.Second), inference.WithFallback(inference.Candidate{Model: "org/up"}))
+		require.NoError(t, err)
+		f.stores = append(f.stores, s)
+		f.clients = append(f.clients, c)
+	}
+	// The primary failed a moment ago: every replica knows it is cooling,
+	// until end.
+	f.end = time.Now().Add(600 * time.Millisecond)
+	require.NoError(t, f.stores[0].Cool(t.Context(), "org/slow", f.end))
+	for _, s := range f.stores {
+		require.Eventually(t, func() bool {
+			untils, _ := s.Lookup(t.Context(), []string{"org/slow"}, time.Now())
+			return !untils[0].IsZero()
+		}, 2*time.Second, 5*time.Millisecond, "every replica reads the cooldown")
+	}
+	require.True(t, time.Now().Before(f.end), "the cooldown is still running when the calls start")
+	return f
+}
+
+// calls sends a call every interval, spread over the replicas, until the
+// given time after the cooldown's end, and waits for them all.
+func (f *slowFleet) calls(t *testing.T, interval, until time.Duration) int {
+	var wg sync.WaitGroup
+	n := 0
+	for i := 0; time.Now().Before(f.end.Add(until)); i++ {
+		c := f.clients[i%len(f.clients)]
+		n++
+		wg.Go(func() {
+			_, err := c.Chat(t.Context(), chatReq("org/slow"))
+			assert.NoError(t, err, "every call is served")
+		})
+		time.Sleep(interval)
+	}
+	wg.Wait()
+	return n
+}
+
+// slowOptions are the stores' options in the slow-probe tests: Refresh
+// 100 ms as in the case, and Timeout 250 ms rather than 50 ms, so
+// that on a loaded machine (the stalls of two busy loops beside the test)
+// a claim is answered in time and a renewal goes out before the lease
+// ends: a call whose claim is not answered probes without asking (the
+// store fails open), which is not what these tests are about. The lease
+// (350 ms) is still much shorter than the probes.
+var slowOptions = Options{Refresh: 100 * time.Millisecond, Timeout: 250 * time.Millisecond}
+
+// TestASlowProviderIsProbedOncePerWindow is the case: 4 replicas,
+// a provider that answers 503 after 1.2 s, a call every 20 ms for 2.4 s
+// after the cooldown ends. One probe is in flight at a time, and about one
+// per window: the first at the cooldown's end, the next a cooldown (1 s)
+// after it failed.
+func TestASlowProviderIsProbedOncePerWindow(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Delay(1200*time.Millisecond, inferencetest.ProviderError(503))), slowOptions)
+	calls := f.calls(t, 20*time.Millisecond, 2400*time.Millisecond)
+	most, total := probes.counts()
+	var renewals, released int64
+	for _, s := range f.stores {
+		renewals += s.Stats().Renewals
+		released += s.Stats().Releases
+	}
+	t.Logf("%d calls over 4 replicas: %d probes of the slow provider, at most %d at once; %d lease renewals, %d releases",
+		calls, total, most, renewals, released)
+	assert.Equal(t, 1, most, "one probe in flight in the fleet at a time")
+	assert.LessOrEqual(t, total, 2, "about one probe per window (probe 1.2 s + cooldown 1 s)")
+	assert.Positive(t, total)
+}
+
+// A slow probe that serves ends the hold at once: the lease is released
+// the moment it answers, and the other replicas use the candidate again
+// within a refresh.
+func TestASlowProbeThatServesIsReleasedAtOnce(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	refresh := slowOptions.Refresh
+	w := watchStalls(t)
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Delay(600*time.Millisecond, inferencetest.Reply("slow but well"))), slowOptions)
+	var mu sync.Mutex
+	var served []time.Time // when a call was served by the primary
+	var wg sync.WaitGroup
+	for i := 0; time.Now().Before(f.end.Add(1500 * time.Millisecond)); i++ {
+		c := f.clients[i%len(f.clients)]
+		wg.Go(func() {
+			resp, err := c.Chat(t.Context(), chatReq("org/slow"))
+			if assert.NoError(t, err) && resp.Text() == "slow but well" {
+				mu.Lock()
+				served = append(served, time.Now())
+				mu.Unlock()
+			}
+		})
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	// While the probe ran (600 ms), nobody else tried the primary: its
+	// first answer came alone; the next calls that used the primary were
+	// sent after it.
+	r := f.r.Requests()
+	var sent []time.Time
+	for _, q := range r {
+		if q.Model == "org/slow" {
+			sent = append(sent, q.Time)
+		}
+	}
+	require.NotEmpty(t, sent)
+	probes.mu.Lock()
+	firstAnswer := probes.answeredAt[0]
+	probes.mu.Unlock()
+	var during int
+	var next time.Time
+	for _, at := range sent[1:] {
+		if at.Before(firstAnswer) {
+			during++
+		} else if next.IsZero() {
+			next = at
+		}
+	}
+	t.Logf("probe sent %s after the cooldown ended, answered %s later; %d other requests to the primary meanwhile; the next %s after the answer (refresh %s)",
+		sent[0].Sub(f.end).Round(time.Millisecond), firstAnswer.Sub(sent[0]).Round(time.Millisecond), during,
+		next.Sub(firstAnswer).Round(time.Millisecond), refresh)
+	most, _ := probes.counts()
+	stalled := w.during(firstAnswer, next)
+	t.Logf("%d requests to the primary in all, at most %d at once; the process stalled %s before the next", len(sent), most, stalled)
+	assert.Zero(t, during, "one probe in flight while it runs")
+	require.False(t, next.IsZero(), "the primary is used again")
+	assert.Greater(t, most, 10, "by every replica at once, unclaimed: it serves")
+	assert.LessOrEqual(t, next.Sub(firstAnswer)-stalled, refresh+100*time.Millisecond, "released at once: used again within a refresh")
+	assert.Greater(t, len(sent), 30, "the replicas went back to the primary")
+}
+
+// TestAProbeWhoseProcessDiesIsTakenOver runs the prober in a process of
+// its own and kills it (SIGKILL) while its probe hangs: its lease is no
+// longer renewed, and another replica probes within about a lease.
+func TestAProbeWhoseProcessDiesIsTakenOver(t *testing.T) {
+	if os.Getenv("REDISSTORE_PROBER") != "" {
+		return // the helper below runs in the child
+	}
+	srv := ownRedis(t)
+	rdb := srv.client(t)
+	refresh, timeout := slowOptions.Refresh, slowOptions.Timeout
+	lease := refresh + timeout
+	w := watchStalls(t)
+	var probes inFlight
+	r := inferencetest.NewRouter()
+	t.Cleanup(r.Close)
+	r.On("org/slow", probes.answer(inferencetest.Hang()))
+	r.On("org/up", inferencetest.Reply("ok"))
+	p := prefix(t)
+	opts := Options{Prefix: p, Refresh: refresh, Timeout: timeout}
+	parent := newStore(t, rdb, opts)
+	require.NoError(t, parent.Cool(t.Context(), "org/slow", time.Now().Add(300*time.Millisecond)))
+
+	child := exec.Command(os.Args[0], "-test.run=^TestProberHelper$", "-test.v")
+	child.Env = append(os.Environ(), "REDISSTORE_PROBER=1", "PROBER_REDIS="+srv.addr(), "PROBER_PREFIX="+p,
+		"PROBER_ROUTER="+r.URL(), fmt.Sprintf("PROBER_REFRESH=%d", refresh), fmt.Sprintf("PROBER_TIMEOUT=%d", timeout))
+	out, err := os.CreateTemp(t.TempDir(), "prober")
+	require.NoError(t, err)
+	child.Stdout, child.Stderr = out, out
+	require.NoError(t, child.Start())
+	t.Cleanup(func() {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(out.Name())
+			t.Logf("the prober's output:\n%s", log)
+		}
+	})
+	require.Eventually(t, func() bool { _, total := probes.counts(); return total == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the child claims the probe, which hangs")
+	// The parent skips the candidate while the child's lease is renewed
+	// (a call of the parent's would ask its store exactly this).
+	probesNow := func() bool {
+		untils, _ := parent.Lookup(t.Context(), []string{"org/slow"}, time.Now())
+		if untils[0].IsZero() {
+			parent.Release("org/slow", false)
+			return true
+		}
+		return false
+	}
+	for deadline := time.Now().Add(3 * lease); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		require.False(t, probesNow(), "the child probes it: the parent skips it")
+	}
+	_, total := probes.counts()
+	require.Equal(t, 1, total)
+
+	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+	killed := time.Now()
+	_ = child.Wait()
+	var took time.Duration
+	require.Eventually(t, func() bool {
+		if probesNow() {
+			took = time.Since(killed)
+			return true
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "a replica probes again after the prober died")
+	w.settle()
+	stalled := w.during(killed, killed.Add(took))
+	t.Logf("the parent probed %s after the prober was killed (lease %s, refresh %s; the parent stalled %s meanwhile)",
+		took.Round(time.Millisecond), lease, refresh, stalled.Round(time.Millisecond))
+	assert.LessOrEqual(t, took-stalled, lease+refresh+50*time.Millisecond, "within about a lease")
+}
+
+// TestProberHelper is the prober of TestAProbeWhoseProcessDiesIsTakenOver,
+// run in a child process: it waits for the cooldown to end, claims the
+// probe with a call, and hangs in it until killed.
+func TestProberHelper(t *testing.T) {
+	if os.Getenv("REDISSTORE_PROBER") == "" {
+		t.Skip("the child process of TestAProbeWhoseProcessDiesIsTakenOver")
+	}
+	var refresh, timeout time.Duration
+	_, err := fmt.Sscan(os.Getenv("PROBER_REFRESH"), &refresh)
+	require.NoError(t, err)
+	_, err = fmt.Sscan(os.Getenv("PROBER_TIMEOUT"), &timeout)
+	require.NoError(t, err)
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("PROBER_REDIS")})
+	s := New(rdb, Options{Prefix: os.Getenv("PROBER_PREFIX"), Refresh: refresh, Timeout: timeout})
+	c, err := inference.NewClient(inference.WithBaseURL(os.Getenv("PROBER_ROUTER")), inference.WithHubURL(os.Getenv("PROBER_ROUTER")),
+		inference.WithToken(inferencetest.Token), inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
+		inference.WithFallback(inference.Candidate{Model: "org/up"}))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		untils, _ := s.Lookup(t.Context(), []string{"org/slow"}, time.Now())
+		return !untils[0].IsZero()
+	}, 5*time.Second, 5*time.Millisecond, "the prober reads the cooldown first")
+	for {
+		resp, err := c.Chat(t.Context(), chatReq("org/slow"))
+		require.NoError(t, err)
+		if len(resp.Skipped) == 0 {
+			t.Fatal("the probe answered; it should hang until this process is killed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
