@@ -64,8 +64,9 @@ type jobProtocol struct {
 	read func(data []byte, j *job) error
 	// poll is where j's state is read.
 	poll func(j *job) string
-	// result, when set, is where a done job's result is read; else the
-	// last answer holds it.
+	// result, when set, is where a done job's result is read, unless
+	// the last answer held it (read set j.answer); else the last answer
+	// holds it.
 	result func(j *job) string
 	// cancel is where j is cancelled, with cancelMethod; nil when the
 	// provider has no cancel.
@@ -374,7 +375,7 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 		return nil, e
 	}
 	answer, result := j.answer, poll
-	if p.result != nil {
+	if p.result != nil && answer == nil {
 		result.url = base + p.result(&j)
 		if answer, header, err = m.ask(ctx, jctx, result, nil, m.jsonLimit()); err != nil {
 			return nil, pollFailure(err)

@@ -282,10 +282,9 @@ func decodeBase64InPlace(s []byte) ([]byte, error) {
 		if err != nil {
 			return err
 		}
+		// Read src before the copy, which may overwrite it.
+		padding = bytes.IndexByte(src, '=') >= 0
 		w += copy(s[w:], out[:n])
-		if bytes.IndexByte(src, '=') >= 0 {
-			padding = true
-		}
 		return nil
 	}
 	take := func(ch byte) error {
@@ -348,7 +347,7 @@ func decodeBase64InPlace(s []byte) ([]byte, error) {
 		if ncarry == 1 {
 			return nil, errors.New("a truncated quantum")
 		}
-		for ncarry < 4 { // padding left out
+		for range 4 - ncarry { // padding left out
 			if err := take('='); err != nil {
 				return nil, err
 			}
