@@ -603,7 +603,10 @@ func TestMediaRequestsValidated(t *testing.T) {
 			_, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel, Audio: testWAV, Language: `en"}`})
 			return err
 		},
-		func() error { _, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: " "}); return err },
+		func() error {
+			_, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: " "})
+			return err
+		},
 		func() error {
 			_, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: "x", Fallbacks: []inference.Candidate{{}}})
 			return err
@@ -626,4 +629,3 @@ func TestMediaRequestsValidated(t *testing.T) {
 	}
 	assert.Empty(t, r.Requests(), "nothing was sent")
 }
-

@@ -246,4 +246,3 @@ func TestEveryMediaFixtureIsUsed(t *testing.T) {
 		assert.Contains(t, string(readme), filepath.Base(f), "the README describes %s", f)
 	}
 }
-
