@@ -296,14 +296,18 @@ func decodeBase64InPlace(s []byte) ([]byte, error) {
 		}
 		return nil
 	}
+	escape := -1 // the next backslash at or after i, once looked for
 	for i := 0; i < len(s); {
 		if ncarry == 0 {
 			// A stretch without escapes, in whole quanta, straight from s.
-			end := i + bytes.IndexByte(s[i:], '\\')
-			if end < i {
-				end = len(s)
+			if escape < i {
+				if escape = bytes.IndexByte(s[i:], '\\'); escape < 0 {
+					escape = len(s)
+				} else {
+					escape += i
+				}
 			}
-			n := min(end-i, stretch) / 4 * 4
+			n := min(escape-i, stretch) / 4 * 4
 			if n > 0 {
 				if err := emit(s[i : i+n]); err != nil {
 					return nil, err

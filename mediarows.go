@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hfkit/inference/internal/jsonread"
 )
 
 // The table of images and audio: one row per provider and task, as
@@ -416,23 +418,103 @@ func (r *jsonRef) UnmarshalJSON(b []byte) error {
 // for work: a content-policy refusal, never a blank image.
 var errFlagged = errors.New("the provider flagged the result as not safe for work")
 
+// The two answers that carry a whole file in base64 (the images
+// endpoint's, fal's sync_mode data URL) are read first with
+// internal/jsonread, which scans the file's string at memory speed and
+// does not copy it; what it declines (a name that differs only in case, a
+// repeated name, an odd kind) goes to encoding/json, which gives the same.
+var (
+	imagesKeys   = []string{"data"}
+	imageKeys    = []string{"b64_json", "url"}
+	falKeys      = []string{"images", "seed", "has_nsfw_concepts"}
+	falImageKeys = []string{"url", "content_type"}
+)
+
+// fileWire is where an answer left its file, as either reader reads it.
+type fileWire struct {
+	b64, url    jsonRef
+	contentType string
+	seed        string
+	flagged     bool
+}
+
+// stringRef reads a string as it stands (a jsonRef), or null (nil); any
+// other kind fails the reader.
+func stringRef(r *jsonread.Reader) jsonRef {
+	if r.Null() {
+		return nil
+	}
+	if r.Peek() != jsonread.String {
+		r.Fail()
+		return nil
+	}
+	return r.Skip()
+}
+
+// firstObject reads an array (null: none) whose first object's members,
+// among keys, read reads; the other elements are skipped.
+func firstObject(r *jsonread.Reader, keys []string, read func(i int)) {
+	if r.Null() {
+		return
+	}
+	r.Array()
+	for n := 0; r.More(']'); n++ {
+		if n > 0 {
+			r.Skip()
+			continue
+		}
+		var seen uint16
+		r.Object()
+		for r.More('}') {
+			if i := member(r, keys, &seen); i >= 0 {
+				read(i)
+			} else {
+				r.Skip()
+			}
+		}
+	}
+}
+
 // decodeImagesData reads the images endpoint's {"data": [{"b64_json"} or
 // {"url"}]}.
 func decodeImagesData(data []byte, out *mediaOut) error {
-	var w struct {
-		Data []struct {
-			B64 jsonRef `json:"b64_json"`
-			URL jsonRef `json:"url"`
-		} `json:"data"`
+	var w fileWire
+	var r jsonread.Reader
+	r.Reset(data)
+	var seen uint16
+	r.Object()
+	for r.More('}') {
+		if member(&r, imagesKeys, &seen) < 0 {
+			r.Skip()
+			continue
+		}
+		firstObject(&r, imageKeys, func(i int) {
+			if i == 0 {
+				w.b64 = stringRef(&r)
+			} else {
+				w.url = stringRef(&r)
+			}
+		})
 	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return errors.New("the answer is not the images endpoint's JSON")
+	if !r.End() {
+		var slow struct {
+			Data []struct {
+				B64 jsonRef `json:"b64_json"`
+				URL jsonRef `json:"url"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(data, &slow); err != nil {
+			return errors.New("the answer is not the images endpoint's JSON")
+		}
+		if len(slow.Data) > 0 {
+			w.b64, w.url = slow.Data[0].B64, slow.Data[0].URL
+		}
 	}
 	switch {
-	case len(w.Data) > 0 && len(w.Data[0].B64) > 0:
-		out.ref, out.refBase64 = w.Data[0].B64, true
-	case len(w.Data) > 0 && len(w.Data[0].URL) > 0:
-		out.ref = w.Data[0].URL
+	case len(w.b64) > 0:
+		out.ref, out.refBase64 = w.b64, true
+	case len(w.url) > 0:
+		out.ref = w.url
 	default:
 		return errors.New("the answer holds no image")
 	}
@@ -442,25 +524,70 @@ func decodeImagesData(data []byte, out *mediaOut) error {
 // decodeFalImages reads fal's {"images": [{"url", "content_type"}],
 // "seed", "has_nsfw_concepts"}; a url may be a data URL (sync_mode).
 func decodeFalImages(data []byte, out *mediaOut) error {
-	var w struct {
-		Images []struct {
-			URL         jsonRef `json:"url"`
-			ContentType string  `json:"content_type"`
-		} `json:"images"`
-		Seed json.Number `json:"seed"`
-		NSFW []bool      `json:"has_nsfw_concepts"`
+	var w fileWire
+	var r jsonread.Reader
+	r.Reset(data)
+	var seen uint16
+	r.Object()
+	for r.More('}') {
+		switch member(&r, falKeys, &seen) {
+		case 0:
+			firstObject(&r, falImageKeys, func(i int) {
+				if i == 0 {
+					w.url = stringRef(&r)
+				} else if !r.Null() {
+					w.contentType = r.String()
+				}
+			})
+		case 1:
+			if r.Peek() == jsonread.Number {
+				w.seed = string(r.Skip())
+			} else {
+				r.Fail() // null, or a kind encoding/json refuses: it decides
+			}
+		case 2:
+			if r.Null() {
+				break
+			}
+			r.Array()
+			for n := 0; r.More(']'); n++ {
+				switch v := string(r.Skip()); {
+				case n > 0:
+				case v == "true":
+					w.flagged = true
+				case v != "false":
+					r.Fail() // a kind encoding/json decides on
+				}
+			}
+		default:
+			r.Skip()
+		}
 	}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return errors.New("the answer is not fal's image result")
+	if !r.End() {
+		var slow struct {
+			Images []struct {
+				URL         jsonRef `json:"url"`
+				ContentType string  `json:"content_type"`
+			} `json:"images"`
+			Seed json.Number `json:"seed"`
+			NSFW []bool      `json:"has_nsfw_concepts"`
+		}
+		if err := json.Unmarshal(data, &slow); err != nil {
+			return errors.New("the answer is not fal's image result")
+		}
+		w = fileWire{seed: slow.Seed.String(), flagged: len(slow.NSFW) > 0 && slow.NSFW[0]}
+		if len(slow.Images) > 0 {
+			w.url, w.contentType = slow.Images[0].URL, slow.Images[0].ContentType
+		}
 	}
-	if len(w.NSFW) > 0 && w.NSFW[0] {
+	if w.flagged {
 		return errFlagged
 	}
-	if len(w.Images) == 0 || len(w.Images[0].URL) == 0 {
+	if len(w.url) == 0 {
 		return errors.New("the answer holds no image")
 	}
-	out.ref, out.contentType = w.Images[0].URL, w.Images[0].ContentType
-	if seed, err := strconv.ParseUint(w.Seed.String(), 10, 64); err == nil {
+	out.ref, out.contentType = w.url, w.contentType
+	if seed, err := strconv.ParseUint(w.seed, 10, 64); err == nil {
 		out.seed = &seed
 	}
 	return nil
