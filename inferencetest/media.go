@@ -540,7 +540,7 @@ func (r *Router) submit(w http.ResponseWriter, req *Request, j Job, m media) {
 	route := req.route
 	r.mu.Lock()
 	r.jobSeq++
-	id := fmt.Sprintf("job%04d%s", r.jobSeq, strings.Repeat("x", 6))
+	id := fmt.Sprintf("fakejob%04d", r.jobSeq)
 	fj := &fakeJob{JobRecord: JobRecord{ID: id, Provider: route.provider, Model: req.Model, Task: route.task}, script: j, out: m}
 	if r.jobs == nil {
 		r.jobs = map[string]*fakeJob{}
