@@ -8,7 +8,12 @@
 // (missing scope, gated, not found, not supported, credits, rate limits,
 // provider errors, gateway pages, validation errors), successes, streams,
 // delays and dropped connections. Answers can also depend on the bearer
-// token, and every request is recorded for assertions.
+// token, and every request is recorded for assertions. Images and audio
+// are served at every provider's route ([Image], [Speech],
+// [Transcription]), queued providers' jobs polled and cancelled as theirs
+// are ([Job], [Router.Jobs]), and result files downloaded from a CDN of
+// the router's own that records whether it was sent a token
+// ([Router.CDN]).
 //
 //	r := inferencetest.NewRouter()
 //	defer r.Close()
