@@ -621,6 +621,12 @@ func TestMediaRequestsValidated(t *testing.T) {
 		},
 		func() error { _, err := c.TextToImage(ctx, imageReq(""), inference.WithProgress(nil)); return err },
 		func() error { _, err := c.TextToImage(ctx, imageReq(""), inference.WithJobDeadline(-1)); return err },
+		func() error {
+			req := imageReq("")
+			req.Parameters = map[string]any{"callback": func() {}}
+			_, err := c.TextToImage(ctx, req)
+			return err
+		},
 	}
 	for i, call := range bad {
 		err := call()

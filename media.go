@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"encoding/json"
 	"mime"
 	"net/http"
 	"strings"
@@ -269,6 +270,14 @@ func (r *ImageRequest) validate() error {
 	case r.Width < 0 || r.Height < 0 || r.Steps < 0:
 		return invalidRequest("Width, Height and Steps may not be negative")
 	}
+	return checkParameters(r.Parameters)
+}
+
+// checkParameters refuses parameters that cannot be sent as JSON.
+func checkParameters(p map[string]any) error {
+	if _, err := json.Marshal(p); err != nil {
+		return invalidRequest("Parameters cannot be sent as JSON: %s", err)
+	}
 	return nil
 }
 
@@ -306,7 +315,7 @@ func (r *SpeechRequest) validate() error {
 	if strings.TrimSpace(r.Text) == "" {
 		return invalidRequest("the text is empty")
 	}
-	return nil
+	return checkParameters(r.Parameters)
 }
 
 // sniffAudio is an audio type told from its first bytes, "" when none is.

@@ -60,8 +60,7 @@ func (m *mediaCall) resolve(ctx context.Context, x exchange, out *mediaOut) erro
 		return err
 	}
 	if m.cfg.resultURL {
-		_, err := resultURL(link)
-		if err != nil {
+		if err := m.checkResultURL(link); err != nil {
 			return m.fileFailure(x, err.Error())
 		}
 		out.contentType = ""
@@ -191,7 +190,7 @@ func (m *mediaCall) readFile(ctx, actx context.Context, resp *http.Response, x e
 func (m *mediaCall) fetch(ctx context.Context, about Candidate, link string, limit int64, file bool) ([]byte, string, error) {
 	c := m.c
 	x := exchange{method: http.MethodGet, url: link, accept: "*/*", about: about, cfg: m.cfg, op: m.op, thirdParty: true}
-	if _, err := resultURL(link); err != nil {
+	if err := m.checkResultURL(link); err != nil {
 		return nil, "", m.fileFailure(x, err.Error())
 	}
 	actx, cancel := boundAttempt(ctx, m.cfg)
@@ -223,19 +222,25 @@ func cdnFailure(err error) error {
 	return err
 }
 
-// resultURL checks a URL a provider left a file at: absolute https (or
-// http on this machine, for tests), without user info.
-func resultURL(link string) (*url.URL, error) {
+// checkResultURL checks a URL a provider left a file at before it is
+// downloaded from the caller's network: absolute, without user info, and
+// https; a host on this machine (by name or address, not resolved) only
+// when the router is on this machine too (a test's fake router and CDN),
+// so that a provider's answer cannot make a server fetch its own local
+// services.
+func (m *mediaCall) checkResultURL(link string) error {
 	u, err := url.Parse(link)
 	switch {
 	case err != nil || !u.IsAbs() || u.Host == "":
-		return nil, fmt.Errorf("the result's URL %q is not an absolute URL", cleanText(link, 128))
+		return fmt.Errorf("the result's URL %q is not an absolute URL", cleanText(link, 128))
 	case u.User != nil:
-		return nil, errors.New("the result's URL carries user info")
+		return errors.New("the result's URL carries user info")
+	case isLoopback(u.Hostname()) && !isLoopback(m.c.base.Hostname()):
+		return fmt.Errorf("the result's URL %q is on this machine", cleanText(link, 128))
 	case u.Scheme == "https", u.Scheme == "http" && isLoopback(u.Hostname()):
-		return u, nil
+		return nil
 	}
-	return nil, fmt.Errorf("the result's URL %q is not https", cleanText(link, 128))
+	return fmt.Errorf("the result's URL %q is not https", cleanText(link, 128))
 }
 
 // decodeDataURL decodes a data URL (the inside of a JSON string) in its

@@ -102,3 +102,23 @@ func FuzzDecodeBase64InPlace(f *testing.F) {
 		}
 	})
 }
+
+// A provider's answer cannot make a server download from its own local
+// services: a result URL on this machine is taken only when the router is
+// on it too (a test's fake).
+func TestResultURLChecks(t *testing.T) {
+	remote, err := NewClient(WithBaseURL("https://router.example"), WithToken(testToken))
+	require.NoError(t, err)
+	local, err := NewClient(WithBaseURL("http://127.0.0.1:9"), WithToken(testToken))
+	require.NoError(t, err)
+	m := &mediaCall{}
+	m.c = remote
+	assert.NoError(t, m.checkResultURL("https://cdn.example/out-0.png?sig=1"))
+	for _, bad := range []string{"http://cdn.example/x.png", "https://127.0.0.1/x", "http://localhost:8080/x", "https://[::1]/x",
+		"ftp://cdn.example/x", "/files/x", "https://user:pw@cdn.example/x"} {
+		assert.Error(t, m.checkResultURL(bad), bad)
+	}
+	m.c = local
+	assert.NoError(t, m.checkResultURL("http://127.0.0.1:4242/files/1/out.png"), "a test's CDN")
+	assert.Error(t, m.checkResultURL("http://cdn.example/x.png"), "plain http elsewhere, still not")
+}
