@@ -635,3 +635,50 @@ func TestMediaRequestsValidated(t *testing.T) {
 	}
 	assert.Empty(t, r.Requests(), "nothing was sent")
 }
+
+// A job the provider no longer knows (its polls answer 404) is the
+// provider's failure, not a missing model: the walk moves on, and the
+// model is not cooled as missing.
+func TestVanishedJobIsTheProvidersFailure(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	mapModel(r, imageModel, "text-to-image", "fal-ai", "together")
+	ghost := `{"request_id":"ghost","status":"IN_QUEUE","response_url":"https://queue.fal.run/fal-ai/flux/requests/ghost"}`
+	r.On(imageModel+":fal-ai", inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, ghost))
+	r.On(imageModel+":together", inferencetest.Image(testPNG(t, 4)))
+	c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+	require.NoError(t, err)
+	resp, err := c.TextToImage(t.Context(), imageReq(""))
+	require.NoError(t, err)
+	assert.Equal(t, "together", resp.Provider)
+	first := resp.Attempts[0].Err
+	assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(first))
+	assert.Contains(t, first.Error(), "the job could not be read")
+	var apis []string
+	for _, q := range r.Requests() {
+		apis = append(apis, q.API)
+	}
+	assert.Equal(t, []string{"text-to-image", "job-status", "job-cancel", "text-to-image"}, apis, "the job is cancelled, in case it runs")
+}
+
+// A Replicate transcript left in a text file is downloaded, without the
+// token.
+func TestTranscriptInATextFile(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	// The text file is served by a prediction of another task: an image
+	// job's file on the CDN, whose URL the transcript names.
+	r.On(imageModel+":replicate", inferencetest.Image([]byte("bonjour tout le monde")))
+	c, err := r.Client(inference.WithResultURL())
+	require.NoError(t, err)
+	img, err := c.TextToImage(t.Context(), imageReq("replicate"))
+	require.NoError(t, err)
+	body := `{"id":"p9","status":"succeeded","output":{"txt_file":"` + img.URL + `"}}`
+	r.On(asrModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, body))
+	resp, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "replicate", Audio: testWAV})
+	require.NoError(t, err)
+	assert.Equal(t, "bonjour tout le monde", resp.Text)
+	cdn := r.CDN()
+	require.Len(t, cdn, 1)
+	assert.False(t, cdn[0].Token || cdn[0].Authorization)
+}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +22,7 @@ func TestReadmeListsEveryMediaRow(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	sections := map[string]string{taskTextToImage: "### Text to image", taskSpeechToText: "### Speech to text", taskTextToSpeech: "### Text to speech"}
-	row := regexp.MustCompile("(?m)^\\| ([a-z-]+) \\| .* \\| (direct|queued|prediction) \\| .* \\|$")
+	row := regexp.MustCompile(`(?m)^\| ([a-z-]+) \| .* \| (direct|queued|prediction) \| .* \|$`)
 	for task, heading := range sections {
 		_, section, ok := strings.Cut(string(readme), heading+"\n")
 		require.True(t, ok, heading)
@@ -151,3 +152,59 @@ func TestPathOf(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+// Each decoder reads every shape its provider sends; the fast reader and
+// encoding/json agree where the fast one declines (a name in other case,
+// a null list).
+func TestDecoders(t *testing.T) {
+	ref := func(s string) []byte { return []byte(`"` + s + `"`) }
+	tests := []struct {
+		name   string
+		decode func([]byte, *mediaOut) error
+		in     string
+		want   mediaOut
+		err    string
+	}{
+		{"images base64", decodeImagesData, `{"data":[{"b64_json":"QUJD","url":null},{"b64_json":"x"}]}`, mediaOut{ref: ref("QUJD"), refBase64: true}, ""},
+		{"images url", decodeImagesData, `{"data":[{"url":"https://cdn.example/a.png"}],"id":"x"}`, mediaOut{ref: ref("https://cdn.example/a.png")}, ""},
+		{"images in another case", decodeImagesData, `{"Data":[{"B64_JSON":"QUJD"}]}`, mediaOut{ref: ref("QUJD"), refBase64: true}, ""},
+		{"images null", decodeImagesData, `{"data":null}`, mediaOut{}, "holds no image"},
+		{"images not JSON", decodeImagesData, `<html>`, mediaOut{}, "not the images endpoint's JSON"},
+		{"fal", decodeFalImages, `{"images":[{"url":"https://f/a.png","content_type":"image/png"}],"seed":18446744073709551615,"has_nsfw_concepts":[false,true]}`,
+			mediaOut{ref: ref("https://f/a.png"), contentType: "image/png", seed: ptr(uint64(18446744073709551615))}, ""},
+		{"fal flags null", decodeFalImages, `{"images":[{"url":"https://f/a.png"}],"has_nsfw_concepts":[null]}`, mediaOut{ref: ref("https://f/a.png")}, ""},
+		{"fal flagged", decodeFalImages, `{"images":[{"url":"https://f/a.png"}],"has_nsfw_concepts":[true]}`, mediaOut{}, "not safe for work"},
+		{"fal seed as text", decodeFalImages, `{"images":[{"url":"https://f/a.png"}],"seed":"12"}`, mediaOut{ref: ref("https://f/a.png"), seed: ptr(uint64(12))}, ""},
+		{"fal no image", decodeFalImages, `{"images":[]}`, mediaOut{}, "holds no image"},
+		{"transcript chunks", decodeTranscript, `{"text":"a b","chunks":[{"timestamp":[0.5,null],"text":"a b"}]}`,
+			mediaOut{text: "a b", chunks: []TranscriptChunk{{Text: "a b", Start: 500 * time.Millisecond}}}, ""},
+		{"transcript empty text", decodeTranscript, `{"text":""}`, mediaOut{}, ""},
+		{"nemotron output", decodeTranscript, `{"output":"hi"}`, mediaOut{text: "hi"}, ""},
+		{"not a transcript", decodeTranscript, `{"error":"busy"}`, mediaOut{}, "not a transcript"},
+		{"replicate text", decodeReplicateTranscript, `{"output":"hi there"}`, mediaOut{text: "hi there"}, ""},
+		{"replicate list", decodeReplicateTranscript, `{"output":["hi","there"]}`, mediaOut{text: "hi"}, ""},
+		{"replicate translation", decodeReplicateTranscript, `{"output":{"translation":"bonjour"}}`, mediaOut{text: "bonjour"}, ""},
+		{"replicate text file", decodeReplicateTranscript, `{"output":{"txt_file":"https://r/t.txt"}}`, mediaOut{ref: ref("https://r/t.txt"), refText: true}, ""},
+		{"replicate nothing", decodeReplicateTranscript, `{"output":{"srt_file":null}}`, mediaOut{}, "not a transcript"},
+		{"replicate file list", decodeReplicateFile, `{"output":["https://r/a.webp","https://r/b.webp"]}`, mediaOut{ref: ref("https://r/a.webp")}, ""},
+		{"replicate no file", decodeReplicateFile, `{"output":{"x":1}}`, mediaOut{}, "not a file's URL"},
+		{"wavespeed flagged", decodeWavespeed, `{"data":{"outputs":["https://w/a.png"],"has_nsfw_contents":[true]}}`, mediaOut{}, "not safe for work"},
+		{"zai", decodeZai, `{"image_result":[{"url":"https://z/a.png"}]}`, mediaOut{ref: ref("https://z/a.png")}, ""},
+		{"fal audio", decodeFalAudio, `{"audio":{"url":"https://f/a.wav","content_type":"audio/wav"}}`, mediaOut{ref: ref("https://f/a.wav"), contentType: "audio/wav"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out mediaOut
+			err := tt.decode([]byte(tt.in), &out)
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, out)
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
