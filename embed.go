@@ -109,12 +109,8 @@ func (e *EmbedBatchError) Unwrap() error { return e.Err }
 
 // validate reports the first thing wrong with the request.
 func (r *EmbedRequest) validate() error {
-	if err := (Candidate{Model: r.Model, Provider: r.Provider}).validate(); err != nil {
-		return invalidRequest("%s", err)
-	}
-	switch strings.ToLower(r.Provider) {
-	case "fastest", "cheapest", "preferred":
-		return invalidRequest("Provider %q is a chat policy; for embeddings give \"\" (every provider of the model, in the Hub's order) or a provider's name", r.Provider)
+	if err := validateWalk(r.Model, r.Provider, r.Fallbacks); err != nil {
+		return err
 	}
 	if len(r.Inputs) == 0 {
 		return invalidRequest("no inputs")
@@ -122,11 +118,6 @@ func (r *EmbedRequest) validate() error {
 	for i, in := range r.Inputs {
 		if strings.TrimSpace(in) == "" {
 			return invalidRequest("Inputs[%d] is empty: a provider refuses it", i)
-		}
-	}
-	for i, f := range r.Fallbacks {
-		if err := f.validate(); err != nil {
-			return invalidRequest("Fallbacks[%d]: %s", i, err)
 		}
 	}
 	switch strings.ToLower(r.TruncationDirection) {

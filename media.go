@@ -243,25 +243,8 @@ func (c *Client) runMedia(ctx context.Context, m *mediaCall, op, operation strin
 	return out, err
 }
 
-// validateMedia checks what every media request has: its candidates.
-func validateMedia(model, provider string, fallbacks []Candidate) error {
-	if err := (Candidate{Model: model, Provider: provider}).validate(); err != nil {
-		return invalidRequest("%s", err)
-	}
-	switch strings.ToLower(provider) {
-	case ProviderFastest, ProviderCheapest, ProviderPreferred:
-		return invalidRequest("Provider %q is a chat policy; give \"\" (every provider of the model, in the Hub's order) or a provider's name", provider)
-	}
-	for i, f := range fallbacks {
-		if err := f.validate(); err != nil {
-			return invalidRequest("Fallbacks[%d]: %s", i, err)
-		}
-	}
-	return nil
-}
-
 func (r *ImageRequest) validate() error {
-	if err := validateMedia(r.Model, r.Provider, r.Fallbacks); err != nil {
+	if err := validateWalk(r.Model, r.Provider, r.Fallbacks); err != nil {
 		return err
 	}
 	switch {
@@ -284,7 +267,7 @@ func checkParameters(p map[string]any) error {
 // validate checks the request and returns the audio's content type, the
 // request's or sniffed.
 func (r *TranscribeRequest) validate() (string, error) {
-	if err := validateMedia(r.Model, r.Provider, r.Fallbacks); err != nil {
+	if err := validateWalk(r.Model, r.Provider, r.Fallbacks); err != nil {
 		return "", err
 	}
 	if len(r.Audio) == 0 {
@@ -309,7 +292,7 @@ func (r *TranscribeRequest) validate() (string, error) {
 }
 
 func (r *SpeechRequest) validate() error {
-	if err := validateMedia(r.Model, r.Provider, r.Fallbacks); err != nil {
+	if err := validateWalk(r.Model, r.Provider, r.Fallbacks); err != nil {
 		return err
 	}
 	if strings.TrimSpace(r.Text) == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,26 @@ import (
 // a model name the router resolves, so "auto" means every live provider
 // the Hub maps the model to for the operation's task, in the Hub's order
 // (the user's preference order), then the request's own Fallbacks.
+
+// validateWalk checks the candidates of a request that walks one model's
+// providers: its own (a provider's name, or "" for the Hub's; never a
+// chat policy, which only the router's chat endpoint knows) and its
+// fallbacks.
+func validateWalk(model, provider string, fallbacks []Candidate) error {
+	if err := (Candidate{Model: model, Provider: provider}).validate(); err != nil {
+		return invalidRequest("%s", err)
+	}
+	switch strings.ToLower(provider) {
+	case ProviderFastest, ProviderCheapest, ProviderPreferred:
+		return invalidRequest("Provider %q is a chat policy; give \"\" (every provider of the model, in the Hub's order) or a provider's name", provider)
+	}
+	for i, f := range fallbacks {
+		if err := f.validate(); err != nil {
+			return invalidRequest("Fallbacks[%d]: %s", i, err)
+		}
+	}
+	return nil
+}
 
 // modelCandidates lists a call's candidates: primary, then fallbacks, each
 // as named when it names a provider, else expanded into the providers the
