@@ -31,9 +31,10 @@ type exchange struct {
 	contentType string
 	header      http.Header
 	// thirdParty marks a request to a host that is neither the router nor
-	// the Hub (a result file on a provider's CDN): it carries no token
-	// (tok is zero, and the auth middleware would not send one there),
-	// no X-HF-Bill-To and none of the call's headers.
+	// the Hub (a result file on a provider's CDN), which needs cfg: it
+	// carries no token (tok is zero, and it skips the auth middleware),
+	// no X-HF-Bill-To, none of the call's headers, and passes none of the
+	// user's middlewares (Client.direct).
 	thirdParty bool
 	// about is the model (and provider) the call concerns, for errors and
 	// logs; zero for calls about no model.
@@ -85,6 +86,11 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 	retry := c.call.http
 	if x.cfg != nil {
 		retry = x.cfg.http
+	}
+	if x.thirdParty {
+		// The call's retry policy, over the client that skips the user's
+		// middlewares and adds no token.
+		retry = newRetryClient(c.direct, x.cfg.retry)
 	}
 	if x.cfg != nil && !x.thirdParty {
 		for k, v := range x.cfg.headers {

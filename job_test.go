@@ -682,3 +682,38 @@ func TestTranscriptInATextFile(t *testing.T) {
 	require.Len(t, cdn, 1)
 	assert.False(t, cdn[0].Token || cdn[0].Authorization)
 }
+
+// The user's middlewares are for the router (a proxy's credentials, trace
+// context): the download of a result file from a CDN does not pass them.
+func TestCDNDownloadSkipsTheUsersMiddlewares(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	r.On(imageModel+":fal-ai", inferencetest.Image(testPNG(t, 4)))
+	var mu sync.Mutex
+	var paths []string
+	proxyAuth := func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			paths = append(paths, req.URL.Path)
+			mu.Unlock()
+			req = req.Clone(req.Context())
+			req.Header.Set("X-Proxy-Auth", "secret-of-the-proxy")
+			return next.RoundTrip(req)
+		})
+	}
+	c, err := r.Client(inference.WithMiddleware(proxyAuth))
+	require.NoError(t, err)
+	_, err = c.TextToImage(t.Context(), imageReq("fal-ai"))
+	require.NoError(t, err)
+	for _, q := range r.Requests() {
+		assert.Equal(t, "secret-of-the-proxy", q.Header.Get("X-Proxy-Auth"), "the router's requests pass the middleware: %s", q.API)
+	}
+	cdn := r.CDN()
+	require.Len(t, cdn, 1)
+	assert.Empty(t, cdn[0].Header.Get("X-Proxy-Auth"), "the CDN's does not")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range paths {
+		assert.False(t, strings.HasPrefix(p, "/files/"), "the middleware never saw the download")
+	}
+}
