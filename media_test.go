@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestTextToImageOnEveryRow(t *testing.T) {
 		t.Run(provider, func(t *testing.T) {
 			r := mediaRouter(t)
 			r.On(imageModel+":"+provider, inferencetest.Image(pic))
-			c, err := r.Client()
+			c, err := r.Client(inference.WithBillTo("acme"), inference.WithHeader("X-Trace", "t1"))
 			require.NoError(t, err)
 			resp, err := c.TextToImage(t.Context(), inference.ImageRequest{Model: imageModel, Provider: provider, Prompt: "a red diagonal"})
 			require.NoError(t, err)
@@ -94,6 +95,7 @@ func TestTextToImageOnEveryRow(t *testing.T) {
 			assert.Equal(t, provider, resp.Provider)
 			require.Len(t, resp.Attempts, 1)
 			assert.NoError(t, resp.Attempts[0].Err)
+			assertCleanCDN(t, r)
 		})
 	}
 }
@@ -122,13 +124,30 @@ func TestSpeakOnEveryRow(t *testing.T) {
 		t.Run(provider, func(t *testing.T) {
 			r := mediaRouter(t)
 			r.On(speechModel+":"+provider, inferencetest.Speech(testFLAC, "audio/flac"))
-			c, err := r.Client()
+			c, err := r.Client(inference.WithBillTo("acme"), inference.WithHeader("X-Trace", "t1"))
 			require.NoError(t, err)
 			resp, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: provider, Text: "hello there"})
 			require.NoError(t, err)
 			assert.Equal(t, testFLAC, resp.Audio)
 			assert.Equal(t, "audio/flac", resp.ContentType)
 			assert.Equal(t, provider, resp.Provider)
+			assertCleanCDN(t, r)
 		})
+	}
+}
+
+// assertCleanCDN checks that every request of the call reached the router
+// with the call's token, bill-to and headers, and that the CDN saw none of
+// them.
+func assertCleanCDN(t *testing.T, r *inferencetest.Router) {
+	t.Helper()
+	for _, q := range r.Requests() {
+		assert.NotEmpty(t, q.TokenPrefix, q.API)
+		assert.Equal(t, "acme", q.Header.Get("X-HF-Bill-To"), q.API)
+	}
+	for _, q := range r.CDN() {
+		assert.True(t, strings.HasPrefix(q.Path, "/files/"), q.Path)
+		assert.False(t, q.Token || q.Authorization || q.BillTo, "the CDN sees no token and no bill-to")
+		assert.Empty(t, q.Header.Get("X-Trace"))
 	}
 }

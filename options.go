@@ -261,8 +261,10 @@ func WithFallbackPolicy(p FallbackPolicy) Option {
 
 // WithAttemptTimeout bounds the time spent on one candidate, retries and
 // waits included, so that a provider that hangs becomes an [ErrProvider]
-// attempt and the walk goes on. Zero means no bound but the context's. The
-// default is [DefaultAttemptTimeout].
+// attempt and the walk goes on. For images and audio it bounds each HTTP
+// request of an attempt (the answer, each poll of a job, the file's
+// download); a queued job as a whole is bounded by [WithJobDeadline]. Zero
+// means no bound but the context's. The default is [DefaultAttemptTimeout].
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
