@@ -31,10 +31,10 @@ type exchange struct {
 	contentType string
 	header      http.Header
 	// thirdParty marks a request to a host that is neither the router nor
-	// the Hub (a result file on a provider's CDN), which needs cfg: it
-	// carries no token (tok is zero, and it skips the auth middleware),
-	// no X-HF-Bill-To, none of the call's headers, and passes none of the
-	// user's middlewares (Client.direct).
+	// the Hub (a result file on a provider's CDN), which needs cfg and a
+	// zero tok: it goes through Client.direct, which has no auth
+	// middleware and none of the user's middlewares, and carries no
+	// X-HF-Bill-To and none of the call's headers.
 	thirdParty bool
 	// about is the model (and provider) the call concerns, for errors and
 	// logs; zero for calls about no model.
@@ -150,11 +150,14 @@ func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange
 // notWhatWasAsked is the failure of a 2xx answer that is not what was asked
 // for (not JSON, an error object, a web page, the wrong content type, too
 // large): an ErrProvider that says why, followed by the server's own words
-// when the body has any. It is the one place that rule is written.
+// when the body has any; neither holds the token. It is the one place that
+// rule is written.
 func (c *Client) notWhatWasAsked(status int, header http.Header, body []byte, x exchange, why string) *APIError {
 	// Only the start of the body is worth reading for a message.
 	e := c.classify(status, header, body[:min(len(body), maxErrorBody)], x)
 	e.Kind = ErrProvider
+	// why may quote the server (a status it invented, a URL it named).
+	why = cleanText(redact.String(why, x.tok.value()), maxMessageLen)
 	if e.Message == "" || isHTML(header, bytes.TrimSpace(body)) {
 		e.Message = why
 	} else {

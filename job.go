@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hfkit/inference/internal/redact"
 )
 
 // The job engine. A provider that queues its work (fal-ai's queue, a
@@ -342,13 +344,13 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 		return nil, c.notWhatWasAsked(att.StatusCode, header, data, x, err.Error())
 	}
 	if j.id != "" {
-		out.requestID = cleanText(j.id, 256)
+		out.requestID = safeText(j.id, x.tok, 256)
 	}
 	base := c.base.String() + "/" + x.about.Provider
 	poll := x
 	poll.method, poll.body, poll.contentType, poll.race, poll.header = http.MethodGet, nil, "", tryHooks{}, p.header
 	if j.state == jobRunning {
-		m.report(x.about, &j, 0, start)
+		m.report(x, &j, 0, start)
 	}
 	wait := m.cfg.pollFirst
 	for polls := 1; j.state == jobRunning; polls++ {
@@ -364,14 +366,14 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 		if err := p.read(data, &j); err != nil {
 			return nil, m.abandon(ctx, x, p, &j, c.notWhatWasAsked(http.StatusOK, header, data, poll, err.Error()))
 		}
-		m.report(x.about, &j, polls, start)
+		m.report(x, &j, polls, start)
 	}
 	switch j.state {
 	case jobFailed:
 		return nil, m.jobFailed(header, poll, j.failure)
 	case jobCanceled:
 		e := c.classify(http.StatusOK, header, nil, poll)
-		e.Message = "the provider cancelled the job " + cleanText(j.id, 64)
+		e.Message = "the provider cancelled the job " + safeText(j.id, x.tok, 64)
 		return nil, e
 	}
 	answer, result := j.answer, poll
@@ -392,6 +394,7 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 // refusal; other words are classified as the server's words in a 200 are
 // (a provider failure unless they say otherwise).
 func (m *mediaCall) jobFailed(header http.Header, x exchange, words string) error {
+	words = redact.String(words, x.tok.value())
 	if words == "" {
 		words = "the job failed without saying why"
 	}
@@ -448,20 +451,27 @@ func (m *mediaCall) cancelJob(ctx context.Context, x exchange, p *jobProtocol, j
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: cancelled the provider's job",
-			slog.String("candidate", x.about.String()), slog.String("job", cleanText(j.id, 64)))
+			slog.String("candidate", x.about.String()), slog.String("job", safeText(j.id, x.tok, 64)))
 		return
 	}
 	c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the provider's job could not be cancelled; it may still run and be billed",
-		slog.String("candidate", x.about.String()), slog.String("job", cleanText(j.id, 64)), slog.String("error", err.Error()))
+		slog.String("candidate", x.about.String()), slog.String("job", safeText(j.id, x.tok, 64)), slog.String("error", err.Error()))
 }
 
-// report tells WithProgress's function where j stands.
-func (m *mediaCall) report(cand Candidate, j *job, polls int, start time.Time) {
+// report tells WithProgress's function where j, the job x submitted,
+// stands.
+func (m *mediaCall) report(x exchange, j *job, polls int, start time.Time) {
 	if m.cfg.progress == nil {
 		return
 	}
-	m.cfg.progress(JobProgress{Candidate: cand, JobID: cleanText(j.id, 256), Status: cleanText(j.status, 64),
+	m.cfg.progress(JobProgress{Candidate: x.about, JobID: safeText(j.id, x.tok, 256), Status: safeText(j.status, x.tok, 64),
 		QueuePosition: j.position, Polls: polls, Elapsed: time.Since(start)})
+}
+
+// safeText is a provider's word, cleaned and bounded, with the token
+// removed should the provider echo it.
+func safeText(s string, tok Token, max int) string {
+	return cleanText(redact.String(s, tok.value()), max)
 }
 
 // sleep waits d, or until ctx ends (its error then).

@@ -717,3 +717,24 @@ func TestCDNDownloadSkipsTheUsersMiddlewares(t *testing.T) {
 		assert.False(t, strings.HasPrefix(p, "/files/"), "the middleware never saw the download")
 	}
 }
+
+// A provider that echoes the token in a job's words has it removed from
+// the error, the progress and the response.
+func TestJobWordsNeverCarryTheToken(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	leak := `{"id":"p-` + inferencetest.Token + `","status":"failed","error":"refused token ` + inferencetest.Token + `"}`
+	r.On(imageModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, leak))
+	c, err := r.Client()
+	require.NoError(t, err)
+	_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), inferencetest.Token[3:])
+	assert.Contains(t, err.Error(), "refused token")
+
+	running := `{"id":"p2","status":"` + inferencetest.Token + `"}`
+	r.On(imageModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, running))
+	_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), inferencetest.Token[3:], "an unknown status is quoted without the token")
+}

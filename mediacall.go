@@ -139,7 +139,7 @@ func (m *mediaCall) decode(row *mediaRow, data []byte, header http.Header, x exc
 func (m *mediaCall) flagged(status int, header http.Header, x exchange, words string) error {
 	e := m.c.classify(status, header, nil, x)
 	e.Kind, e.Code, e.FromProvider = ErrInvalidRequest, "content_policy_violation", true
-	e.Message = cleanText(words, maxMessageLen)
+	e.Message = safeText(words, x.tok, maxMessageLen)
 	e.fix = "The provider's safety checker flagged the result: every provider would likely refuse the same prompt, so change the prompt, not the provider"
 	return e
 }

@@ -55,7 +55,7 @@ func (m *mediaCall) resolve(ctx context.Context, x exchange, out *mediaOut) erro
 	}
 	out.ref, out.url = nil, link
 	if out.refText {
-		data, _, err := m.fetch(ctx, x.about, link, maxPollAnswer, false)
+		data, _, err := m.fetch(ctx, x, link, maxPollAnswer, false)
 		out.text = string(data)
 		return err
 	}
@@ -66,7 +66,7 @@ func (m *mediaCall) resolve(ctx context.Context, x exchange, out *mediaOut) erro
 		out.contentType = ""
 		return nil
 	}
-	data, ct, err := m.fetch(ctx, x.about, link, m.cfg.maxResult, true)
+	data, ct, err := m.fetch(ctx, x, link, m.cfg.maxResult, true)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (m *mediaCall) checkFile(x exchange, out *mediaOut) error {
 // failure, naming it.
 func (m *mediaCall) fileFailure(x exchange, why string) error {
 	e := m.c.classify(http.StatusOK, http.Header{}, nil, x)
-	e.Message = cleanText(why, maxMessageLen)
+	e.Message = safeText(why, x.tok, maxMessageLen)
 	return e
 }
 
@@ -187,11 +187,13 @@ func (m *mediaCall) readFile(ctx, actx context.Context, resp *http.Response, x e
 // router). Any failure is the provider's: its file is not there. file
 // asks for the task's file (its type checked); otherwise the bytes are
 // taken as text.
-func (m *mediaCall) fetch(ctx context.Context, about Candidate, link string, limit int64, file bool) ([]byte, string, error) {
+func (m *mediaCall) fetch(ctx context.Context, attempt exchange, link string, limit int64, file bool) ([]byte, string, error) {
 	c := m.c
-	x := exchange{method: http.MethodGet, url: link, accept: "*/*", about: about, cfg: m.cfg, op: m.op, thirdParty: true}
+	// No token: the download goes nowhere near the router. (Providers
+	// never see the caller's token, so none can be in what they name.)
+	x := exchange{method: http.MethodGet, url: link, accept: "*/*", about: attempt.about, cfg: m.cfg, op: m.op, thirdParty: true}
 	if err := m.checkResultURL(link); err != nil {
-		return nil, "", m.fileFailure(x, err.Error())
+		return nil, "", m.fileFailure(attempt, err.Error())
 	}
 	actx, cancel := boundAttempt(ctx, m.cfg)
 	defer cancel()
