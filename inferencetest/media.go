@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/internal/redact"
 )
 
 // Images and audio. The router serves them where the real one does, one
@@ -155,7 +156,8 @@ type CDNRequest struct {
 	// header; Authorization, that the header was there at all; BillTo,
 	// that X-HF-Bill-To was.
 	Token, Authorization, BillTo bool
-	Header                       http.Header
+	// Header is the request's, tokens redacted.
+	Header http.Header
 }
 
 // Jobs returns the jobs submitted so far, in order.
@@ -190,13 +192,14 @@ func (r *Router) cdnURL() string {
 func (r *Router) serveCDN(w http.ResponseWriter, hr *http.Request) {
 	rec := CDNRequest{Method: hr.Method, Path: hr.URL.Path, Header: hr.Header.Clone(),
 		Authorization: hr.Header.Get("Authorization") != "", BillTo: hr.Header.Get("X-HF-Bill-To") != ""}
-	for _, vs := range hr.Header {
-		for _, v := range vs {
+	for k, vs := range rec.Header {
+		for i, v := range vs {
 			rec.Token = rec.Token || strings.Contains(v, "hf_")
+			vs[i] = redact.String(v)
 		}
-	}
-	if rec.Authorization {
-		rec.Header.Set("Authorization", "(redacted)")
+		if k == "Authorization" {
+			rec.Header.Set(k, "Bearer "+redact.Mask)
+		}
 	}
 	r.mu.Lock()
 	r.cdnRequests = append(r.cdnRequests, rec)
