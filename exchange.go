@@ -252,7 +252,7 @@ func (e *redactedError) Unwrap() error { return e.err }
 // buffer at once: such a body costs one allocation of its size. A body of
 // unknown size is read in chunks that grow with what was read (an eighth
 // of it, from 64 KiB), joined once at the end: at its peak the read holds
-// about twice the body, where doubling one buffer would hold three times.
+// about twice the body, where doubling one buffer held up to three times.
 func readCapped(r io.Reader, limit int, sizeHint int64) ([]byte, error) {
 	lr := io.LimitReader(r, int64(limit)+1)
 	first := 64 << 10
