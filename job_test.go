@@ -377,8 +377,13 @@ func TestHedgingJobs(t *testing.T) {
 			}
 			inferencetest.Image(pic)(w, req)
 		}
-		r, c := newPair(t, inferencetest.Delay(80*time.Millisecond, neverEnding.Image(pic)), hedge)
-		resp, err := c.TextToImage(t.Context(), imageReq(""))
+		// The submission takes far longer than the hedge delay, so that
+		// the hedge is sent while it is on its way, however busy the
+		// machine.
+		r, c := newPair(t, inferencetest.Delay(400*time.Millisecond, neverEnding.Image(pic)), hedge)
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		resp, err := c.TextToImage(ctx, imageReq(""))
 		require.NoError(t, err)
 		assert.Equal(t, "replicate", resp.Provider)
 		require.Len(t, resp.Attempts, 2)
