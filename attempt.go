@@ -30,7 +30,8 @@ type Attempt struct {
 	// for a stream, until its first content, or until it failed.
 	Duration time.Duration
 	// TimedOut names the client's limit that ended the attempt, if one
-	// did: TimeoutAttempt, TimeoutFirstToken or TimeoutStreamIdle.
+	// did: TimeoutAttempt, TimeoutFirstToken, TimeoutStreamIdle or
+	// TimeoutJob.
 	TimedOut Timeout
 	// Hedge marks the attempt sent as a hedge ([WithHedge]): the next
 	// candidate, started because the one before it had not answered in
@@ -55,6 +56,9 @@ const (
 	// TimeoutStreamIdle is WithStreamIdleTimeout: the longest silence
 	// between two events of an open stream.
 	TimeoutStreamIdle Timeout = "stream idle"
+	// TimeoutJob is WithJobDeadline: a provider's queued job (an image,
+	// a transcript, speech), from its submission to its result.
+	TimeoutJob Timeout = "job"
 )
 
 // timeoutError is the cause of an attempt that one of the client's limits
@@ -70,6 +74,8 @@ func (e timeoutError) Error() string {
 		return fmt.Sprintf("no content within the first-token timeout of %s", e.d)
 	case TimeoutStreamIdle:
 		return fmt.Sprintf("no event within the stream idle timeout of %s", e.d)
+	case TimeoutJob:
+		return fmt.Sprintf("the job did not finish within the job deadline of %s", e.d)
 	}
 	return fmt.Sprintf("no answer within the attempt timeout of %s", e.d)
 }

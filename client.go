@@ -52,6 +52,11 @@ type Client struct {
 	// CloseIdleConnections: the middleware chain above it hides its
 	// methods.
 	transport http.RoundTripper
+	// direct reaches hosts that are neither the router nor the Hub (a
+	// result file on a provider's CDN) through the logging alone: the
+	// user's middlewares are for the router (a proxy's credentials,
+	// trace context), and no token is added.
+	direct *http.Client
 }
 
 // NewClient returns a client configured by opts. Without options it calls
@@ -66,6 +71,10 @@ func NewClient(opts ...Option) (*Client, error) {
 			retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},
 			attemptTimeout: DefaultAttemptTimeout,
 			streamIdle:     DefaultStreamIdleTimeout,
+			jobDeadline:    DefaultJobDeadline,
+			pollFirst:      DefaultJobPoll,
+			pollMax:        DefaultJobPollMax,
+			maxResult:      DefaultMaxResultSize,
 		},
 		baseURL:     DefaultBaseURL,
 		modelsTTL:   DefaultModelsTTL,
@@ -127,6 +136,8 @@ func NewClient(opts ...Option) (*Client, error) {
 	for i := len(s.middlewares) - 1; i >= 0; i-- {
 		rt = s.middlewares[i](rt)
 	}
+	direct := *hc
+	direct.Transport = logMiddleware(logger)(transport)
 	hc.Transport = logMiddleware(logger)(rt)
 
 	if l, ok := s.cooldownStore.(interface{ SetLogger(*slog.Logger) }); ok && s.logger != nil {
@@ -154,6 +165,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		cool:        newMemoryCooldown(),
 		shared:      s.cooldownStore,
 		transport:   transport,
+		direct:      &direct,
 		models:      newModelCache(s.modelsTTL),
 		order:       s.order,
 		walkAuto:    s.walkAuto,

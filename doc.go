@@ -13,6 +13,14 @@
 //	})
 //	fmt.Println(resp.Text(), resp.Provider)
 //
+// The other operations share the same walk, token chain, kinds, retries,
+// cooldowns, per-call options and observer: [Client.Embed],
+// [Client.Respond] (the Responses API), and images and audio,
+// [Client.TextToImage], [Client.Transcribe] and [Client.Speak], which walk
+// a model's providers for the task and run a provider's queued job
+// (fal-ai, Replicate, ...) as one attempt: polled through the router,
+// cancelled at the provider when the caller stops waiting.
+//
 // # Errors
 //
 // Every failure matches exactly one kind with [errors.Is]: [ErrNoToken],
@@ -57,9 +65,11 @@
 // fake router, with no token and no network: quickstart, fallback, errors,
 // streaming (with recovery), embeddings (a provider fallback and cosine
 // ranking), responses (a function call round trip through the Responses
-// API), oauth (a Space with Hugging Face login), devicelogin (a terminal
-// login as `hf auth login` does it, against a fake Hub) and otel
-// (OpenTelemetry spans); fleet (cooldowns shared through Redis) needs a Redis as well
+// API), images (a failed job, then a queued one reported at each poll, the
+// image written to a file), transcribe (a recording and its timed chunks),
+// oauth (a Space with Hugging Face login), devicelogin (a terminal login as
+// `hf auth login` does it, against a fake Hub) and otel (OpenTelemetry
+// spans); fleet (cooldowns shared through Redis) needs a Redis as well
 // (REDIS_URL), and without one says so and exits. The README has the
 // failure kinds, the fallback policy and the measured numbers;
 // CONTRIBUTING.md follows a call through the code.

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -111,12 +109,8 @@ func (e *EmbedBatchError) Unwrap() error { return e.Err }
 
 // validate reports the first thing wrong with the request.
 func (r *EmbedRequest) validate() error {
-	if err := (Candidate{Model: r.Model, Provider: r.Provider}).validate(); err != nil {
-		return invalidRequest("%s", err)
-	}
-	switch strings.ToLower(r.Provider) {
-	case "fastest", "cheapest", "preferred":
-		return invalidRequest("Provider %q is a chat policy; for embeddings give \"\" (every provider of the model, in the Hub's order) or a provider's name", r.Provider)
+	if err := validateWalk(r.Model, r.Provider, r.Fallbacks); err != nil {
+		return err
 	}
 	if len(r.Inputs) == 0 {
 		return invalidRequest("no inputs")
@@ -124,11 +118,6 @@ func (r *EmbedRequest) validate() error {
 	for i, in := range r.Inputs {
 		if strings.TrimSpace(in) == "" {
 			return invalidRequest("Inputs[%d] is empty: a provider refuses it", i)
-		}
-	}
-	for i, f := range r.Fallbacks {
-		if err := f.validate(); err != nil {
-			return invalidRequest("Fallbacks[%d]: %s", i, err)
 		}
 	}
 	switch strings.ToLower(r.TruncationDirection) {
@@ -192,6 +181,10 @@ type EmbeddingsObserver interface {
 	Embedded(vectors, dimensions int)
 }
 
+// embedTasks are the Hub's tasks whose mappings serve embeddings; a
+// mapping without a task is taken too.
+var embedTasks = []string{"feature-extraction", "sentence-similarity", ""}
+
 // embedBatch is one batch's vectors, as one attempt served them.
 type embedBatch struct {
 	vectors       [][]float32
@@ -214,7 +207,7 @@ func (w *embedCall) embed(ctx context.Context) (*EmbedResponse, error) {
 	for i := 0; i < len(req.Inputs); i += size {
 		bounds = append(bounds, [2]int{i, min(i+size, len(req.Inputs))})
 	}
-	cands, err := w.embedCandidates(ctx, req)
+	cands, err := w.modelCandidates(ctx, Candidate{Model: req.Model, Provider: req.Provider}, req.Fallbacks, embedTasks)
 	if err != nil {
 		return nil, err
 	}
@@ -306,83 +299,6 @@ func (w *embedCall) embedRest(ctx context.Context, cands []Candidate, bounds [][
 		return failure
 	}
 	return context.Cause(ctx) // the caller's context ended, or nil
-}
-
-// embedCandidates lists the call's candidates: each model's providers, as
-// the request or the Hub names them.
-func (w *call) embedCandidates(ctx context.Context, req *EmbedRequest) ([]Candidate, error) {
-	c := w.c
-	var out []Candidate
-	add := func(cand Candidate) {
-		if !slices.Contains(out, cand) {
-			out = append(out, cand)
-		}
-	}
-	for _, cand := range append([]Candidate{{Model: req.Model, Provider: req.Provider}}, req.Fallbacks...) {
-		cand = cand.normalized()
-		if cand.Provider != "" && cand.Provider != ProviderEvery {
-			add(cand)
-			continue
-		}
-		providers, err := w.embeddingProviders(ctx, cand.Model)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("inference: embeddings with %s: %w", cand.Model, ctx.Err())
-			}
-			if errors.Is(err, ErrInvalidRequest) {
-				return nil, err // the client's own setup, not the Hub, refused
-			}
-			// Without the Hub's word, HF's own provider is asked: its
-			// answer (a 404 for a missing model) says what is wrong.
-			c.logger.LogAttrs(ctx, slog.LevelWarn, "inference: the Hub's provider mapping could not be read; trying hf-inference",
-				slog.String("model", cand.Model), slog.String("reason", err.Error()))
-			add(Candidate{Model: cand.Model, Provider: "hf-inference"})
-			continue
-		}
-		if len(providers) == 0 {
-			add(Candidate{Model: cand.Model, Provider: "hf-inference"})
-		}
-		for _, p := range providers {
-			add(Candidate{Model: cand.Model, Provider: p.Provider})
-		}
-	}
-	return out, nil
-}
-
-// embeddingProviders are the model's live providers for feature
-// extraction, in the Hub's order.
-func (w *call) embeddingProviders(ctx context.Context, model string) ([]ProviderMapping, error) {
-	info, err := w.hubModelCached(ctx, model)
-	if err != nil {
-		return nil, err
-	}
-	var out []ProviderMapping
-	for _, p := range info.Providers {
-		if p.Status == "live" && (p.Task == "" || p.Task == "feature-extraction" || p.Task == "sentence-similarity") {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// hubModelCached is the Hub's model info, kept for the models TTL, asked
-// with the call's first token.
-func (w *call) hubModelCached(ctx context.Context, model string) (*ModelInfo, error) {
-	c := w.c
-	if info := c.hubModels.get(model, time.Now()); info != nil {
-		return info, nil
-	}
-	tokens := c.newTokenCursor(w.cfg, time.Now())
-	tok, ok := tokens.advance(ctx)
-	if !ok {
-		return nil, tokens.failure(ctx)
-	}
-	info, err := c.model(ctx, tok, model)
-	if err != nil {
-		return nil, err
-	}
-	c.hubModels.put(model, info, time.Now().Add(c.models.ttl))
-	return info, nil
 }
 
 // hubModelCache keeps the Hub's model info for embeddings' provider
@@ -480,14 +396,9 @@ func (w *call) embedRoute(ctx context.Context, req *EmbedRequest, inputs []strin
 		data, err := json.Marshal(body)
 		return base + "/hf-inference/models/" + escapeModelID(cand.Model) + "/pipeline/feature-extraction", data, err
 	}
-	providers, err := w.embeddingProviders(ctx, cand.Model)
+	id, err := w.providerModelID(ctx, cand, embedTasks)
 	if err != nil {
 		return "", nil, err
-	}
-	i := slices.IndexFunc(providers, func(p ProviderMapping) bool { return p.Provider == cand.Provider })
-	if i < 0 || providers[i].ProviderID == "" {
-		return "", nil, &APIError{Kind: ErrModelNotSupported, Model: cand.Model, Provider: cand.Provider, hubURL: c.hub.String(),
-			Message: "the Hub maps no live feature-extraction model of provider " + cand.Provider + " to " + cand.Model}
 	}
 	path := "/v1/embeddings"
 	if cand.Provider == "deepinfra" {
@@ -497,7 +408,7 @@ func (w *call) embedRoute(ctx context.Context, req *EmbedRequest, inputs []strin
 		Model          string   `json:"model"`
 		Input          []string `json:"input"`
 		EncodingFormat string   `json:"encoding_format"`
-	}{providers[i].ProviderID, inputs, "float"}
+	}{id, inputs, "float"}
 	data, err := json.Marshal(body)
 	return base + "/" + cand.Provider + path, data, err
 }

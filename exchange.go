@@ -25,6 +25,17 @@ type exchange struct {
 	url    string
 	body   []byte // nil for a GET
 	accept string // the content type asked for
+	// contentType is the body's, "" for JSON; header, headers of the
+	// provider's own protocol (Replicate's Prefer: wait), shared by the
+	// calls of the client and never modified.
+	contentType string
+	header      http.Header
+	// thirdParty marks a request to a host that is neither the router nor
+	// the Hub (a result file on a provider's CDN), which needs cfg and a
+	// zero tok: it goes through Client.direct, which has no auth
+	// middleware and none of the user's middlewares, and carries no
+	// X-HF-Bill-To and none of the call's headers.
+	thirdParty bool
 	// about is the model (and provider) the call concerns, for errors and
 	// logs; zero for calls about no model.
 	about Candidate
@@ -61,13 +72,27 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 		return nil, fmt.Errorf("inference: building the request: %w", err)
 	}
 	if x.body != nil {
-		hreq.Header.Set("Content-Type", "application/json")
+		ct := x.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		hreq.Header.Set("Content-Type", ct)
 	}
 	hreq.Header.Set("Accept", x.accept)
 	hreq.Header.Set("User-Agent", userAgent)
+	for k, v := range x.header {
+		hreq.Header[k] = v[:len(v):len(v)]
+	}
 	retry := c.call.http
 	if x.cfg != nil {
 		retry = x.cfg.http
+	}
+	if x.thirdParty {
+		// The call's retry policy, over the client that skips the user's
+		// middlewares and adds no token.
+		retry = newRetryClient(c.direct, x.cfg.retry)
+	}
+	if x.cfg != nil && !x.thirdParty {
 		for k, v := range x.cfg.headers {
 			// Capped, so that a middleware's Add copies the list rather
 			// than writing into the array the client's calls share.
@@ -107,7 +132,7 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 // is not what was asked for.
 func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange, limit int) ([]byte, error) {
 	tooLarge := func(data []byte) error {
-		return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, fmt.Sprintf("the answer is larger than %d MiB", limit>>20))
+		return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, "the answer is larger than "+sizeText(int64(limit)))
 	}
 	if resp.ContentLength > int64(limit) {
 		return nil, tooLarge(nil)
@@ -125,11 +150,14 @@ func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange
 // notWhatWasAsked is the failure of a 2xx answer that is not what was asked
 // for (not JSON, an error object, a web page, the wrong content type, too
 // large): an ErrProvider that says why, followed by the server's own words
-// when the body has any. It is the one place that rule is written.
+// when the body has any; neither holds the token. It is the one place that
+// rule is written.
 func (c *Client) notWhatWasAsked(status int, header http.Header, body []byte, x exchange, why string) *APIError {
 	// Only the start of the body is worth reading for a message.
 	e := c.classify(status, header, body[:min(len(body), maxErrorBody)], x)
 	e.Kind = ErrProvider
+	// why may quote the server (a status it invented, a URL it named).
+	why = cleanText(redact.String(why, x.tok.value()), maxMessageLen)
 	if e.Message == "" || isHTML(header, bytes.TrimSpace(body)) {
 		e.Message = why
 	} else {
@@ -187,7 +215,7 @@ func (c *Client) classify(status int, header http.Header, body []byte, x exchang
 		hubURL:  c.hub.String(),
 		secrets: []string{x.tok.value()},
 	}
-	if x.cfg != nil {
+	if x.cfg != nil && !x.thirdParty {
 		f.billTo = x.cfg.billTo
 	}
 	return classify(f)
@@ -221,37 +249,67 @@ func (e *redactedError) Unwrap() error { return e.err }
 
 // readCapped reads at most limit+1 bytes of r, so that the caller can tell
 // an over-long body. A known size (a Content-Length, else -1) sizes the
-// buffer at once; an unknown one doubles from 64 KiB, so that what is
-// allocated stays under twice what is read.
+// buffer at once: such a body costs one allocation of its size. A body of
+// unknown size is read in chunks that grow with what was read (an eighth
+// of it, from 64 KiB), joined once at the end: at its peak the read holds
+// about twice the body, where doubling one buffer held up to three times.
 func readCapped(r io.Reader, limit int, sizeHint int64) ([]byte, error) {
-	size := 64 << 10
-	if sizeHint > 0 && sizeHint <= int64(limit) {
-		size = int(sizeHint) + 1 // +1 to see an over-long body without growing
-	}
-	buf := make([]byte, 0, min(size, limit+1))
 	lr := io.LimitReader(r, int64(limit)+1)
+	first := 64 << 10
+	if sizeHint > 0 && sizeHint <= int64(limit) {
+		first = int(sizeHint) + 1 // +1 to see an over-long body without another chunk
+	}
+	buf := make([]byte, 0, min(first, limit+1))
+	var chunks [][]byte // filled before buf
+	done := 0           // their bytes
 	for {
 		if len(buf) == cap(buf) {
-			if len(buf) > limit {
-				return buf, nil // over the limit: the caller needs no more
+			if done+len(buf) > limit {
+				break // over the limit: the caller needs no more
 			}
-			next := 2 * cap(buf)
-			if next >= limit {
-				next = limit + 1 // the last step includes the byte that shows an over-long body
-			}
-			grown := make([]byte, len(buf), next)
-			copy(grown, buf)
-			buf = grown
+			chunks, done = append(chunks, buf), done+len(buf)
+			buf = make([]byte, 0, min(max(64<<10, done/8), limit+1-done))
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			break
 		}
 		if err != nil {
-			return buf, err
+			return joinChunks(chunks, buf), err
 		}
 	}
+	return joinChunks(chunks, buf), nil
+}
+
+// joinChunks is the chunks, then last, in one slice; last itself when
+// there are no chunks.
+func joinChunks(chunks [][]byte, last []byte) []byte {
+	if len(chunks) == 0 {
+		return last
+	}
+	n := len(last)
+	for _, c := range chunks {
+		n += len(c)
+	}
+	out := make([]byte, 0, n)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return append(out, last...)
+}
+
+// sizeText is a size in words: "64 MiB", "1.5 MiB", "900 KiB", "12 bytes".
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // get GETs url with the token, through the same path as chat calls, and

@@ -12,10 +12,10 @@ import (
 // OpenTelemetry. Give it to [WithObserver]; without one, nothing is
 // observed and nothing is spent on it.
 //
-// StartCall is called once per call (Chat, ChatStream, and each ask of
-// ChatJSON) and returns the context the call goes on with (it may carry a
-// span, which attempts and their HTTP requests inherit) and the observer
-// of that call. Observers are called synchronously on the call's path:
+// StartCall is called once per call (Chat, ChatStream, each ask of
+// ChatJSON, Embed, Respond, TextToImage, ...) and returns the context the
+// call goes on with (it may carry a span, which attempts and their HTTP
+// requests inherit) and the observer of that call. Observers are called synchronously on the call's path:
 // they must be quick and safe for concurrent use. Nothing they are given
 // holds a token: only the name of its source.
 type Observer interface {
@@ -25,7 +25,9 @@ type Observer interface {
 // CallInfo describes a call as it starts: what was asked, never the
 // messages.
 type CallInfo struct {
-	// Operation is "chat".
+	// Operation is "chat" (Chat, ChatStream, ChatJSON, and the Responses
+	// API), "embeddings", "text_to_image", "speech_to_text" or
+	// "text_to_speech".
 	Operation string
 	// Model and Provider are the request's own candidate.
 	Model, Provider string

@@ -127,11 +127,14 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
-// WithMiddleware adds middlewares that see every HTTP attempt, retries and
-// redirects included. Several calls add in order. The first middleware given
-// is the outermost: it sees the request first and the response last. User
-// middlewares run after the client's logging and before authentication, so
-// they never see the Authorization header.
+// WithMiddleware adds middlewares that see every HTTP attempt to the router
+// and the Hub, retries and redirects included. Several calls add in order.
+// The first middleware given is the outermost: it sees the request first
+// and the response last. User middlewares run after the client's logging
+// and before authentication, so they never see the Authorization header.
+// The download of a result file from a provider's CDN (an image, audio)
+// does not pass them: what they add (a proxy's credentials, trace context)
+// is meant for the router.
 func WithMiddleware(mws ...Middleware) Option {
 	return func(s *settings) error {
 		if s.perCall {
@@ -258,8 +261,10 @@ func WithFallbackPolicy(p FallbackPolicy) Option {
 
 // WithAttemptTimeout bounds the time spent on one candidate, retries and
 // waits included, so that a provider that hangs becomes an [ErrProvider]
-// attempt and the walk goes on. Zero means no bound but the context's. The
-// default is [DefaultAttemptTimeout].
+// attempt and the walk goes on. For images and audio it bounds each HTTP
+// request of an attempt (the answer, each poll of a job, the file's
+// download); a queued job as a whole is bounded by [WithJobDeadline]. Zero
+// means no bound but the context's. The default is [DefaultAttemptTimeout].
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {

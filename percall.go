@@ -35,6 +35,15 @@ type callSettings struct {
 	observer   Observer
 	// hedge is WithHedge's delay; zero means no hedging.
 	hedge time.Duration
+	// jobDeadline, pollFirst and pollMax bound and pace a provider's
+	// queued job (WithJobDeadline, WithJobPolling); progress hears of it
+	// (WithProgress). maxResult caps a result file (WithMaxResultSize);
+	// resultURL returns its URL instead (WithResultURL).
+	jobDeadline        time.Duration
+	pollFirst, pollMax time.Duration
+	progress           func(JobProgress)
+	maxResult          int64
+	resultURL          bool
 }
 
 // callConfig is what one call runs with: its settings, resolved, and what
@@ -139,6 +148,8 @@ func (cfg *callConfig) ownLimit(base *callConfig, limit Timeout) bool {
 		return cfg.firstToken != base.firstToken
 	case TimeoutStreamIdle:
 		return cfg.streamIdle != base.streamIdle
+	case TimeoutJob:
+		return cfg.jobDeadline != base.jobDeadline
 	}
 	return false
 }

@@ -62,6 +62,31 @@ func TestDeadlineNamesTheOperation(t *testing.T) {
 	_, err = c.Chat(ctx, chatReq("org/m", ""))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "chat with org/m")
+
+	mapModel(r, imageModel, "text-to-image", "fal-ai")
+	mapModel(r, asrModel, "automatic-speech-recognition", "fal-ai")
+	mapModel(r, speechModel, "text-to-speech", "fal-ai")
+	r.Otherwise(inferencetest.Hang())
+	for what, call := range map[string]func(context.Context) error{
+		"image from " + imageModel + ":fal-ai": func(ctx context.Context) error {
+			_, err := c.TextToImage(ctx, imageReq(""))
+			return err
+		},
+		"transcript from " + asrModel + ":fal-ai": func(ctx context.Context) error {
+			_, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel, Audio: testWAV})
+			return err
+		},
+		"speech from " + speechModel + ":fal-ai": func(ctx context.Context) error {
+			_, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: "hi"})
+			return err
+		},
+	} {
+		ctx, cancel = deadline()
+		err = call(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, what)
+		assert.Contains(t, err.Error(), what)
+	}
 }
 
 // Item 12 of issue 32: the APIError godoc said only a call that tried
@@ -171,6 +196,12 @@ func TestEveryOperationTakesPerCallOptions(t *testing.T) {
 	r := embedRouter(t)
 	r.On("org/m", inferencetest.Reply(`{"city":"Paris","temp":21}`))
 	r.On(embedModel+":hf-inference", inferencetest.EmbeddingReply(4))
+	mapModel(r, imageModel, "text-to-image", "fal-ai")
+	mapModel(r, asrModel, "automatic-speech-recognition", "replicate")
+	mapModel(r, speechModel, "text-to-speech", "together")
+	r.On(imageModel+":fal-ai", inferencetest.Job{Queued: 1}.Image(testPNG(t, 4)))
+	r.On(asrModel+":replicate", inferencetest.Job{Queued: 1}.Transcription("hi"))
+	r.On(speechModel+":together", inferencetest.Speech(testWAV, "audio/wav"))
 	c, err := r.Client()
 	require.NoError(t, err)
 	opts := []inference.Option{inference.WithHeader("X-Trace", "per-call"), inference.WithBillTo("acme-corp")}
@@ -201,6 +232,15 @@ func TestEveryOperationTakesPerCallOptions(t *testing.T) {
 		"RespondStream": func() error { return drain(c.RespondStream(t.Context(), respReq("org/m"), opts...)) },
 		"ResponseJSON": func() error {
 			_, _, err := inference.ResponseJSON[weather](t.Context(), c, respReq("org/m"), opts...)
+			return err
+		},
+		"TextToImage": func() error { _, err := c.TextToImage(t.Context(), imageReq("fal-ai"), opts...); return err },
+		"Transcribe": func() error {
+			_, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "replicate", Audio: testWAV}, opts...)
+			return err
+		},
+		"Speak": func() error {
+			_, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: "together", Text: "hi"}, opts...)
 			return err
 		},
 	} {

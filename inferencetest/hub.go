@@ -48,7 +48,9 @@ type HubProvider struct {
 	ProviderID string
 	// Task is the task the provider serves the model for; "" means
 	// "feature-extraction" for a model whose PipelineTag is
-	// feature-extraction or sentence-similarity, else "conversational".
+	// feature-extraction or sentence-similarity, the PipelineTag itself
+	// for text-to-image, automatic-speech-recognition and text-to-speech,
+	// else "conversational".
 	Task string
 }
 
@@ -171,9 +173,13 @@ func modelJSON(m HubModel) json.RawMessage {
 		writeString(&b, p.ProviderID)
 		task := p.Task
 		if task == "" {
-			task = "conversational"
-			if m.PipelineTag == "feature-extraction" || m.PipelineTag == "sentence-similarity" {
+			switch m.PipelineTag {
+			case "feature-extraction", "sentence-similarity":
 				task = "feature-extraction"
+			case "text-to-image", "automatic-speech-recognition", "text-to-speech":
+				task = m.PipelineTag
+			default:
+				task = "conversational"
 			}
 		}
 		b.WriteString(`,"task":`)

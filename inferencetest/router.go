@@ -8,7 +8,12 @@
 // (missing scope, gated, not found, not supported, credits, rate limits,
 // provider errors, gateway pages, validation errors), successes, streams,
 // delays and dropped connections. Answers can also depend on the bearer
-// token, and every request is recorded for assertions.
+// token, and every request is recorded for assertions. Images and audio
+// are served at every provider's route ([Image], [Speech],
+// [Transcription]), queued providers' jobs polled and cancelled as theirs
+// are ([Job], [Router.Jobs]), and result files downloaded from a CDN of
+// the router's own that records whether it was sent a token
+// ([Router.CDN]).
 //
 //	r := inferencetest.NewRouter()
 //	defer r.Close()
@@ -64,6 +69,14 @@ type Router struct {
 
 	// oauth is the fake Hub's OAuth server (oauth.go).
 	oauth oauthServer
+	// Images and audio (media.go): the jobs of queued providers, and
+	// the CDN their results are on.
+	jobs        map[string]*fakeJob
+	jobOrder    []string
+	jobSeq      int
+	cdn         *httptest.Server
+	cdnRequests []CDNRequest
+	files       map[string]cdnFile
 }
 
 // script is a queue of answers; the last one repeats.
@@ -92,8 +105,13 @@ type Request struct {
 	// Inputs are the texts of an embeddings request, nil for a chat.
 	Inputs []string
 	// API is the endpoint asked: "chat" (/v1/chat/completions),
-	// "embeddings" or "responses" (/v1/responses).
+	// "embeddings", "responses" (/v1/responses), an image or audio task
+	// ("text-to-image", "automatic-speech-recognition",
+	// "text-to-speech"), or a later request of a job ("job-status",
+	// "job-result", "job-cancel"; see media.go).
 	API string
+	// Job is the id of the job a job's later request is about.
+	Job string
 	// Body is the request body (at most 8 MiB).
 	Body []byte
 	// Header is the request's header with Authorization redacted.
@@ -108,6 +126,10 @@ type Request struct {
 	// usage, when set (by ResponseUsage), is the usage a Responses API
 	// answer reports.
 	usage *inference.ResponseUsage
+	// router and route, for a media request, are the router answering
+	// and the route asked.
+	router *Router
+	route  mediaRoute
 }
 
 // Candidate returns the model and provider as a candidate.
@@ -131,20 +153,29 @@ func NewRouter() *Router {
 // URL is the router's base URL, for inference.WithBaseURL.
 func (r *Router) URL() string { return r.srv.URL }
 
-// Close shuts the router down, ending requests in flight.
+// Close shuts the router (and its CDN) down, ending requests in flight.
 func (r *Router) Close() {
 	r.srv.CloseClientConnections()
 	r.srv.Close()
+	r.mu.Lock()
+	cdn := r.cdn
+	r.mu.Unlock()
+	if cdn != nil {
+		cdn.CloseClientConnections()
+		cdn.Close()
+	}
 }
 
-// Client returns an inference client pointed at the router, with [Token]
-// and no retry waits worth noticing; opts come after these, so they win.
+// Client returns an inference client pointed at the router, with [Token],
+// no retry waits worth noticing and a queued job polled every few
+// milliseconds; opts come after these, so they win.
 func (r *Router) Client(opts ...inference.Option) (*inference.Client, error) {
 	base := []inference.Option{
 		inference.WithBaseURL(r.URL()),
 		inference.WithHubURL(r.URL()),
 		inference.WithToken(Token),
 		inference.WithRetry(inference.RetryPolicy{MaxRetries: 2, MinWait: time.Millisecond, MaxWait: 10 * time.Millisecond}),
+		inference.WithJobPolling(time.Millisecond, 5*time.Millisecond),
 	}
 	return inference.NewClient(append(base, opts...)...)
 }
@@ -204,12 +235,12 @@ func (r *Router) Models() []string {
 	return out
 }
 
-// Reset forgets the requests received and restarts every script from its
-// first answer.
+// Reset forgets the requests received (the CDN's too) and the jobs, and
+// restarts every script from its first answer.
 func (r *Router) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests = nil
+	r.requests, r.cdnRequests, r.jobs, r.jobOrder = nil, nil, nil, nil
 	for _, s := range r.scripts {
 		s.served = 0
 	}
@@ -223,6 +254,10 @@ func (r *Router) Reset() {
 
 func (r *Router) serve(w http.ResponseWriter, hr *http.Request) {
 	if r.serveHub(w, hr) || r.serveOAuth(w, hr) || r.serveList(w, hr) {
+		return
+	}
+	if route, ok := parseMediaRoute(hr); ok {
+		r.serveMedia(w, hr, route)
 		return
 	}
 	if hr.Method == http.MethodPost {

@@ -1,6 +1,7 @@
 package otelinference
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -202,4 +203,57 @@ func TestEmbeddingsConventions(t *testing.T) {
 	dur := s.metrics(t)["gen_ai.client.operation.duration"].Data.(metricdata.Histogram[float64])
 	dp := pointFor(t, dur.DataPoints, "org/embed")
 	assert.Equal(t, "embeddings", attrs(dp.Attributes.ToSlice())["gen_ai.operation.name"])
+}
+
+// TestMediaConventions: images and audio are operations of their own,
+// named as CallInfo names them, each attempt (a queued job, polls
+// included) a span, the job's id the response's.
+func TestMediaConventions(t *testing.T) {
+	s := newSetup(t, Options{})
+	s.router.AddModel(inferencetest.HubModel{ID: "org/flux", PipelineTag: "text-to-image", Providers: []inferencetest.HubProvider{
+		{Name: "replicate", Status: "live", ProviderID: "org/flux-rep"}, {Name: "fal-ai", Status: "live", ProviderID: "fal-ai/flux"}}})
+	s.router.AddModel(inferencetest.HubModel{ID: "org/whisper", PipelineTag: "automatic-speech-recognition", Providers: []inferencetest.HubProvider{
+		{Name: "hf-inference", Status: "live", ProviderID: "org/whisper"}}})
+	s.router.AddModel(inferencetest.HubModel{ID: "org/kokoro", PipelineTag: "text-to-speech", Providers: []inferencetest.HubProvider{
+		{Name: "hf-inference", Status: "live", ProviderID: "org/kokoro"}}})
+	s.router.On("org/flux:replicate", inferencetest.ProviderError(502))
+	s.router.On("org/flux:fal-ai", inferencetest.Job{Queued: 2}.Image([]byte("\x89PNG\r\n\x1a\n0000")))
+	s.router.On("org/whisper:hf-inference", inferencetest.Transcription("hello"))
+	s.router.On("org/kokoro:hf-inference", inferencetest.Speech([]byte("fLaC0000"), "audio/flac"))
+	c := s.client(t, inference.WithRetry(inference.RetryPolicy{}))
+	img, err := c.TextToImage(t.Context(), inference.ImageRequest{Model: "org/flux", Prompt: "a fox"})
+	require.NoError(t, err)
+	_, err = c.Transcribe(t.Context(), inference.TranscribeRequest{Model: "org/whisper", Audio: []byte("RIFF0000WAVEfmt 0000"), ContentType: "audio/wav"})
+	require.NoError(t, err)
+	_, err = c.Speak(t.Context(), inference.SpeechRequest{Model: "org/kokoro", Text: "hello"})
+	require.NoError(t, err)
+
+	sp := callSpan(t, s, "text_to_image org/flux")
+	a := attrs(sp.Attributes())
+	for key, want := range map[string]any{
+		"gen_ai.operation.name":   "text_to_image",
+		"gen_ai.provider.name":    "huggingface",
+		"gen_ai.request.model":    "org/flux",
+		"gen_ai.response.model":   "org/flux",
+		"gen_ai.response.id":      img.RequestID,
+		"hfkit.response.provider": "fal-ai",
+		"hfkit.attempts":          int64(2),
+	} {
+		t.Run(key, func(t *testing.T) { assert.Equal(t, want, a[key]) })
+	}
+	assert.NotContains(t, a, "gen_ai.usage.input_tokens")
+	var attempts []string
+	for _, span := range s.spans.Ended() {
+		if strings.HasPrefix(span.Name(), "attempt org/flux") {
+			attempts = append(attempts, span.Name())
+		}
+	}
+	assert.Equal(t, []string{"attempt org/flux:replicate", "attempt org/flux:fal-ai"}, attempts, "one span per attempt, the job's polls in the second")
+	callSpan(t, s, "speech_to_text org/whisper")
+	callSpan(t, s, "text_to_speech org/kokoro")
+	dur := s.metrics(t)["gen_ai.client.operation.duration"].Data.(metricdata.Histogram[float64])
+	for model, op := range map[string]string{"org/flux": "text_to_image", "org/whisper": "speech_to_text", "org/kokoro": "text_to_speech"} {
+		dp := pointFor(t, dur.DataPoints, model)
+		assert.Equal(t, op, attrs(dp.Attributes.ToSlice())["gen_ai.operation.name"])
+	}
 }

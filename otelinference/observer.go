@@ -134,8 +134,9 @@ func (o *Observer) Middleware() inference.Middleware {
 	}
 }
 
-// StartCall starts the call's span, "chat {model}", of kind client, with
-// the request's attributes.
+// StartCall starts the call's span, "{operation} {model}" ("chat
+// {model}", "embeddings {model}", "text_to_image {model}", ...), of kind
+// client, with the request's attributes.
 func (o *Observer) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
 	attrs := []attribute.KeyValue{
 		semconv.GenAIOperationNameKey.String(info.Operation),

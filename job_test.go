@@ -1,0 +1,745 @@
+package inference_test
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/inferencetest"
+	"github.com/hfkit/inference/internal/redact"
+)
+
+// The job engine, per protocol: fal's queue and wavespeed's and zai-org's
+// tasks ("queued"), Replicate's predictions ("prediction"), and the
+// providers that answer at once ("direct").
+
+// jobProviders are the image providers that run jobs; cancellers, those
+// whose jobs can be cancelled.
+var (
+	jobProviders = []string{"fal-ai", "replicate", "wavespeed", "zai-org"}
+	cancellers   = []string{"fal-ai", "replicate"}
+)
+
+// mapModel makes the fake Hub map model (of task tag) to providers, in
+// order.
+func mapModel(r *inferencetest.Router, model, tag string, providers ...string) {
+	m := inferencetest.HubModel{ID: model, PipelineTag: tag}
+	for _, p := range providers {
+		m.Providers = append(m.Providers, inferencetest.HubProvider{Name: p, Status: "live", ProviderID: providerID(p, model)})
+	}
+	r.AddModel(m)
+}
+
+// progressLog records WithProgress's calls.
+type progressLog struct {
+	mu   sync.Mutex
+	seen []inference.JobProgress
+}
+
+func (p *progressLog) add(jp inference.JobProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, jp)
+}
+
+func (p *progressLog) all() []inference.JobProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]inference.JobProgress(nil), p.seen...)
+}
+
+func imageReq(provider string) inference.ImageRequest {
+	return inference.ImageRequest{Model: imageModel, Provider: provider, Prompt: "a lighthouse at dusk"}
+}
+
+// A job that fails is a failed attempt: the walk goes to the model's next
+// provider, whatever the protocol.
+func TestFailedJobWalksToTheNextProvider(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+	for _, first := range append([]string{"together"}, jobProviders...) {
+		t.Run(first, func(t *testing.T) {
+			r := newRouter(t)
+			next := "hf-inference"
+			mapModel(r, imageModel, "text-to-image", first, next)
+			r.On(imageModel+":"+first, inferencetest.Job{Queued: 1, Running: 1, Fail: "CUDA out of memory"}.Image(pic))
+			r.On(imageModel+":"+next, inferencetest.Image(pic))
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(""))
+			require.NoError(t, err)
+			assert.Equal(t, pic, resp.Image)
+			assert.Equal(t, next, resp.Provider)
+			require.Len(t, resp.Attempts, 2)
+			failed := resp.Attempts[0]
+			assert.Equal(t, first, failed.Provider)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(failed.Err))
+			assert.Contains(t, failed.Err.Error(), "CUDA out of memory", "the provider's own words")
+			assert.Contains(t, failed.Err.Error(), "provider "+first)
+			assert.NoError(t, resp.Attempts[1].Err)
+		})
+	}
+}
+
+// A Replicate prediction still starting when Prefer: wait ends is polled
+// until it succeeds, not failed; each poll is reported.
+func TestPredictionPolledPastPreferWait(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	pic := testPNG(t, 8)
+	r.On(imageModel+":replicate", inferencetest.Job{Queued: 2, Running: 2}.Image(pic))
+	c, err := r.Client()
+	require.NoError(t, err)
+	var log progressLog
+	resp, err := c.TextToImage(t.Context(), imageReq("replicate"), inference.WithProgress(log.add))
+	require.NoError(t, err)
+	assert.Equal(t, pic, resp.Image)
+	jobs := r.Jobs()
+	require.Len(t, jobs, 1)
+	assert.Equal(t, 5, jobs[0].Polls, "two polls starting, two processing, the fifth succeeded")
+	assert.Equal(t, jobs[0].ID, resp.RequestID, "the prediction's id")
+	var statuses []string
+	for _, p := range log.all() {
+		statuses = append(statuses, p.Status)
+		assert.Equal(t, jobs[0].ID, p.JobID)
+		assert.Equal(t, -1, p.QueuePosition, "Replicate does not say")
+	}
+	assert.Equal(t, []string{"starting", "starting", "starting", "processing", "processing", "succeeded"}, statuses)
+	var apis []string
+	for _, q := range r.Requests() {
+		apis = append(apis, q.API)
+	}
+	assert.Equal(t, []string{"text-to-image", "job-status", "job-status", "job-status", "job-status", "job-status"}, apis)
+}
+
+// The same for speech and transcripts: a transcript is waited for until
+// the prediction succeeds.
+func TestPredictionOfAudioPolled(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	r.On(speechModel+":replicate", inferencetest.Job{Queued: 1}.Speech(testWAV, "audio/x-wav"))
+	r.On(asrModel+":replicate", inferencetest.Job{Running: 2}.Transcription("good morning", inference.TranscriptChunk{Text: "good morning", End: time.Second}))
+	c, err := r.Client()
+	require.NoError(t, err)
+	speech, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: "replicate", Text: "good morning"})
+	require.NoError(t, err)
+	assert.Equal(t, testWAV, speech.Audio)
+	assert.Equal(t, "audio/x-wav", speech.ContentType)
+	text, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "replicate", Audio: testWAV})
+	require.NoError(t, err)
+	assert.Equal(t, "good morning", text.Text)
+	assert.Equal(t, []inference.TranscriptChunk{{Text: "good morning", End: time.Second}}, text.Chunks)
+	jobs := r.Jobs()
+	require.Len(t, jobs, 2)
+	assert.Equal(t, 2, jobs[0].Polls)
+	assert.Equal(t, 3, jobs[1].Polls)
+}
+
+// A fal job that stays IN_QUEUE is polled with its queue position counting
+// down, then read once COMPLETED.
+func TestFalQueuePolledUntilCompleted(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	pic := testPNG(t, 8)
+	r.On(imageModel+":fal-ai", inferencetest.Job{Queued: 3, Running: 1}.Image(pic))
+	c, err := r.Client()
+	require.NoError(t, err)
+	var log progressLog
+	resp, err := c.TextToImage(t.Context(), imageReq("fal-ai"), inference.WithProgress(log.add))
+	require.NoError(t, err)
+	assert.Equal(t, pic, resp.Image)
+	require.NotNil(t, resp.Seed)
+	assert.Equal(t, uint64(15619174981588513000), *resp.Seed, "a seed beyond int64, as fal reports them")
+	type step struct {
+		status string
+		pos    int
+		polls  int
+	}
+	var got []step
+	for _, p := range log.all() {
+		got = append(got, step{p.Status, p.QueuePosition, p.Polls})
+		assert.Equal(t, inference.Candidate{Model: imageModel, Provider: "fal-ai"}, p.Candidate)
+	}
+	assert.Equal(t, []step{{"IN_QUEUE", 3, 0}, {"IN_QUEUE", 2, 1}, {"IN_QUEUE", 1, 2}, {"IN_QUEUE", 0, 3},
+		{"IN_PROGRESS", -1, 4}, {"COMPLETED", -1, 5}}, got)
+	var paths []string
+	for _, q := range r.Requests() {
+		paths = append(paths, q.API)
+	}
+	assert.Equal(t, []string{"text-to-image", "job-status", "job-status", "job-status", "job-status", "job-status", "job-result"}, paths)
+}
+
+// wavespeed's and zai-org's tasks are polled the same way.
+func TestQueuedTasksPolled(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, provider := range []string{"wavespeed", "zai-org"} {
+		t.Run(provider, func(t *testing.T) {
+			r := mediaRouter(t)
+			pic := testPNG(t, 8)
+			r.On(imageModel+":"+provider, inferencetest.Job{Queued: 2, Running: 1}.Image(pic))
+			c, err := r.Client()
+			require.NoError(t, err)
+			var log progressLog
+			resp, err := c.TextToImage(t.Context(), imageReq(provider), inference.WithProgress(log.add))
+			require.NoError(t, err)
+			assert.Equal(t, pic, resp.Image)
+			assert.Equal(t, 4, r.Jobs()[0].Polls)
+			assert.Len(t, log.all(), 5, "accepted, then each poll")
+		})
+	}
+}
+
+// neverEnding is a job that waits in the queue until it is cancelled.
+var neverEnding = inferencetest.Job{Queued: math.MaxInt32}
+
+// A cancelled call cancels the provider's job before it returns, and so
+// does a passed deadline: nobody pays for an image nobody waits for.
+func TestCancelledCallCancelsTheRemoteJob(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, provider := range cancellers {
+		for _, how := range []string{"cancel", "deadline"} {
+			t.Run(provider+"/"+how, func(t *testing.T) {
+				r := mediaRouter(t)
+				r.On(imageModel+":"+provider, neverEnding.Image(testPNG(t, 8)))
+				c, err := r.Client()
+				require.NoError(t, err)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				if how == "deadline" {
+					ctx, cancel = context.WithTimeout(ctx, 150*time.Millisecond)
+					defer cancel()
+				}
+				progress := func(p inference.JobProgress) {
+					if how == "cancel" && p.Polls == 3 {
+						cancel()
+					}
+				}
+				resp, err := c.TextToImage(ctx, imageReq(provider), inference.WithProgress(progress))
+				require.Error(t, err)
+				assert.Nil(t, resp)
+				if how == "cancel" {
+					assert.ErrorIs(t, err, context.Canceled)
+				} else {
+					assert.ErrorIs(t, err, context.DeadlineExceeded)
+				}
+				jobs := r.Jobs() // read at once: the cancel came before the call returned
+				require.Len(t, jobs, 1)
+				assert.True(t, jobs[0].Cancelled, "the provider's job is cancelled")
+				last := r.Requests()[len(r.Requests())-1]
+				assert.Equal(t, "job-cancel", last.API)
+				assert.Equal(t, jobs[0].ID, last.Job)
+			})
+		}
+	}
+}
+
+// A job past WithJobDeadline is cancelled, and the walk moves on: a
+// provider failure the client's own limit timed out.
+func TestJobDeadlineCancelsAndMovesOn(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, provider := range jobProviders {
+		t.Run(provider, func(t *testing.T) {
+			r := newRouter(t)
+			mapModel(r, imageModel, "text-to-image", provider, "together")
+			pic := testPNG(t, 8)
+			r.On(imageModel+":"+provider, neverEnding.Image(pic))
+			r.On(imageModel+":together", inferencetest.Image(pic))
+			c, err := r.Client(inference.WithJobDeadline(80 * time.Millisecond))
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(""))
+			require.NoError(t, err)
+			assert.Equal(t, "together", resp.Provider)
+			require.Len(t, resp.Attempts, 2)
+			first := resp.Attempts[0]
+			assert.Equal(t, inference.TimeoutJob, first.TimedOut)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(first.Err))
+			assert.Contains(t, first.Err.Error(), "job deadline of 80ms")
+			jobs := r.Jobs()
+			require.Len(t, jobs, 1)
+			cancellable := provider == "fal-ai" || provider == "replicate"
+			assert.Equal(t, cancellable, jobs[0].Cancelled, "cancelled where the provider has a cancel")
+		})
+	}
+}
+
+// Every request of a job (submission, polls, result, cancel) carries the
+// call's own token, bill-to and headers, and goes to the router; the CDN
+// sees none of them.
+func TestEveryRequestOfAJobCarriesTheCallsTokenAndBillTo(t *testing.T) {
+	verifyNoLeaks(t)
+	const userToken = "hf_UserOfThisCallAbcdefghijklmnopqrstuvw"
+	for _, provider := range jobProviders {
+		for _, ending := range []string{"served", "cancelled"} {
+			t.Run(provider+"/"+ending, func(t *testing.T) {
+				r := mediaRouter(t)
+				job := inferencetest.Job{Queued: 2}
+				if ending == "cancelled" {
+					job = neverEnding
+				}
+				r.On(imageModel+":"+provider, job.Image(testPNG(t, 8)))
+				c, err := r.Client()
+				require.NoError(t, err)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				_, err = c.TextToImage(ctx, imageReq(provider),
+					inference.WithUserTokenSource(inference.StaticToken(userToken)),
+					inference.WithBillTo("acme-labs"), inference.WithHeader("X-Trace", "t-42"),
+					inference.WithProgress(func(p inference.JobProgress) {
+						if p.Polls == 2 && ending == "cancelled" {
+							cancel()
+						}
+					}))
+				if ending == "served" {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, context.Canceled)
+				}
+				seen := map[string]bool{}
+				for _, q := range r.Requests() {
+					seen[q.API] = true
+					assert.Equal(t, redact.Prefix(userToken), q.TokenPrefix, "%s carries the call's token", q.API)
+					assert.Equal(t, "acme-labs", q.Header.Get("X-HF-Bill-To"), "%s is billed to the call's organization", q.API)
+					assert.Equal(t, "t-42", q.Header.Get("X-Trace"), "%s carries the call's headers", q.API)
+				}
+				assert.True(t, seen["text-to-image"] && seen["job-status"])
+				if ending == "cancelled" && (provider == "fal-ai" || provider == "replicate") {
+					assert.True(t, seen["job-cancel"])
+				}
+				for _, q := range r.CDN() {
+					assert.True(t, strings.HasPrefix(q.Path, "/files/"), "only files are fetched off the router: %s", q.Path)
+					assert.False(t, q.Token || q.Authorization || q.BillTo, "the CDN sees no token and no bill-to")
+					assert.Empty(t, q.Header.Get("X-Trace"), "nor the call's headers")
+				}
+				if ending == "served" {
+					assert.Len(t, r.CDN(), 1, "the image was downloaded")
+				}
+			})
+		}
+	}
+}
+
+// A hedge may be sent while the first provider has not accepted its job;
+// once it has, the job is never duplicated. A hedge that wins cancels the
+// first's job.
+func TestHedgingJobs(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+	newPair := func(t *testing.T, first, second inferencetest.Answer) (*inferencetest.Router, *inference.Client) {
+		r := newRouter(t)
+		mapModel(r, imageModel, "text-to-image", "fal-ai", "replicate")
+		r.On(imageModel+":fal-ai", first)
+		r.On(imageModel+":replicate", second)
+		c, err := r.Client(inference.WithHedge(30 * time.Millisecond))
+		require.NoError(t, err)
+		return r, c
+	}
+
+	t.Run("a slow submission is hedged", func(t *testing.T) {
+		r, c := newPair(t, inferencetest.Hang(), inferencetest.Image(pic))
+		resp, err := c.TextToImage(t.Context(), imageReq(""))
+		require.NoError(t, err)
+		assert.Equal(t, "replicate", resp.Provider)
+		require.Len(t, resp.Attempts, 2)
+		assert.True(t, resp.Attempts[0].Lost, "the slow submission lost")
+		assert.True(t, resp.Attempts[1].Hedge)
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1, "one job only, the hedge's")
+		assert.Equal(t, "replicate", jobs[0].Provider)
+	})
+
+	t.Run("an accepted job is not hedged", func(t *testing.T) {
+		r, c := newPair(t, inferencetest.Job{Queued: 40}.Image(pic), inferencetest.Image(pic))
+		start := time.Now()
+		resp, err := c.TextToImage(t.Context(), imageReq(""), inference.WithJobPolling(5*time.Millisecond, 5*time.Millisecond))
+		require.NoError(t, err)
+		require.Greater(t, time.Since(start), 150*time.Millisecond, "the job ran well past the hedge delay")
+		assert.Equal(t, "fal-ai", resp.Provider)
+		require.Len(t, resp.Attempts, 1)
+		assert.False(t, resp.Attempts[0].Hedge)
+		assert.Len(t, r.Jobs(), 1, "one job: it was never sent twice")
+	})
+
+	t.Run("a hedge that wins cancels the first job", func(t *testing.T) {
+		var r *inferencetest.Router
+		// The hedge answers once the first's job exists: accepted late,
+		// after the hedge was sent, then running.
+		hedge := func(w http.ResponseWriter, req *inferencetest.Request) {
+			for len(r.Jobs()) == 0 && req.HTTP.Context().Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			inferencetest.Image(pic)(w, req)
+		}
+		// The submission takes far longer than the hedge delay, so that
+		// the hedge is sent while it is on its way, however busy the
+		// machine.
+		r, c := newPair(t, inferencetest.Delay(400*time.Millisecond, neverEnding.Image(pic)), hedge)
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		resp, err := c.TextToImage(ctx, imageReq(""))
+		require.NoError(t, err)
+		assert.Equal(t, "replicate", resp.Provider)
+		require.Len(t, resp.Attempts, 2)
+		assert.True(t, resp.Attempts[0].Lost)
+		jobs := r.Jobs()
+		require.Len(t, jobs, 2)
+		assert.Equal(t, "fal-ai", jobs[0].Provider)
+		assert.True(t, jobs[0].Cancelled, "the losing job is cancelled before the call returns")
+		assert.False(t, jobs[1].Cancelled, "the winner's is not")
+	})
+}
+
+// A result a provider flags as not safe for work is a content-policy
+// refusal: the walk stops, and no blank image is returned.
+func TestFlaggedResultIsARefusal(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, provider := range []string{"fal-ai", "replicate", "wavespeed"} {
+		t.Run(provider, func(t *testing.T) {
+			r := newRouter(t)
+			mapModel(r, imageModel, "text-to-image", provider, "together")
+			black := testPNG(t, 8)
+			r.On(imageModel+":"+provider, inferencetest.Job{Running: 1, NSFW: true}.Image(black))
+			r.On(imageModel+":together", inferencetest.Image(black))
+			c, err := r.Client()
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(""))
+			require.Error(t, err)
+			assert.Nil(t, resp)
+			assert.Equal(t, []error{inference.ErrInvalidRequest}, matchedKinds(err))
+			var apiErr *inference.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, "content_policy_violation", apiErr.Code)
+			assert.Equal(t, provider, apiErr.Provider)
+			assert.Contains(t, apiErr.Fix(), "change the prompt")
+			var fe *inference.FallbackError
+			require.ErrorAs(t, err, &fe)
+			assert.Len(t, fe.Attempts, 1, "the walk stopped: every provider would refuse the prompt")
+		})
+	}
+}
+
+// Answers that are not what was asked are each one kind, the provider's
+// failure, naming the provider.
+func TestMalformedMediaAnswers(t *testing.T) {
+	verifyNoLeaks(t)
+	json := http.Header{"Content-Type": {"application/json"}}
+	png := http.Header{"Content-Type": {"image/png"}}
+	tests := []struct {
+		name, provider string
+		answer         inferencetest.Answer
+		want           string
+	}{
+		{"web page for an image", "hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"text/html"}}, "<html><body>Loading...</body></html>"), "web page"},
+		{"JSON error in a 200", "hf-inference", inferencetest.Raw(200, json, `{"error":"Model is overloaded"}`), "Model is overloaded"},
+		{"empty image", "hf-inference", inferencetest.Raw(200, png, ""), "empty"},
+		{"page labelled as an image", "hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"application/octet-stream"}}, "<!DOCTYPE html><html></html>"), "web page"},
+		{"audio for an image", "hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"audio/flac"}}, string(testFLAC)), "not an image"},
+		{"no images", "together", inferencetest.Raw(200, json, `{"data":[]}`), "holds no image"},
+		{"bad base64", "together", inferencetest.Raw(200, json, `{"data":[{"b64_json":"!!not base64!!"}]}`), "base64"},
+		{"error object", "nscale", inferencetest.Raw(200, json, `{"error":{"message":"quota exceeded for images","type":"server_error"}}`), "quota exceeded"},
+		{"submission without an id", "fal-ai", inferencetest.Raw(200, json, `{"status":"IN_QUEUE"}`), "request_id"},
+		{"prediction without output", "replicate", inferencetest.Raw(201, json, `{"id":"p1","status":"succeeded","output":null}`), "output"},
+		{"unknown status", "replicate", inferencetest.Raw(201, json, `{"id":"p1","status":"dreaming"}`), "dreaming"},
+		{"a result URL not https", "zai-org", inferencetest.Raw(200, json, `{"id":"z1","task_status":"SUCCESS","image_result":[{"url":"ftp://files.example/x.png"}]}`), "not https"},
+		{"relative result URL", "zai-org", inferencetest.Raw(200, json, `{"id":"z1","task_status":"SUCCESS","image_result":[{"url":"/files/x.png"}]}`), "not an absolute URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":"+tt.provider, tt.answer)
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(tt.provider))
+			require.Error(t, err)
+			assert.Nil(t, resp)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Contains(t, err.Error(), "provider "+tt.provider)
+		})
+	}
+}
+
+// A file the CDN does not give is the provider's failure, whatever the
+// CDN's status says (a 403 is an expired link, not the token).
+func TestResultFileMissingOnTheCDN(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, status := range []int{403, 404, 500} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":fal-ai", inferencetest.Job{FileStatus: status}.Image(testPNG(t, 8)))
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			_, err = c.TextToImage(t.Context(), imageReq("fal-ai"))
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), "result file could not be downloaded")
+		})
+	}
+	t.Run("a page instead of the file", func(t *testing.T) {
+		r := mediaRouter(t)
+		r.On(imageModel+":replicate", inferencetest.Job{FileType: "text/html"}.Image([]byte("<html>expired</html>")))
+		c, err := r.Client()
+		require.NoError(t, err)
+		_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+		assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+		assert.Contains(t, err.Error(), "web page")
+	})
+}
+
+// WithMaxResultSize bounds the file however it comes: the answer itself,
+// base64 in JSON, a data URL, a download.
+func TestResultSizeCap(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 64)
+	for _, tt := range []struct {
+		provider string
+		job      inferencetest.Job
+	}{{"hf-inference", inferencetest.Job{}}, {"together", inferencetest.Job{}}, {"fal-ai", inferencetest.Job{DataURL: true}}, {"fal-ai", inferencetest.Job{}}, {"replicate", inferencetest.Job{}}} {
+		name := tt.provider
+		if tt.job.DataURL {
+			name += "/data URL"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":"+tt.provider, tt.job.Image(pic))
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(tt.provider), inference.WithMaxResultSize(int64(len(pic))))
+			require.NoError(t, err, "a file of the cap's size passes")
+			assert.Equal(t, pic, resp.Image)
+			_, err = c.TextToImage(t.Context(), imageReq(tt.provider), inference.WithMaxResultSize(int64(len(pic)-1)))
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), "larger than")
+		})
+	}
+}
+
+// WithResultURL hands back where the provider left the file, without
+// downloading it; an answer that is the file has its bytes returned.
+func TestResultURLOnly(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+	r := mediaRouter(t)
+	r.On(imageModel+":fal-ai", inferencetest.Image(pic))
+	r.On(imageModel+":hf-inference", inferencetest.Image(pic))
+	c, err := r.Client(inference.WithResultURL())
+	require.NoError(t, err)
+	resp, err := c.TextToImage(t.Context(), imageReq("fal-ai"))
+	require.NoError(t, err)
+	assert.Nil(t, resp.Image)
+	assert.True(t, strings.HasSuffix(resp.URL, ".png"), resp.URL)
+	assert.Empty(t, r.CDN(), "nothing downloaded")
+	resp, err = c.TextToImage(t.Context(), imageReq("hf-inference"))
+	require.NoError(t, err)
+	assert.Equal(t, pic, resp.Image)
+	assert.Empty(t, resp.URL)
+}
+
+// The observer hears of media calls as operations of their own, with
+// their result.
+func TestObserverSeesMediaCalls(t *testing.T) {
+	r := mediaRouter(t)
+	r.On(imageModel+":fal-ai", inferencetest.ProviderError(503))
+	r.On(imageModel+":replicate", inferencetest.Image(testPNG(t, 8)))
+	r.On(asrModel+":fal-ai", inferencetest.Transcription("hi"))
+	r.On(speechModel+":hf-inference", inferencetest.Speech(testFLAC, "audio/flac"))
+	rec := &recorder{}
+	c, err := r.Client(inference.WithObserver(rec), inference.WithRetry(inference.RetryPolicy{}))
+	require.NoError(t, err)
+	_, err = c.TextToImage(t.Context(), imageReq(""))
+	require.NoError(t, err)
+	_, err = c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "fal-ai", Audio: testWAV})
+	require.NoError(t, err)
+	_, err = c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: "hf-inference", Text: "hi"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"call text_to_image " + imageModel + " stream=false",
+		"attempt " + imageModel + ":fal-ai (static)",
+		"end attempt " + imageModel + ":fal-ai: provider_error",
+		"moved " + imageModel + ":fal-ai -> " + imageModel + ":replicate: provider_error",
+		"attempt " + imageModel + ":replicate (static)",
+		"end attempt " + imageModel + ":replicate: served",
+		"end call: served from " + imageModel,
+		"call speech_to_text " + asrModel + " stream=false",
+		"attempt " + asrModel + ":fal-ai (static)",
+		"end attempt " + asrModel + ":fal-ai: served",
+		"end call: served from " + asrModel,
+		"call text_to_speech " + speechModel + " stream=false",
+		"attempt " + speechModel + ":hf-inference (static)",
+		"end attempt " + speechModel + ":hf-inference: served",
+		"end call: served from " + speechModel,
+	}, rec.events)
+}
+
+// Requests that cannot be sent are refused before anything is.
+func TestMediaRequestsValidated(t *testing.T) {
+	r := mediaRouter(t)
+	c, err := r.Client()
+	require.NoError(t, err)
+	ctx := t.Context()
+	bad := []func() error{
+		func() error { _, err := c.TextToImage(ctx, inference.ImageRequest{Model: imageModel}); return err },
+		func() error {
+			_, err := c.TextToImage(ctx, inference.ImageRequest{Model: imageModel, Prompt: "x", Width: -1})
+			return err
+		},
+		func() error {
+			_, err := c.TextToImage(ctx, inference.ImageRequest{Model: imageModel, Prompt: "x", Provider: "fastest"})
+			return err
+		},
+		func() error { _, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel}); return err },
+		func() error {
+			_, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel, Audio: []byte("plain words")})
+			return err
+		},
+		func() error {
+			_, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel, Audio: testWAV, ContentType: "text/plain"})
+			return err
+		},
+		func() error {
+			_, err := c.Transcribe(ctx, inference.TranscribeRequest{Model: asrModel, Audio: testWAV, Language: `en"}`})
+			return err
+		},
+		func() error {
+			_, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: " "})
+			return err
+		},
+		func() error {
+			_, err := c.Speak(ctx, inference.SpeechRequest{Model: speechModel, Text: "x", Fallbacks: []inference.Candidate{{}}})
+			return err
+		},
+		func() error {
+			_, err := c.TextToImage(ctx, imageReq(""), inference.WithJobPolling(0, time.Second))
+			return err
+		},
+		func() error {
+			_, err := c.TextToImage(ctx, imageReq(""), inference.WithMaxResultSize(0))
+			return err
+		},
+		func() error { _, err := c.TextToImage(ctx, imageReq(""), inference.WithProgress(nil)); return err },
+		func() error { _, err := c.TextToImage(ctx, imageReq(""), inference.WithJobDeadline(-1)); return err },
+		func() error {
+			req := imageReq("")
+			req.Parameters = map[string]any{"callback": func() {}}
+			_, err := c.TextToImage(ctx, req)
+			return err
+		},
+	}
+	for i, call := range bad {
+		err := call()
+		assert.ErrorIs(t, err, inference.ErrInvalidRequest, "case %d", i)
+		assert.Contains(t, err.Error(), "the request is invalid", "case %d", i)
+	}
+	assert.Empty(t, r.Requests(), "nothing was sent")
+}
+
+// A job the provider no longer knows (its polls answer 404) is the
+// provider's failure, not a missing model: the walk moves on, and the
+// model is not cooled as missing.
+func TestVanishedJobIsTheProvidersFailure(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	mapModel(r, imageModel, "text-to-image", "fal-ai", "together")
+	ghost := `{"request_id":"ghost","status":"IN_QUEUE","response_url":"https://queue.fal.run/fal-ai/flux/requests/ghost"}`
+	r.On(imageModel+":fal-ai", inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, ghost))
+	r.On(imageModel+":together", inferencetest.Image(testPNG(t, 4)))
+	c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+	require.NoError(t, err)
+	resp, err := c.TextToImage(t.Context(), imageReq(""))
+	require.NoError(t, err)
+	assert.Equal(t, "together", resp.Provider)
+	first := resp.Attempts[0].Err
+	assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(first))
+	assert.Contains(t, first.Error(), "the job could not be read")
+	var apis []string
+	for _, q := range r.Requests() {
+		apis = append(apis, q.API)
+	}
+	assert.Equal(t, []string{"text-to-image", "job-status", "job-cancel", "text-to-image"}, apis, "the job is cancelled, in case it runs")
+}
+
+// A Replicate transcript left in a text file is downloaded, without the
+// token.
+func TestTranscriptInATextFile(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	// The text file is served by a prediction of another task: an image
+	// job's file on the CDN, whose URL the transcript names.
+	r.On(imageModel+":replicate", inferencetest.Image([]byte("bonjour tout le monde")))
+	c, err := r.Client(inference.WithResultURL())
+	require.NoError(t, err)
+	img, err := c.TextToImage(t.Context(), imageReq("replicate"))
+	require.NoError(t, err)
+	body := `{"id":"p9","status":"succeeded","output":{"txt_file":"` + img.URL + `"}}`
+	r.On(asrModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, body))
+	resp, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "replicate", Audio: testWAV})
+	require.NoError(t, err)
+	assert.Equal(t, "bonjour tout le monde", resp.Text)
+	cdn := r.CDN()
+	require.Len(t, cdn, 1)
+	assert.False(t, cdn[0].Token || cdn[0].Authorization)
+}
+
+// The user's middlewares are for the router (a proxy's credentials, trace
+// context): the download of a result file from a CDN does not pass them.
+func TestCDNDownloadSkipsTheUsersMiddlewares(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	r.On(imageModel+":fal-ai", inferencetest.Image(testPNG(t, 4)))
+	var mu sync.Mutex
+	var paths []string
+	proxyAuth := func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			paths = append(paths, req.URL.Path)
+			mu.Unlock()
+			req = req.Clone(req.Context())
+			req.Header.Set("X-Proxy-Auth", "secret-of-the-proxy")
+			return next.RoundTrip(req)
+		})
+	}
+	c, err := r.Client(inference.WithMiddleware(proxyAuth))
+	require.NoError(t, err)
+	_, err = c.TextToImage(t.Context(), imageReq("fal-ai"))
+	require.NoError(t, err)
+	for _, q := range r.Requests() {
+		assert.Equal(t, "secret-of-the-proxy", q.Header.Get("X-Proxy-Auth"), "the router's requests pass the middleware: %s", q.API)
+	}
+	cdn := r.CDN()
+	require.Len(t, cdn, 1)
+	assert.Empty(t, cdn[0].Header.Get("X-Proxy-Auth"), "the CDN's does not")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range paths {
+		assert.False(t, strings.HasPrefix(p, "/files/"), "the middleware never saw the download")
+	}
+}
+
+// A provider that echoes the token in a job's words has it removed from
+// the error, the progress and the response.
+func TestJobWordsNeverCarryTheToken(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	leak := `{"id":"p-` + inferencetest.Token + `","status":"failed","error":"refused token ` + inferencetest.Token + `"}`
+	r.On(imageModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, leak))
+	c, err := r.Client()
+	require.NoError(t, err)
+	_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), inferencetest.Token[3:])
+	assert.Contains(t, err.Error(), "refused token")
+
+	running := `{"id":"p2","status":"` + inferencetest.Token + `"}`
+	r.On(imageModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, running))
+	_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), inferencetest.Token[3:], "an unknown status is quoted without the token")
+}
