@@ -80,7 +80,10 @@ type answer[E any] interface {
 // goroutine; Close, a stall hedge's attempt and the stall timer come from
 // others, so when any of them may touch it (an observer, a stall hedge),
 // Next holds mu except while it waits, and those take it too. Methods
-// named ...Locked run with mu held (when the session is guarded).
+// named ...Locked run with mu held (when the session is guarded). While
+// Next waits without mu it may still move the walk (a restart's race, a
+// stall hedge's result): a Close that comes then leaves the end of the
+// call to Next (see inNext).
 type session[E any] struct {
 	w    *call
 	op   streamOp[E]
@@ -108,6 +111,9 @@ type session[E any] struct {
 	lost    error // see ChatStream.UsageErr
 	done    bool
 	ended   bool
+	// inNext: a Next runs (under mu, or waiting without it); Close then
+	// ends the call through it, as it returns.
+	inNext bool
 	// stall is the stall hedge under way or settled (under mu).
 	stall *stallHedge
 
@@ -183,7 +189,8 @@ func (s *session[E]) switchToLocked(src *streamAttempt[E]) {
 func (s *session[E]) next() bool {
 	if s.guarded {
 		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.inNext = true
+		defer s.leaveNextLocked()
 	}
 	for {
 		if s.closedByCaller.Load() {
@@ -242,6 +249,16 @@ func (s *session[E]) next() bool {
 			return true
 		}
 	}
+}
+
+// leaveNextLocked ends a guarded Next: a Close that came while it ran
+// ends the call now, once nothing of the walk moves any more.
+func (s *session[E]) leaveNextLocked() {
+	s.inNext = false
+	if s.closedByCaller.Load() {
+		s.closedLocked()
+	}
+	s.mu.Unlock()
 }
 
 // all ranges over the events; a failure comes last, with a zero event.
@@ -352,6 +369,12 @@ func (s *session[E]) restartLocked(failure error) error {
 		return w.c.logFailure(s.ctx, w.failure())
 	}
 	src, err := s.run()
+	if s.closedByCaller.Load() {
+		// Close came while the restart was opening: the caller ended the
+		// stream, which is not a failure.
+		src.close()
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -421,13 +444,22 @@ func (s *session[E]) close() {
 		s.stop()
 	}
 	if s.guarded {
-		// Closing ended a blocked Next; the lock waits for it to return.
-		// A stream closed before its end ends its call here.
+		// Closing ends a blocked Next, which then ends the call as it
+		// returns; a stream closed between two Next calls, before its
+		// end, ends its call here.
 		s.mu.Lock()
-		s.endStallLocked()
-		s.observeEndLocked(ErrStreamClosed)
+		if !s.inNext {
+			s.closedLocked()
+		}
 		s.mu.Unlock()
 	}
+}
+
+// closedLocked ends, for the observer, a call whose stream the caller
+// closed: its stall hedge, then the call, once.
+func (s *session[E]) closedLocked() {
+	s.endStallLocked()
+	s.observeEndLocked(ErrStreamClosed)
 }
 
 // The stall hedge. With WithStreamRecovery and WithHedge, a stream that

@@ -1,0 +1,248 @@
+package inference_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hfkit/inference"
+	"github.com/hfkit/inference/inferencetest"
+)
+
+// These tests try the seams of the core (call.go, race.go, session.go)
+// where two features meet: a hedge and an observer, a stall hedge and
+// Close, a restart and Close, a hedge and embeddings batches.
+
+// ledger is an Observer that holds the observer's contract: every attempt
+// started ends exactly once, with the context its start returned, before
+// the call ends; the call ends exactly once; nothing is heard after it.
+// Like an OpenTelemetry observer, it derives the contexts it returns.
+type ledger struct {
+	mu       sync.Mutex
+	started  int
+	ended    map[int]int
+	outcomes []string
+	calls    int
+	ends     int
+	endErr   error
+	problems []string
+}
+
+type ledgerAttempt struct{}
+
+func newLedger() *ledger { return &ledger{ended: map[int]int{}} }
+
+func (l *ledger) problem(format string, args ...any) {
+	l.problems = append(l.problems, fmt.Sprintf(format, args...))
+}
+
+func (l *ledger) StartCall(ctx context.Context, _ inference.CallInfo) (context.Context, inference.CallObserver) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	return context.WithValue(ctx, spanKey{}, "call"), l
+}
+
+func (l *ledger) Skipped(inference.Candidate) {}
+
+func (l *ledger) StartAttempt(ctx context.Context, c inference.Candidate, _ string) context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ends > 0 {
+		l.problem("attempt %s started after the call ended", c)
+	}
+	id := l.started
+	l.started++
+	return context.WithValue(ctx, ledgerAttempt{}, id)
+}
+
+func (l *ledger) EndAttempt(ctx context.Context, a inference.Attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id, ok := ctx.Value(ledgerAttempt{}).(int)
+	if !ok {
+		l.problem("attempt %s ended with a context StartAttempt did not return", a.Candidate)
+		return
+	}
+	l.ended[id]++
+	if l.ended[id] > 1 {
+		l.problem("attempt %d (%s) ended %d times", id, a.Candidate, l.ended[id])
+	}
+	if l.ends > 0 {
+		l.problem("attempt %d (%s) ended after the call ended", id, a.Candidate)
+	}
+	outcome := inference.KindName(a.Err)
+	switch {
+	case a.Lost:
+		outcome = "lost"
+	case a.Err != nil && outcome == "":
+		outcome = "error"
+	case outcome == "":
+		outcome = "served"
+	}
+	l.outcomes = append(l.outcomes, a.Candidate.String()+" "+outcome)
+}
+
+func (l *ledger) Moved(inference.Candidate, inference.Candidate, error) {}
+func (l *ledger) FirstChunk(time.Duration)                              {}
+
+func (l *ledger) End(_ inference.CallResult, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ends++
+	l.endErr = err
+	if l.ends > 1 {
+		l.problem("the call ended %d times", l.ends)
+	}
+	for id := range l.started {
+		if l.ended[id] == 0 {
+			l.problem("attempt %d had not ended when the call ended", id)
+		}
+	}
+}
+
+// check asserts the contract once the call is over.
+func (l *ledger) check(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	assert.Empty(t, l.problems)
+	assert.Equal(t, l.calls, l.ends, "every call ends once")
+	for id := range l.started {
+		assert.Equal(t, 1, l.ended[id], "attempt %d ends once", id)
+	}
+}
+
+func (l *ledger) outcomesSeen() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.outcomes)
+}
+
+// waitFor polls cond until it holds, or fails the test after a while: a
+// state to wait for, never a sleep.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Close from another goroutine while a recovered stream's restart is
+// opening (Next waits in the walk, without the session's lock) ends the
+// call once, after the restart's attempt ended, and leaves Err as it was.
+func TestCloseDuringARestartEndsTheCallAfterItsAttempts(t *testing.T) {
+	for _, observed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("observed %v", observed), func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.On("org/m", inferencetest.StreamScript{Text: sixtyWords, CutAfter: 10}.Answer(), inferencetest.Hang())
+			l := newLedger()
+			var opts []inference.Option
+			if observed {
+				opts = append(opts, inference.WithObserver(l))
+			}
+			c := recoveryClient(t, r, opts...)
+			s, err := c.ChatStream(t.Context(), chatReq("org/m", ""))
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				waitFor(t, "the restart's request", func() bool { return len(r.Requests()) == 2 })
+				assert.NoError(t, s.Close())
+			})
+			read(t, s)
+			wg.Wait()
+			assert.False(t, s.Next())
+			assert.NoError(t, s.Err(), "Close is not a failure")
+			if observed {
+				l.check(t)
+				assert.ErrorIs(t, l.endErr, inference.ErrStreamClosed)
+			}
+		})
+	}
+}
+
+// A stall hedge, recovery, the budget and a Close from another goroutine
+// at any moment: whatever happens first, every attempt started ends once
+// for the observer, the call ends once after them, Next returns false
+// after Close, nothing leaks, and the detector sees no race.
+func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
+	words := strings.SplitAfter(sixtyWords, " ")
+	scenarios := []struct {
+		name        string
+		first, next inferencetest.Answer
+		third       inferencetest.Answer
+	}{
+		{"first stalls, hedge speaks",
+			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10}.Answer(),
+			inferencetest.StreamScript{Text: sixtyWords, Every: time.Millisecond}.Answer(), nil},
+		{"first resumes before the hedge",
+			pausingStream(words, 60*time.Millisecond),
+			inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: 200 * time.Millisecond}.Answer(), nil},
+		{"first breaks while the hedge opens",
+			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10, StallFor: 60 * time.Millisecond}.Answer(),
+			inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: 120 * time.Millisecond}.Answer(), nil},
+		{"hedge fails, first silent to the idle limit",
+			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10}.Answer(),
+			inferencetest.ProviderError(503),
+			inferencetest.StreamScript{Text: sixtyWords}.Answer()},
+		{"both fail",
+			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10, StallFor: 60 * time.Millisecond}.Answer(),
+			inferencetest.Delay(80*time.Millisecond, inferencetest.ProviderError(503)),
+			inferencetest.ProviderError(502)},
+	}
+	closeAfter := []time.Duration{-1, 0, 5 * time.Millisecond, 25 * time.Millisecond, 45 * time.Millisecond,
+		70 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.On("org/first", sc.first)
+			r.On("org/next", sc.next)
+			if sc.third != nil {
+				r.On("org/third", sc.third)
+			}
+			req := chatReq("org/first", "")
+			req.Fallbacks = []inference.Candidate{{Model: "org/next"}, {Model: "org/third"}}
+			for _, after := range closeAfter {
+				l := newLedger()
+				c := recoveryClient(t, r, inference.WithHedge(30*time.Millisecond), inference.WithHedgeBudget(100),
+					inference.WithStreamIdleTimeout(200*time.Millisecond), inference.WithCooldown(0), inference.WithObserver(l))
+				s, err := c.ChatStream(t.Context(), req)
+				if err != nil {
+					l.check(t)
+					continue
+				}
+				var wg sync.WaitGroup
+				if after >= 0 {
+					wg.Go(func() {
+						time.Sleep(after)
+						assert.NoError(t, s.Close())
+					})
+				}
+				for s.Next() {
+					_ = s.Current()
+				}
+				wg.Wait()
+				assert.NoError(t, s.Close())
+				assert.False(t, s.Next(), "Next after Close")
+				l.check(t)
+				if t.Failed() {
+					t.Logf("closed after %s: %v", after, l.outcomesSeen())
+					return
+				}
+			}
+		})
+	}
+}
