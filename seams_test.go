@@ -173,6 +173,45 @@ func TestCloseDuringARestartEndsTheCallAfterItsAttempts(t *testing.T) {
 	}
 }
 
+// A stalled stream whose first attempt breaks while its stall hedge is
+// still opening moves to the hedge; the first attempt failed before the
+// hedge answered, so it is a failure as usual, not a loser.
+func TestStallHedgeFirstFailingWhileTheHedgeOpensIsAFailure(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	// Silent after 20 words for 300 ms, then cut; the hedge's first word
+	// comes after 1 s.
+	r.On("org/stall", inferencetest.StreamScript{Text: sixtyWords, StallAfter: 20, StallFor: 300 * time.Millisecond}.Answer())
+	r.On("org/ok", inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: time.Second}.Answer())
+	l := newLedger()
+	c := recoveryClient(t, r, inference.WithHedge(100*time.Millisecond), inference.WithObserver(l))
+	req := chatReq("org/stall", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/ok"}}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	shown, _ := read(t, s)
+	require.NoError(t, s.Err())
+	require.NoError(t, s.Close())
+	assert.Equal(t, sixtyWords, shown)
+	atts := s.Attempts()
+	require.Len(t, atts, 2)
+	assert.Equal(t, "org/stall", atts[0].Candidate.String())
+	assert.False(t, atts[0].Lost, "the first broke before the hedge answered: not a loser")
+	assert.ErrorIs(t, atts[0].Err, inference.ErrStream)
+	assert.True(t, atts[1].Hedge)
+	assert.NoError(t, atts[1].Err)
+	l.check(t)
+	assert.Equal(t, []string{"org/stall stream_error", "org/ok served"}, l.outcomesSeen())
+
+	// Its failure cooled its candidate, as any failure the walk left.
+	r.On("org/ok", inferencetest.StreamScript{Text: sixtyWords}.Answer())
+	s, err = c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	read(t, s)
+	require.NoError(t, s.Close())
+	assert.Equal(t, []inference.Candidate{{Model: "org/stall"}}, s.Response().Skipped)
+}
+
 // A stall hedge, recovery, the budget and a Close from another goroutine
 // at any moment: whatever happens first, every attempt started ends once
 // for the observer, the call ends once after them, Next returns false

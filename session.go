@@ -216,7 +216,7 @@ func (s *session[E]) next() bool {
 		}
 		src := s.src.Load()
 		e, err := s.read(src)
-		if s.stall != nil && s.settleStallLocked(err != nil) {
+		if s.stall != nil && s.settleStallLocked(err) {
 			continue // the stall hedge took over: the stream reads on from it
 		}
 		if err != nil {
@@ -531,28 +531,31 @@ func (s *session[E]) stallOpened() bool {
 }
 
 // settleStallLocked settles the stall hedge after a read of the first
-// attempt returned an event (failed false) or an error (failed true). It
-// reports whether the stream moved to the hedge, which won (the event, if
-// any, is dropped: the hedge's replay covers it). A first attempt that
-// failed while its hedge runs waits for the hedge rather than restart.
-func (s *session[E]) settleStallLocked(failed bool) bool {
+// attempt returned an event (failure nil) or failed. It reports whether
+// the stream moved to the hedge, which won (the event, if any, is
+// dropped: the hedge's replay covers it). A first attempt that failed
+// while its hedge runs waits for the hedge rather than restart.
+func (s *session[E]) settleStallLocked(failure error) bool {
 	st := s.stall
 	if st.settled || st.draining {
 		return false
 	}
-	if !st.won && !failed {
+	if !st.won && failure == nil {
 		if !st.spoke {
 			st.spoke = true
 			st.f.cancel(errHedgeLost) // the first spoke again first
 		}
 		select {
 		case res := <-s.race.results:
-			s.takeStallLocked(res) // its loss, recorded now
+			s.takeStallLocked(res, nil) // its loss, recorded now
 		default: // its attempt is still ending: taken later
 		}
 		return false
 	}
-	return s.takeStallLocked(s.waitStallLocked())
+	if st.won {
+		failure = nil // the hedge answered first: the read ended as the first lost
+	}
+	return s.takeStallLocked(s.waitStallLocked(), failure)
 }
 
 // waitStallLocked waits for the stall hedge's result, without holding mu.
@@ -566,9 +569,12 @@ func (s *session[E]) waitStallLocked() result[*streamAttempt[E]] {
 }
 
 // takeStallLocked takes the stall hedge's result: the stream moves to a
-// hedge that won (the first attempt is recorded as lost), and a loss or
-// a failure is settled by the race as any other. It reports a move.
-func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]]) bool {
+// hedge that won, and a loss or a failure is settled by the race as any
+// other. It reports a move. The first attempt, left for the hedge, is
+// recorded as lost, unless it failed (firstFailed) before the hedge
+// answered: that is a failure as usual, and the walk leaves its
+// candidate as recovery would (it cools).
+func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]], firstFailed error) bool {
 	s.stall.settled = true
 	w := s.w
 	if res.err != nil || !s.stall.won {
@@ -580,9 +586,15 @@ func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]]) bool {
 	first.close()
 	if a := w.serving(); a != nil {
 		a.Lost, a.Err, a.TimedOut = true, nil, ""
+		if firstFailed != nil {
+			a.Lost, a.Err, a.TimedOut = false, firstFailed, timedOut(firstFailed)
+		}
 		if w.obs != nil && w.served != nil {
 			w.obs.EndAttempt(w.served, *a)
 		}
+	}
+	if firstFailed != nil && s.ctx.Err() == nil {
+		w.decide(s.ctx, w.i, w.tokGen, firstFailed, http.StatusOK, DecisionNextCandidate)
 	}
 	w.i, w.restarts = res.f.index, 0
 	w.record(res.att, res.f.actx, true)
