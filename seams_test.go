@@ -3,11 +3,14 @@ package inference_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -217,70 +220,197 @@ func TestStallHedgeFirstFailingWhileTheHedgeOpensIsAFailure(t *testing.T) {
 // for the observer, the call ends once after them, Next returns false
 // after Close, nothing leaks, and the detector sees no race.
 func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
-	words := strings.SplitAfter(sixtyWords, " ")
+	type script struct {
+		stallAfter        int
+		stallFor, firstAt time.Duration
+		pauseAt, every    time.Duration
+		fail              inferencetest.Answer
+	}
+	// answer plays a script as a chat or a Responses stream.
+	answer := func(api string, sc script) inferencetest.Answer {
+		switch {
+		case sc.fail != nil:
+			return sc.fail
+		case api == "chat" && sc.pauseAt > 0:
+			return pausingStream(strings.SplitAfter(sixtyWords, " "), sc.pauseAt)
+		case api == "chat":
+			return inferencetest.StreamScript{Text: sixtyWords, StallAfter: sc.stallAfter, StallFor: sc.stallFor,
+				FirstTokenAfter: sc.firstAt, Every: sc.every}.Answer()
+		case sc.pauseAt > 0:
+			return responseWords(strings.SplitAfter(sixtyWords, " "), sc.firstAt, 3, sc.pauseAt, true)
+		}
+		return responseWords(strings.SplitAfter(sixtyWords, " "), sc.firstAt, sc.stallAfter, sc.stallFor, false)
+	}
 	scenarios := []struct {
-		name        string
-		first, next inferencetest.Answer
-		third       inferencetest.Answer
+		name               string
+		first, next, third script
 	}{
-		{"first stalls, hedge speaks",
-			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10}.Answer(),
-			inferencetest.StreamScript{Text: sixtyWords, Every: time.Millisecond}.Answer(), nil},
-		{"first resumes before the hedge",
-			pausingStream(words, 60*time.Millisecond),
-			inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: 200 * time.Millisecond}.Answer(), nil},
-		{"first breaks while the hedge opens",
-			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10, StallFor: 60 * time.Millisecond}.Answer(),
-			inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: 120 * time.Millisecond}.Answer(), nil},
-		{"hedge fails, first silent to the idle limit",
-			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10}.Answer(),
-			inferencetest.ProviderError(503),
-			inferencetest.StreamScript{Text: sixtyWords}.Answer()},
-		{"both fail",
-			inferencetest.StreamScript{Text: sixtyWords, StallAfter: 10, StallFor: 60 * time.Millisecond}.Answer(),
-			inferencetest.Delay(80*time.Millisecond, inferencetest.ProviderError(503)),
-			inferencetest.ProviderError(502)},
+		{"first stalls, hedge speaks", script{stallAfter: 10}, script{every: time.Millisecond}, script{}},
+		{"first resumes before the hedge", script{pauseAt: 60 * time.Millisecond}, script{firstAt: 200 * time.Millisecond}, script{}},
+		{"first breaks while the hedge opens", script{stallAfter: 10, stallFor: 60 * time.Millisecond}, script{firstAt: 120 * time.Millisecond}, script{}},
+		{"hedge fails, first silent to the idle limit", script{stallAfter: 10}, script{fail: inferencetest.ProviderError(503)}, script{}},
+		{"both fail", script{stallAfter: 10, stallFor: 60 * time.Millisecond},
+			script{fail: inferencetest.Delay(80*time.Millisecond, inferencetest.ProviderError(503))}, script{fail: inferencetest.ProviderError(502)}},
 	}
 	closeAfter := []time.Duration{-1, 0, 5 * time.Millisecond, 25 * time.Millisecond, 45 * time.Millisecond,
 		70 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond}
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			verifyNoLeaks(t)
-			r := newRouter(t)
-			r.On("org/first", sc.first)
-			r.On("org/next", sc.next)
-			if sc.third != nil {
-				r.On("org/third", sc.third)
-			}
-			req := chatReq("org/first", "")
-			req.Fallbacks = []inference.Candidate{{Model: "org/next"}, {Model: "org/third"}}
-			for _, after := range closeAfter {
-				l := newLedger()
-				c := recoveryClient(t, r, inference.WithHedge(30*time.Millisecond), inference.WithHedgeBudget(100),
-					inference.WithStreamIdleTimeout(200*time.Millisecond), inference.WithCooldown(0), inference.WithObserver(l))
-				s, err := c.ChatStream(t.Context(), req)
-				if err != nil {
+		for _, api := range []string{"chat", "responses"} {
+			t.Run(api+": "+sc.name, func(t *testing.T) {
+				verifyNoLeaks(t)
+				r := newRouter(t)
+				r.On("org/first", answer(api, sc.first))
+				r.On("org/next", answer(api, sc.next))
+				r.On("org/third", answer(api, sc.third))
+				req := chatReq("org/first", "")
+				req.Fallbacks = []inference.Candidate{{Model: "org/next"}, {Model: "org/third"}}
+				for _, after := range closeAfter {
+					l := newLedger()
+					c := recoveryClient(t, r, inference.WithHedge(30*time.Millisecond), inference.WithHedgeBudget(100),
+						inference.WithStreamIdleTimeout(200*time.Millisecond), inference.WithCooldown(0), inference.WithObserver(l))
+					var s interface {
+						Next() bool
+						Close() error
+					}
+					var err error
+					if api == "chat" {
+						s, err = c.ChatStream(t.Context(), req)
+					} else {
+						s, err = c.RespondStream(t.Context(), inference.ResponseRequest{Model: req.Model, InputText: "hi", Fallbacks: req.Fallbacks})
+					}
+					if err != nil {
+						l.check(t)
+						continue
+					}
+					var wg sync.WaitGroup
+					if after >= 0 {
+						wg.Go(func() {
+							time.Sleep(after)
+							assert.NoError(t, s.Close())
+						})
+					}
+					for s.Next() {
+					}
+					wg.Wait()
+					assert.NoError(t, s.Close())
+					assert.False(t, s.Next(), "Next after Close")
 					l.check(t)
-					continue
+					if t.Failed() {
+						t.Logf("closed after %s: %v", after, l.outcomesSeen())
+						return
+					}
 				}
-				var wg sync.WaitGroup
-				if after >= 0 {
-					wg.Go(func() {
-						time.Sleep(after)
-						assert.NoError(t, s.Close())
-					})
+			})
+		}
+	}
+}
+
+// responseWords streams words as the Responses API does, the first after
+// firstAt; after stallAfter words it goes silent for stallFor (until the
+// client goes away when zero), then cuts the connection, or goes on when
+// resume is set.
+func responseWords(words []string, firstAt time.Duration, stallAfter int, stallFor time.Duration, resume bool) inferencetest.Answer {
+	return func(w http.ResponseWriter, req *inferencetest.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Inference-Provider", "together")
+		w.WriteHeader(http.StatusOK)
+		seq := 0
+		event := func(format string, args ...any) {
+			fmt.Fprintf(w, "data: {\"sequence_number\":%d,"+format+"}\n\n", append([]any{seq}, args...)...)
+			w.(http.Flusher).Flush()
+			seq++
+		}
+		wait := func(d time.Duration) bool {
+			if d <= 0 {
+				<-req.HTTP.Context().Done()
+				return false
+			}
+			select {
+			case <-time.After(d):
+				return true
+			case <-req.HTTP.Context().Done():
+				return false
+			}
+		}
+		event(`"type":"response.created","response":{"id":"resp_1","object":"response","status":"in_progress","model":"org/m","output":[]}`)
+		if firstAt > 0 && !wait(firstAt) {
+			return
+		}
+		event(`"type":"response.output_item.added","output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","status":"in_progress","content":[]}`)
+		for i, word := range words {
+			if stallAfter > 0 && i == stallAfter && (!wait(stallFor) || !resume) {
+				panic(http.ErrAbortHandler)
+			}
+			event(`"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":%q`, word)
+		}
+		event(`"type":"response.completed","response":{"id":"resp_1","object":"response","status":"completed","model":"org/m","output":[{"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":%q}]}]}`, strings.Join(words, ""))
+	}
+}
+
+// The provider the router names is kept cleaned and without the token,
+// whatever the header holds, on answers and failures alike.
+func TestRoutedToFromAHostileHeader(t *testing.T) {
+	const hostile = "together\t" + inferencetest.Token + " Bearer abc.def \xff\xfe \u202egnirts " + "padpadpadpadpadpadpadpadpadpadpadpadpadpadpadpadpadpad"
+	bodies := map[string]string{
+		"chat":      completionJSON,
+		"stream":    "data: " + textChunk(0, "hi") + "\n\ndata: " + finish(0, "stop") + "\n\ndata: [DONE]\n\n",
+		"responses": `{"id":"r","object":"response","status":"completed","model":"m","output":[{"type":"message","id":"m1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"hi"}]}]}`,
+		"failure":   `{"error":"upstream down"}`,
+	}
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			status, ct := "200 OK", "application/json"
+			switch name {
+			case "stream":
+				ct = "text/event-stream"
+			case "failure":
+				status = "503 Service Unavailable"
+			}
+			url := rawServer(t, func(c net.Conn) {
+				fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Type: %s\r\nX-Inference-Provider: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+					status, ct, hostile, len(body), body)
+			})
+			c, err := inference.NewClient(inference.WithBaseURL(url), inference.WithHubURL(url), inference.WithToken(inferencetest.Token),
+				inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			var atts []inference.Attempt
+			var provider string
+			switch name {
+			case "chat", "failure":
+				resp, err := c.Chat(t.Context(), chatReq("org/m", ""))
+				if name == "failure" {
+					var fe *inference.FallbackError
+					require.ErrorAs(t, err, &fe)
+					atts = fe.Attempts
+					var apiErr *inference.APIError
+					require.ErrorAs(t, err, &apiErr)
+					provider = apiErr.Provider
+					assert.NotContains(t, err.Error(), inferencetest.Token)
+				} else {
+					require.NoError(t, err)
+					atts, provider = resp.Attempts, resp.Provider
 				}
-				for s.Next() {
-					_ = s.Current()
-				}
-				wg.Wait()
-				assert.NoError(t, s.Close())
-				assert.False(t, s.Next(), "Next after Close")
-				l.check(t)
-				if t.Failed() {
-					t.Logf("closed after %s: %v", after, l.outcomesSeen())
-					return
-				}
+			case "stream":
+				s, err := c.ChatStream(t.Context(), chatReq("org/m", ""))
+				require.NoError(t, err)
+				read(t, s)
+				require.NoError(t, s.Err())
+				s.Close()
+				atts, provider = s.Attempts(), s.Response().Provider
+			case "responses":
+				resp, err := c.Respond(t.Context(), inference.ResponseRequest{Model: "org/m", InputText: "hi"})
+				require.NoError(t, err)
+				atts, provider = resp.Attempts, resp.Provider
+			}
+			require.NotEmpty(t, atts)
+			for _, got := range []string{atts[0].RoutedTo, provider} {
+				assert.NotContains(t, got, inferencetest.Token)
+				assert.NotContains(t, got, "abc.def")
+				assert.True(t, utf8.ValidString(got), "%q", got)
+				assert.NotContains(t, got, "\t")
+				assert.NotContains(t, got, "\u202e", "no bidirectional override")
+				assert.LessOrEqual(t, len(got), 64+len("…"))
+				assert.True(t, strings.HasPrefix(got, "together"), "%q", got)
 			}
 		})
 	}
