@@ -409,10 +409,12 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 // when the current one has produced no content after delay (for Chat, no
 // answer; for a stream, no first chunk with content), and takes whichever
 // answers first; the other is cancelled at once, its body closed. It hedges
-// at most once per call, to the next candidate of the walk, and never to
-// the provider the first names: the same model only on another named
-// provider, another model on any provider but the first's (when the next
-// candidate does not qualify, the call does not hedge). The cancelled
+// at most once per call (a call of [Client.Embed] sent in batches, at
+// most once per batch: each is a request of its own), to the next
+// candidate of the walk, and never to the provider the first names: the
+// same model only on another named provider, another model on any
+// provider but the first's (when the next candidate does not qualify, the
+// call does not hedge). The cancelled
 // attempt is recorded with [Attempt.Lost] and is not a failure: it cools
 // nothing. An attempt that failed before the other answered is a failure
 // as usual, handled by the fallback policy as without a hedge: a refused
@@ -446,10 +448,12 @@ func WithHedge(delay time.Duration) Option {
 	}
 }
 
-// WithHedgeBudget caps the calls of the client that hedge ([WithHedge]) at
+// WithHedgeBudget caps the hedges of the client's calls ([WithHedge]) at
 // percent of its calls over about the last minute, so that a slow primary
 // cannot double a fleet's traffic: past the cap, a call waits for its
-// candidate as without hedging. The default is no cap.
+// candidate as without hedging. A call counts once, however many
+// candidates it walks or batches it sends; every hedge, a stall's or a
+// batch's, takes from the cap. The default is no cap.
 func WithHedgeBudget(percent float64) Option {
 	return func(s *settings) error {
 		if s.perCall {

@@ -215,6 +215,47 @@ func TestStallHedgeFirstFailingWhileTheHedgeOpensIsAFailure(t *testing.T) {
 	assert.Equal(t, []inference.Candidate{{Model: "org/stall"}}, s.Response().Skipped)
 }
 
+// An embeddings call in batches hedges each batch at most once (each
+// batch is a request of its own, with its own tail), and every batch's
+// hedge takes from the budget, which counts the call once.
+func TestEmbedInBatchesHedgesEachBatchAtMostOnce(t *testing.T) {
+	for _, budget := range []float64{0, 100} {
+		t.Run(fmt.Sprintf("budget %v", budget), func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.AddModel(inferencetest.HubModel{ID: "org/emb", PipelineTag: "feature-extraction", Providers: []inferencetest.HubProvider{
+				{Name: "together", Status: "live", ProviderID: "org/emb"}, {Name: "groq", Status: "live", ProviderID: "org/emb"}}})
+			// The first batch finds together slow and groq quick; the later
+			// ones, sent to groq first (it served the first), find it slow.
+			slow := inferencetest.Delay(300*time.Millisecond, inferencetest.EmbeddingReply(4))
+			r.On("org/emb:together", slow, inferencetest.EmbeddingReply(4))
+			r.On("org/emb:groq", inferencetest.EmbeddingReply(4), slow)
+			opts := []inference.Option{inference.WithHedge(30 * time.Millisecond)}
+			if budget > 0 {
+				opts = append(opts, inference.WithHedgeBudget(budget))
+			}
+			c, err := r.Client(opts...)
+			require.NoError(t, err)
+			inputs := strings.Fields("one two three four five six seven eight")
+			resp, err := c.Embed(t.Context(), inference.EmbedRequest{Model: "org/emb", Inputs: inputs, BatchSize: 2})
+			require.NoError(t, err)
+			require.Len(t, resp.Vectors, len(inputs))
+			hedges := 0
+			for _, a := range resp.Attempts {
+				if a.Hedge {
+					hedges++
+				}
+			}
+			if budget == 0 {
+				assert.Equal(t, 4, hedges, "each slow batch hedged once: %v", r.Models())
+				assert.Len(t, r.Requests(), 8, "two requests a batch, no more")
+			} else {
+				assert.Equal(t, 1, hedges, "a budget of 100 %% of one call allows one hedge: %v", r.Models())
+			}
+		})
+	}
+}
+
 // A stall hedge, recovery, the budget and a Close from another goroutine
 // at any moment: whatever happens first, every attempt started ends once
 // for the observer, the call ends once after them, Next returns false
