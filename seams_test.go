@@ -25,7 +25,8 @@ import (
 
 // ledger is an Observer that holds the observer's contract: every attempt
 // started ends exactly once, with the context its start returned, before
-// the call ends; the call ends exactly once; nothing is heard after it.
+// the call ends; the call ends exactly once, its result listing every
+// attempt; nothing is heard after it.
 // Like an OpenTelemetry observer, it derives the contexts it returns.
 type ledger struct {
 	mu       sync.Mutex
@@ -96,13 +97,16 @@ func (l *ledger) EndAttempt(ctx context.Context, a inference.Attempt) {
 func (l *ledger) Moved(inference.Candidate, inference.Candidate, error) {}
 func (l *ledger) FirstChunk(time.Duration)                              {}
 
-func (l *ledger) End(_ inference.CallResult, err error) {
+func (l *ledger) End(res inference.CallResult, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ends++
 	l.endErr = err
 	if l.ends > 1 {
 		l.problem("the call ended %d times", l.ends)
+	}
+	if len(res.Attempts) != l.started {
+		l.problem("the call's result lists %d attempts; %d started", len(res.Attempts), l.started)
 	}
 	for id := range l.started {
 		if l.ended[id] == 0 {
@@ -234,11 +238,13 @@ func TestEmbedInBatchesHedgesEachBatchAtMostOnce(t *testing.T) {
 			if budget > 0 {
 				opts = append(opts, inference.WithHedgeBudget(budget))
 			}
-			c, err := r.Client(opts...)
+			l := newLedger()
+			c, err := r.Client(append(opts, inference.WithObserver(l))...)
 			require.NoError(t, err)
 			inputs := strings.Fields("one two three four five six seven eight")
 			resp, err := c.Embed(t.Context(), inference.EmbedRequest{Model: "org/emb", Inputs: inputs, BatchSize: 2})
 			require.NoError(t, err)
+			l.check(t)
 			require.Len(t, resp.Vectors, len(inputs))
 			hedges := 0
 			for _, a := range resp.Attempts {
@@ -257,7 +263,7 @@ func TestEmbedInBatchesHedgesEachBatchAtMostOnce(t *testing.T) {
 }
 
 // A stall hedge, recovery, the budget and a Close from another goroutine
-// at any moment: whatever happens first, every attempt started ends once
+// (or the caller's cancel) at any moment: whatever happens first, every attempt started ends once
 // for the observer, the call ends once after them, Next returns false
 // after Close, nothing leaks, and the detector sees no race.
 func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
@@ -305,7 +311,11 @@ func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
 				r.On("org/third", answer(api, sc.third))
 				req := chatReq("org/first", "")
 				req.Fallbacks = []inference.Candidate{{Model: "org/next"}, {Model: "org/third"}}
-				for _, after := range closeAfter {
+				for k, after := range closeAfter {
+					// Every other moment, the caller's context is cancelled
+					// instead of the stream closed.
+					byCancel := k%2 == 1
+					ctx, cancel := context.WithCancel(t.Context())
 					l := newLedger()
 					c := recoveryClient(t, r, inference.WithHedge(30*time.Millisecond), inference.WithHedgeBudget(100),
 						inference.WithStreamIdleTimeout(200*time.Millisecond), inference.WithCooldown(0), inference.WithObserver(l))
@@ -315,11 +325,12 @@ func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
 					}
 					var err error
 					if api == "chat" {
-						s, err = c.ChatStream(t.Context(), req)
+						s, err = c.ChatStream(ctx, req)
 					} else {
-						s, err = c.RespondStream(t.Context(), inference.ResponseRequest{Model: req.Model, InputText: "hi", Fallbacks: req.Fallbacks})
+						s, err = c.RespondStream(ctx, inference.ResponseRequest{Model: req.Model, InputText: "hi", Fallbacks: req.Fallbacks})
 					}
 					if err != nil {
+						cancel()
 						l.check(t)
 						continue
 					}
@@ -327,6 +338,10 @@ func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
 					if after >= 0 {
 						wg.Go(func() {
 							time.Sleep(after)
+							if byCancel {
+								cancel()
+								return
+							}
 							assert.NoError(t, s.Close())
 						})
 					}
@@ -334,10 +349,11 @@ func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
 					}
 					wg.Wait()
 					assert.NoError(t, s.Close())
+					cancel()
 					assert.False(t, s.Next(), "Next after Close")
 					l.check(t)
 					if t.Failed() {
-						t.Logf("closed after %s: %v", after, l.outcomesSeen())
+						t.Logf("ended (cancel %v) after %s: %v", byCancel, after, l.outcomesSeen())
 						return
 					}
 				}
@@ -455,4 +471,29 @@ func TestRoutedToFromAHostileHeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A failed embeddings call tells its observer every attempt it made, a
+// later batch's too, as a successful one does.
+func TestEmbedFailureInALaterBatchIsObservedWhole(t *testing.T) {
+	verifyNoLeaks(t)
+	r := embedRouter(t)
+	r.On(embedModel+":together", func(w http.ResponseWriter, req *inferencetest.Request) {
+		if strings.HasPrefix(req.Inputs[0], "bad") {
+			inferencetest.ProviderError(502)(w, req)
+			return
+		}
+		inferencetest.EmbeddingReply(4)(w, req)
+	})
+	r.On(embedModel+":hf-inference", inferencetest.ProviderError(503))
+	l := newLedger()
+	c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}), inference.WithObserver(l))
+	require.NoError(t, err)
+	req := embedReq(embedModel, "a", "b", "bad c", "d")
+	req.BatchSize = 2
+	_, err = c.Embed(t.Context(), req)
+	var be *inference.EmbedBatchError
+	require.ErrorAs(t, err, &be)
+	l.check(t)
+	assert.Len(t, r.Requests(), 3, "the first batch, then the second on both providers")
 }
