@@ -497,3 +497,77 @@ func TestEmbedFailureInALaterBatchIsObservedWhole(t *testing.T) {
 	l.check(t)
 	assert.Len(t, r.Requests(), 3, "the first batch, then the second on both providers")
 }
+
+// detachingObserver returns attempt contexts that no longer end with the
+// ones it was given, as an observer that keeps a span beyond its request
+// might (context.WithoutCancel); otherwise it is a ledger.
+type detachingObserver struct{ *ledger }
+
+func (d detachingObserver) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
+	ctx, _ = d.ledger.StartCall(ctx, info)
+	return ctx, d
+}
+
+func (d detachingObserver) StartAttempt(ctx context.Context, c inference.Candidate, source string) context.Context {
+	return context.WithoutCancel(d.ledger.StartAttempt(ctx, c, source))
+}
+
+// Whatever context an observer returns for an attempt, the attempt ends
+// when the race or the caller ends it: a hedge's loser is cancelled at
+// once (not waited for, not a failure), a cancelled call stops, a closed
+// stream's restart stops opening.
+func TestAttemptsEndWhateverTheObserverReturns(t *testing.T) {
+	t.Run("a hedge's loser", func(t *testing.T) {
+		verifyNoLeaks(t)
+		r := newRouter(t)
+		r.On("org/m:together", inferencetest.Hang())
+		r.On("org/m:groq", inferencetest.Reply("hedge"))
+		l := newLedger()
+		c, err := r.Client(inference.WithHedge(30*time.Millisecond), inference.WithObserver(detachingObserver{l}),
+			inference.WithAttemptTimeout(3*time.Second))
+		require.NoError(t, err)
+		start := time.Now()
+		resp, err := c.Chat(t.Context(), hedgeReq())
+		require.NoError(t, err)
+		assert.Less(t, time.Since(start), time.Second, "the loser was not waited for")
+		require.Len(t, resp.Attempts, 2)
+		assert.True(t, resp.Attempts[0].Lost)
+		assert.NoError(t, resp.Attempts[0].Err)
+		l.check(t)
+	})
+	t.Run("a cancelled call", func(t *testing.T) {
+		verifyNoLeaks(t)
+		r := newRouter(t)
+		r.On("org/m", inferencetest.Hang())
+		l := newLedger()
+		c, err := r.Client(inference.WithObserver(detachingObserver{l}), inference.WithAttemptTimeout(3*time.Second))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			waitFor(t, "the request", func() bool { return len(r.Requests()) == 1 })
+			cancel()
+		}()
+		start := time.Now()
+		_, err = c.Chat(ctx, chatReq("org/m", ""))
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Less(t, time.Since(start), time.Second, "the cancel ended the attempt")
+		l.check(t)
+	})
+	t.Run("a stream closed while its restart opens", func(t *testing.T) {
+		verifyNoLeaks(t)
+		r := newRouter(t)
+		r.On("org/m", inferencetest.StreamScript{Text: sixtyWords, CutAfter: 10}.Answer(), inferencetest.Hang())
+		l := newLedger()
+		c := recoveryClient(t, r, inference.WithObserver(detachingObserver{l}), inference.WithAttemptTimeout(3*time.Second))
+		s, err := c.ChatStream(t.Context(), chatReq("org/m", ""))
+		require.NoError(t, err)
+		go func() {
+			waitFor(t, "the restart's request", func() bool { return len(r.Requests()) == 2 })
+			s.Close()
+		}()
+		start := time.Now()
+		read(t, s)
+		assert.Less(t, time.Since(start), time.Second, "Close ended the restart")
+		l.check(t)
+	})
+}
