@@ -106,6 +106,7 @@ func runRace[T any](ctx context.Context, w *call, cands []Candidate, try attempt
 // run launches and settles attempts until one is committed or the walk is
 // over. It may run again after a stream's restart.
 func (r *race[T]) run(ctx context.Context) (T, error) {
+	defer r.abandon()
 	var zero T
 	w := r.w
 	r.won, r.stop, r.over = false, 0, false
@@ -145,6 +146,20 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 				w.hedged = true
 				r.launch(ctx, j, true)
 			}
+		}
+	}
+}
+
+// abandon cancels the attempts still running when run leaves before they
+// ended, which only a panic (an observer's) makes it do: the caller may
+// recover, and nothing of the call must run on behind it.
+func (r *race[T]) abandon() {
+	if r.running == 0 {
+		return
+	}
+	for _, f := range r.live {
+		if f != nil {
+			f.cancel(nil)
 		}
 	}
 }

@@ -127,6 +127,12 @@ func (l *ledger) check(t *testing.T) {
 	}
 }
 
+func (l *ledger) startedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.started
+}
+
 func (l *ledger) outcomesSeen() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -570,4 +576,45 @@ func TestAttemptsEndWhateverTheObserverReturns(t *testing.T) {
 		assert.Less(t, time.Since(start), time.Second, "Close ended the restart")
 		l.check(t)
 	})
+}
+
+// panickingObserver panics when the call's second attempt starts (a
+// hedge): an observer's bug, which the caller may recover from, as
+// net/http does for a handler.
+type panickingObserver struct{ *ledger }
+
+func (p panickingObserver) StartCall(ctx context.Context, info inference.CallInfo) (context.Context, inference.CallObserver) {
+	ctx, _ = p.ledger.StartCall(ctx, info)
+	return ctx, p
+}
+
+func (p panickingObserver) StartAttempt(ctx context.Context, c inference.Candidate, source string) context.Context {
+	if p.ledger.startedCount() == 1 {
+		panic("observer bug")
+	}
+	return p.ledger.StartAttempt(ctx, c, source)
+}
+
+// An observer that panics while an attempt runs panics the call, and
+// leaves nothing running behind it: the attempt under way is cancelled.
+func TestAPanickingObserverLeavesNoAttemptRunning(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	gone := make(chan struct{})
+	r.On("org/m:together", func(w http.ResponseWriter, req *inferencetest.Request) {
+		<-req.HTTP.Context().Done()
+		close(gone)
+	})
+	r.On("org/m:groq", inferencetest.Reply("hedge"))
+	c, err := r.Client(inference.WithHedge(30*time.Millisecond), inference.WithObserver(panickingObserver{newLedger()}),
+		inference.WithAttemptTimeout(time.Minute))
+	require.NoError(t, err)
+	// A context nothing else cancels: only the call may end its attempt.
+	ctx := context.WithoutCancel(t.Context())
+	assert.PanicsWithValue(t, "observer bug", func() { _, _ = c.Chat(ctx, hedgeReq()) })
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the primary's request still runs after the call panicked")
+	}
 }
