@@ -3,6 +3,7 @@ package inference_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hfkit/inference"
 	"github.com/hfkit/inference/inferencetest"
+	"github.com/hfkit/inference/internal/redact"
 )
 
 // These tests try the seams of the core (call.go, race.go, session.go)
@@ -139,17 +141,19 @@ func (l *ledger) outcomesSeen() []string {
 	return slices.Clone(l.outcomes)
 }
 
-// waitFor polls cond until it holds, or fails the test after a while: a
-// state to wait for, never a sleep.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond until it holds, or fails the test after a while (it
+// may run on any goroutine): a state to wait for, never a sleep.
+func waitFor(t *testing.T, what string, cond func() bool) bool {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Errorf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return true
 }
 
 // Close from another goroutine while a recovered stream's restart is
@@ -368,6 +372,177 @@ func TestStallHedgeWithCloseAtAnyMoment(t *testing.T) {
 	}
 }
 
+// A hedged call whose tokens are refused, slowly, on both attempts walks
+// its token chain as a call without a hedge does: the candidate refused
+// first is sent the next token, once, while the other attempt runs on; a
+// refusal of a token the walk has already left switches nothing more.
+func TestHedgeWalksATokenChainAsWithoutAHedge(t *testing.T) {
+	const (
+		bad1   = "hf_BadTokenOneAaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		bad2   = "hf_oauth_BadTokenTwoBbbbbbbbbbbbbbbbbbbbbb"
+		good   = "hf_GoodTokenGggggggggggggggggggggggggggg"
+		unused = "hf_UnusedTokenUuuuuuuuuuuuuuuuuuuuuuuuuu"
+	)
+	// slowly refuses after the hedge delay: the primary first, the hedge
+	// well after it (a busy machine cannot swap them), or, with
+	// hedgeFirst, the other way round.
+	slowly := func(a inferencetest.Answer, hedgeFirst bool) inferencetest.Answer {
+		return func(w http.ResponseWriter, req *inferencetest.Request) {
+			first, second := 150*time.Millisecond, 650*time.Millisecond
+			if (req.Provider == "groq") != hedgeFirst {
+				first = second
+			}
+			inferencetest.Delay(first, a)(w, req)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		tokens []string
+		script func(r *inferencetest.Router)
+		// hedgedWinner is the candidate that serves with the good token
+		// when the call hedges; without a hedge it is the primary.
+		hedgedWinner string
+	}{
+		{"a slow 401 on both attempts", []string{bad1, good, unused}, func(r *inferencetest.Router) {
+			r.ForToken(bad1, slowly(inferencetest.InvalidToken(), false))
+		}, "org/m:together"},
+		{"a chain of three, two refused for their scope", []string{bad1, bad2, good, unused}, func(r *inferencetest.Router) {
+			r.ForToken(bad1, slowly(inferencetest.MissingScope(), false))
+			r.ForToken(bad2, slowly(inferencetest.MissingScope(), false))
+		}, "org/m:together"},
+		{"the hedge refused first", []string{bad1, good, unused}, func(r *inferencetest.Router) {
+			r.ForToken(bad1, slowly(inferencetest.MissingScope(), true))
+		}, "org/m:groq"},
+	} {
+		for _, hedge := range []time.Duration{0, 50 * time.Millisecond} {
+			t.Run(fmt.Sprintf("%s, hedge %s", tc.name, hedge), func(t *testing.T) {
+				verifyNoLeaks(t)
+				r := newRouter(t)
+				tc.script(r)
+				r.On("org/m:together", inferencetest.Reply("org/m:together"))
+				r.On("org/m:groq", inferencetest.Reply("org/m:groq"))
+				var sources []inference.TokenSource
+				for _, tok := range tc.tokens {
+					sources = append(sources, inference.StaticToken(tok))
+				}
+				l := newLedger()
+				c, err := r.Client(inference.WithTokenSource(inference.ChainTokens(sources...)), inference.WithHedge(hedge), inference.WithObserver(l))
+				require.NoError(t, err)
+				resp, err := c.Chat(t.Context(), hedgeReq())
+				require.NoError(t, err)
+				l.check(t)
+				want := "org/m:together"
+				if hedge > 0 {
+					want = tc.hedgedWinner
+				}
+				assert.Equal(t, want, resp.Text(), "%v", r.Models())
+				var goodOn []string
+				for _, q := range r.Requests() {
+					switch q.TokenPrefix {
+					case redact.Prefix(good):
+						goodOn = append(goodOn, q.Candidate().String())
+					case redact.Prefix(unused):
+						t.Errorf("the token after the good one was sent to %s", q.Candidate())
+					}
+				}
+				assert.Equal(t, []string{want}, goodOn, "the good token was sent once")
+			})
+		}
+	}
+}
+
+// A hedged call ends as the walk says, whenever its context is cancelled
+// and whichever attempt's failure stops the walk: the error matches the
+// cause, every attempt ends once for the observer, nothing leaks.
+func TestHedgeStopsAndCancelsAtEveryPoint(t *testing.T) {
+	arrived := func(r *inferencetest.Router, n int) func() bool {
+		return func() bool { return len(r.Requests()) >= n }
+	}
+	for _, tc := range []struct {
+		name            string
+		primary, hedged inferencetest.Answer
+		// cancelWhen, when set, cancels the call's context once it holds.
+		cancelWhen func(r *inferencetest.Router) func() bool
+		want       error // nil: the answer wants
+		answer     string
+		stream     bool
+	}{
+		{name: "cancelled before the hedge launches", primary: inferencetest.Hang(), hedged: inferencetest.Reply("hedge"),
+			cancelWhen: func(r *inferencetest.Router) func() bool { return arrived(r, 1) }, want: context.Canceled},
+		{name: "cancelled while both run", primary: inferencetest.Hang(), hedged: inferencetest.Hang(),
+			cancelWhen: func(r *inferencetest.Router) func() bool { return arrived(r, 2) }, want: context.Canceled},
+		{name: "the hedge's content-policy refusal stops; the primary's answer is taken",
+			primary: inferencetest.Delay(300*time.Millisecond, inferencetest.Reply("primary")), hedged: inferencetest.ContentPolicy(), answer: "primary"},
+		{name: "the hedge's content-policy refusal stops; the primary fails too",
+			primary: inferencetest.Delay(300*time.Millisecond, inferencetest.ProviderError(503)), hedged: inferencetest.ContentPolicy(), want: inference.ErrInvalidRequest},
+		{name: "the hedge's 402 stops; the primary's answer is taken",
+			primary: inferencetest.Delay(300*time.Millisecond, inferencetest.Reply("primary")), hedged: inferencetest.PaymentRequired(), answer: "primary"},
+		{name: "the primary's 402 stops; the hedge's answer is taken",
+			primary: inferencetest.Delay(150*time.Millisecond, inferencetest.PaymentRequired()),
+			hedged:  inferencetest.Delay(300*time.Millisecond, inferencetest.Reply("hedge")), answer: "hedge"},
+		{name: "stream: cancelled while both open", primary: inferencetest.Hang(), hedged: inferencetest.Hang(),
+			cancelWhen: func(r *inferencetest.Router) func() bool { return arrived(r, 2) }, want: context.Canceled, stream: true},
+		{name: "stream: the primary's 402 stops; the hedge's stream is taken",
+			primary: inferencetest.Delay(150*time.Millisecond, inferencetest.PaymentRequired()),
+			hedged:  inferencetest.StreamScript{Text: "hedge", FirstTokenAfter: 300 * time.Millisecond}.Answer(), answer: "hedge", stream: true},
+		{name: "stream: the hedge's content-policy refusal stops; the primary fails too", stream: true,
+			primary: inferencetest.Delay(300*time.Millisecond, inferencetest.ProviderError(503)),
+			hedged:  inferencetest.ContentPolicy(), want: inference.ErrInvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.On("org/m:together", tc.primary)
+			r.On("org/m:groq", tc.hedged)
+			r.On("org/last", inferencetest.Reply("last"))
+			l := newLedger()
+			c, err := r.Client(inference.WithHedge(50*time.Millisecond), inference.WithObserver(l),
+				inference.WithRetry(inference.RetryPolicy{}), inference.WithAttemptTimeout(2*time.Second))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.cancelWhen != nil {
+				cond := tc.cancelWhen(r)
+				go func() {
+					waitFor(t, "the requests", cond)
+					cancel()
+				}()
+			}
+			req := hedgeReq()
+			req.Fallbacks = append(req.Fallbacks, inference.Candidate{Model: "org/last"})
+			start := time.Now()
+			var text string
+			if tc.stream {
+				var s *inference.ChatStream
+				s, err = c.ChatStream(ctx, req)
+				if err == nil {
+					text, _ = read(t, s)
+					err = s.Err()
+					s.Close()
+				}
+			} else {
+				var resp *inference.ChatResponse
+				resp, err = c.Chat(ctx, req)
+				if err == nil {
+					text = resp.Text()
+				}
+			}
+			assert.Less(t, time.Since(start), 1500*time.Millisecond)
+			l.check(t)
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+				if tc.want != context.Canceled {
+					assert.Equal(t, []error{tc.want}, matchedKinds(err), "the failure that stopped the walk")
+				}
+				assert.NotContains(t, r.Models(), "org/last", "a stopped walk goes no further")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.answer, text)
+		})
+	}
+}
+
 // responseWords streams words as the Responses API does, the first after
 // firstAt; after stallAfter words it goes silent for stallFor (until the
 // client goes away when zero), then cuts the connection, or goes on when
@@ -407,6 +582,37 @@ func responseWords(words []string, firstAt time.Duration, stallAfter int, stallF
 			event(`"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":%q`, word)
 		}
 		event(`"type":"response.completed","response":{"id":"resp_1","object":"response","status":"completed","model":"org/m","output":[{"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":%q}]}]}`, strings.Join(words, ""))
+	}
+}
+
+// A hedged call to a router that accepts and never answers ends at the
+// attempt limit, both attempts failed, nothing left behind.
+func TestHedgeAgainstARouterThatNeverAnswers(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			verifyNoLeaks(t)
+			url := rawServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+			l := newLedger()
+			c, err := inference.NewClient(inference.WithBaseURL(url), inference.WithHubURL(url), inference.WithToken(inferencetest.Token),
+				inference.WithHedge(30*time.Millisecond), inference.WithAttemptTimeout(200*time.Millisecond), inference.WithObserver(l))
+			require.NoError(t, err)
+			start := time.Now()
+			if stream {
+				_, err = c.ChatStream(t.Context(), hedgeReq())
+			} else {
+				_, err = c.Chat(t.Context(), hedgeReq())
+			}
+			assert.Less(t, time.Since(start), 2*time.Second)
+			require.ErrorIs(t, err, inference.ErrProvider)
+			var fe *inference.FallbackError
+			require.ErrorAs(t, err, &fe)
+			require.Len(t, fe.Attempts, 2)
+			for _, a := range fe.Attempts {
+				assert.Equal(t, inference.TimeoutAttempt, a.TimedOut, "%s", a.Candidate)
+				assert.False(t, a.Lost)
+			}
+			l.check(t)
+		})
 	}
 }
 
@@ -502,6 +708,38 @@ func TestEmbedFailureInALaterBatchIsObservedWhole(t *testing.T) {
 	require.ErrorAs(t, err, &be)
 	l.check(t)
 	assert.Len(t, r.Requests(), 3, "the first batch, then the second on both providers")
+}
+
+// A guarded stream (an observer, a stall hedge) stops at the caller's
+// cancel with chunks buffered, as an unguarded one does, and tells its
+// observer the call ended with the cancel.
+func TestCancelStopsAGuardedStreamWithBufferedChunks(t *testing.T) {
+	verifyNoLeaks(t)
+	pieces := strings.SplitAfter("1 2 3 4 5 6 7 8", " ")
+	r := newRouter(t)
+	r.On("org/m", inferencetest.Stream(pieces...))
+	r.On("org/fb", inferencetest.Stream(pieces...))
+	l := newLedger()
+	c := recoveryClient(t, r, inference.WithObserver(l), inference.WithHedge(time.Second))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req := chatReq("org/m", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/fb"}}
+	s, err := c.ChatStream(ctx, req)
+	require.NoError(t, err)
+	var got []string
+	for s.Next() {
+		got = append(got, s.Current().Text())
+		if len(got) == 3 {
+			cancel()
+		}
+	}
+	assert.Equal(t, pieces[:3], got)
+	assert.ErrorIs(t, s.Err(), context.Canceled)
+	assert.False(t, s.Next())
+	require.NoError(t, s.Close())
+	l.check(t)
+	assert.ErrorIs(t, l.endErr, context.Canceled)
 }
 
 // detachingObserver returns attempt contexts that no longer end with the
@@ -616,5 +854,121 @@ func TestAPanickingObserverLeavesNoAttemptRunning(t *testing.T) {
 	case <-gone:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the primary's request still runs after the call panicked")
+	}
+}
+
+// A primary that answered a 429 with Retry-After and waits to be retried
+// is not slow: the hedge waits with it, with an observer that derives its
+// contexts; a Retry-After longer than MaxWait is not waited for, and the
+// next candidate is tried at once as the walk's, not as a hedge.
+func TestHedgeWaitsWithARateLimitRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxWait   time.Duration
+		wantModel []string
+		wantText  string
+	}{
+		{"waited for", 3 * time.Second, []string{"org/m:together", "org/m:together"}, "primary"},
+		{"longer than MaxWait", 500 * time.Millisecond, []string{"org/m:together", "org/m:groq"}, "hedge"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.On("org/m:together", inferencetest.RateLimited(time.Second), inferencetest.Reply("primary"))
+			r.On("org/m:groq", inferencetest.Reply("hedge"))
+			l := newLedger()
+			c, err := r.Client(inference.WithHedge(100*time.Millisecond), inference.WithObserver(l),
+				inference.WithRetry(inference.RetryPolicy{MaxRetries: 1, MinWait: time.Millisecond, MaxWait: tc.maxWait}))
+			require.NoError(t, err)
+			resp, err := c.Chat(t.Context(), hedgeReq())
+			require.NoError(t, err)
+			l.check(t)
+			assert.Equal(t, tc.wantText, resp.Text())
+			assert.Equal(t, tc.wantModel, r.Models())
+			for _, a := range resp.Attempts {
+				assert.False(t, a.Hedge, "no hedge: %s", a.Candidate)
+			}
+		})
+	}
+}
+
+// Respond and RespondStream hedge as Chat does: the first answer wins,
+// the loser is Lost and never delivers an event, every attempt ends once.
+func TestHedgeResponses(t *testing.T) {
+	words := strings.SplitAfter("hedge words here", " ")
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			slow := responseWords(strings.SplitAfter("slow primary words", " "), time.Second, 0, 0, false)
+			if !stream {
+				slow = inferencetest.Delay(time.Second, inferencetest.ResponseReply("slow primary words"))
+			}
+			r.On("org/m:together", slow)
+			r.On("org/m:groq", responseWords(words, 0, 0, 0, false))
+			if !stream {
+				r.On("org/m:groq", inferencetest.ResponseReply("hedge words here"))
+			}
+			l := newLedger()
+			c, err := r.Client(inference.WithHedge(50*time.Millisecond), inference.WithObserver(l))
+			require.NoError(t, err)
+			req := inference.ResponseRequest{Model: "org/m", Provider: "together", InputText: "hi",
+				Fallbacks: []inference.Candidate{{Model: "org/m", Provider: "groq"}}}
+			start := time.Now()
+			var text string
+			var atts []inference.Attempt
+			if stream {
+				s, err := c.RespondStream(t.Context(), req)
+				require.NoError(t, err)
+				text, _, _ = readResponse(t, s)
+				require.NoError(t, s.Err())
+				require.NoError(t, s.Close())
+				atts = s.Attempts()
+			} else {
+				resp, err := c.Respond(t.Context(), req)
+				require.NoError(t, err)
+				text, atts = resp.OutputText(), resp.Attempts
+			}
+			assert.Less(t, time.Since(start), 700*time.Millisecond)
+			assert.Equal(t, "hedge words here", text, "only the winner's words")
+			require.Len(t, atts, 2)
+			assert.True(t, atts[0].Lost)
+			assert.True(t, atts[1].Hedge)
+			l.check(t)
+		})
+	}
+}
+
+// A hedged call whose context is cancelled as the hedge's answer arrives
+// ends either with that answer or with the cancel, never anything else,
+// every attempt ended once, nothing left running.
+func TestHedgeCancelledRightAfterAWin(t *testing.T) {
+	for i := range 20 {
+		verifyNoLeaks(t)
+		r := newRouter(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		r.On("org/m:together", inferencetest.Hang())
+		r.On("org/m:groq", func(w http.ResponseWriter, req *inferencetest.Request) {
+			inferencetest.Reply("hedge")(w, req)
+			w.(http.Flusher).Flush()
+			if i%2 == 1 {
+				time.Sleep(time.Duration(i) * 50 * time.Microsecond)
+			}
+			cancel()
+		})
+		l := newLedger()
+		c, err := r.Client(inference.WithHedge(20*time.Millisecond), inference.WithObserver(l))
+		require.NoError(t, err)
+		resp, err := c.Chat(ctx, hedgeReq())
+		if err != nil {
+			assert.ErrorIs(t, err, context.Canceled)
+		} else {
+			assert.Equal(t, "hedge", resp.Text())
+			require.Len(t, resp.Attempts, 2)
+			assert.False(t, resp.Attempts[0].Hedge)
+			assert.NoError(t, resp.Attempts[1].Err)
+		}
+		l.check(t)
+		cancel()
 	}
 }
