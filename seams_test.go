@@ -972,3 +972,73 @@ func TestHedgeCancelledRightAfterAWin(t *testing.T) {
 		cancel()
 	}
 }
+
+// slowToGiveUp is a middleware that takes a while to hand back a request
+// its context ended, as one that reports the failure somewhere slow does.
+func slowToGiveUp(d time.Duration) inference.Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(req)
+			if err != nil && req.Context().Err() != nil {
+				time.Sleep(d)
+			}
+			return resp, err
+		})
+	}
+}
+
+// A Close that waits for a cancelled stall hedge to end, while the reader
+// calls Next (or Close again) from another goroutine, ends the call once,
+// after the hedge's attempt: whoever waits for the hedge ends the call.
+func TestCloseWhileAStallHedgeEndsAndNextRuns(t *testing.T) {
+	for _, second := range []string{"Next", "Close"} {
+		t.Run(second, func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			// Three words, a pause that sends the stall hedge, a fourth word
+			// that cancels it, then silence until the client goes away.
+			gone := make(chan struct{})
+			r.On("org/first", func(w http.ResponseWriter, req *inferencetest.Request) {
+				defer close(gone)
+				sse(textChunk(0, "one "), textChunk(0, "two "), textChunk(0, "three "))(w, req)
+				time.Sleep(100 * time.Millisecond)
+				fmt.Fprintf(w, "data: %s\n\n", textChunk(0, "four "))
+				w.(http.Flusher).Flush()
+				<-req.HTTP.Context().Done()
+			})
+			r.On("org/next", inferencetest.Hang())
+			l := newLedger()
+			// The cancelled hedge takes a second to end: Close waits for it.
+			c := recoveryClient(t, r, inference.WithHedge(20*time.Millisecond), inference.WithObserver(l),
+				inference.WithMiddleware(slowToGiveUp(time.Second)))
+			req := chatReq("org/first", "")
+			req.Fallbacks = []inference.Candidate{{Model: "org/next"}}
+			s, err := c.ChatStream(t.Context(), req)
+			require.NoError(t, err)
+			for n := 0; n < 4; n++ {
+				require.True(t, s.Next())
+			}
+			require.Len(t, r.Requests(), 2, "the stall hedge was sent")
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				assert.NoError(t, s.Close()) // waits for the hedge to end
+			}()
+			<-gone                            // Close closed the first attempt...
+			time.Sleep(50 * time.Millisecond) // ...and waits for the hedge
+			if second == "Next" {
+				assert.False(t, s.Next())
+			} else {
+				assert.NoError(t, s.Close())
+			}
+			<-closed
+			l.check(t)
+			assert.Equal(t, []string{"org/first served", "org/next lost"}, sortedStrings(l.outcomesSeen()))
+		})
+	}
+}
+
+func sortedStrings(s []string) []string {
+	slices.Sort(s)
+	return s
+}

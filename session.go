@@ -456,8 +456,13 @@ func (s *session[E]) close() {
 }
 
 // closedLocked ends, for the observer, a call whose stream the caller
-// closed: its stall hedge, then the call, once.
+// closed: its stall hedge, then the call, once. While another waits for
+// the stall hedge's end (a Close, a Next), that one ends the call after
+// it.
 func (s *session[E]) closedLocked() {
+	if s.stall != nil && s.stall.draining {
+		return
+	}
 	s.endStallLocked()
 	s.observeEndLocked(ErrStreamClosed)
 }
