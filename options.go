@@ -414,16 +414,15 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 // candidate of the walk, and never to the provider the first names: the
 // same model only on another named provider, another model on any
 // provider but the first's (when the next candidate does not qualify, the
-// call does not hedge). The cancelled
-// attempt is recorded with [Attempt.Lost] and is not a failure: it cools
-// nothing. An attempt that failed before the other answered is a failure
-// as usual, handled by the fallback policy as without a hedge: a refused
-// token is replaced on the same candidate while the other attempt runs
-// on, and a failure that stops the walk (such as [ErrPaymentRequired])
-// lets the other finish, then is the call's error. The delay counts only
-// while an HTTP try waits for its answer, not while a 429 or a 500 waits
-// to be retried. Both attempts carry the call's token, bill-to and
-// headers.
+// call does not hedge). The cancelled attempt is recorded with
+// [Attempt.Lost] and is not a failure: it cools nothing. An attempt that
+// failed before the other answered is a failure as usual, handled by the
+// fallback policy as without a hedge: a refused token is replaced on the
+// same candidate while the other attempt runs on, and a failure that
+// stops the walk (such as [ErrPaymentRequired]) lets the other finish,
+// then is the call's error. The delay counts only while an HTTP try waits
+// for its answer, not while a 429 or a 500 waits to be retried. Both
+// attempts carry the call's token, bill-to and headers.
 //
 // With [WithStreamRecovery], a stream that goes silent for delay after its
 // content began is hedged likewise (when the call has not hedged yet): the
@@ -434,10 +433,11 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 //
 // A hedge, a stall's too, costs a second request for the hedged fraction
 // of calls, and takes from [WithHedgeBudget]: a provider may bill its
-// input tokens (and what it generated before it was cancelled). Choose delay near the p95 of the first candidate's time to
-// first token, so that about one call in twenty hedges, and bound the
-// fraction with [WithHedgeBudget]. Zero, the default, turns hedging off. It
-// may be given per call or to the client.
+// input tokens (and what it generated before it was cancelled). Choose
+// delay near the p95 of the first candidate's time to first token, so
+// that about one call in twenty hedges, and bound the fraction with
+// [WithHedgeBudget]. Zero, the default, turns hedging off. It may be given
+// per call or to the client.
 func WithHedge(delay time.Duration) Option {
 	return func(s *settings) error {
 		if delay < 0 {
