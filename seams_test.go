@@ -1042,3 +1042,32 @@ func sortedStrings(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// Close from another goroutine, any time after a restart, is safe: the
+// restarted attempt is made whole (its stall hedge armed) before the
+// session publishes it to Close. The closing goroutine shares nothing
+// with the reader but the stream, so the race detector sees any write the
+// session did not publish.
+func TestCloseAfterARestartFromAnotherGoroutine(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	r.On("org/first", inferencetest.StreamScript{Text: sixtyWords, CutAfter: 5}.Answer(),
+		inferencetest.StreamScript{Text: sixtyWords, Every: 20 * time.Millisecond}.Answer())
+	r.On("org/next", inferencetest.StreamScript{Text: sixtyWords}.Answer())
+	c := recoveryClient(t, r, inference.WithHedge(time.Second))
+	req := chatReq("org/first", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/next"}}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		waitFor(t, "the restart", func() bool { return len(r.Requests()) == 2 })
+		time.Sleep(200 * time.Millisecond) // the restart is being read
+		assert.NoError(t, s.Close())
+	})
+	shown, _ := read(t, s)
+	wg.Wait()
+	assert.NoError(t, s.Err())
+	assert.True(t, strings.HasPrefix(sixtyWords, shown), "what was shown is the answer's start")
+	assert.Len(t, s.Attempts(), 2)
+}

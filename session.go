@@ -163,6 +163,9 @@ func (s *session[E]) attempt(ctx context.Context, cand Candidate, tok Token, hoo
 
 // beginLocked makes src the attempt being read, its early events first in line.
 func (s *session[E]) beginLocked(src *streamAttempt[E]) {
+	// Armed before src is published: Close, from any goroutine, reads
+	// what it closes from src.
+	s.armStall(src)
 	s.src.Store(src)
 	for _, e := range src.pending {
 		if out, ok := s.admit(e); ok {
@@ -170,7 +173,6 @@ func (s *session[E]) beginLocked(src *streamAttempt[E]) {
 		}
 	}
 	src.pending = nil
-	s.armStall(src)
 	if s.closedByCaller.Load() {
 		src.close() // Close came while this attempt was opening
 	}
