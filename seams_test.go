@@ -1,6 +1,7 @@
 package inference_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -1070,4 +1072,72 @@ func TestCloseAfterARestartFromAnotherGoroutine(t *testing.T) {
 	assert.NoError(t, s.Err())
 	assert.True(t, strings.HasPrefix(sixtyWords, shown), "what was shown is the answer's start")
 	assert.Len(t, s.Attempts(), 2)
+}
+
+// slowBody is a middleware that reads the n-th response body (counting
+// from 1) whole, then hands it on slowly: its first bytes come after d,
+// whatever the request's context by then, as from a middleware that
+// inspects bodies.
+func slowBody(n int32, d time.Duration) inference.Middleware {
+	var seen atomic.Int32
+	return func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(req)
+			if err != nil || seen.Add(1) != n {
+				return resp, err
+			}
+			data, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			resp.Body = &waitingBody{Reader: bytes.NewReader(data), wait: d}
+			return resp, nil
+		})
+	}
+}
+
+type waitingBody struct {
+	io.Reader
+	wait   time.Duration
+	waited bool
+}
+
+func (b *waitingBody) Read(p []byte) (int, error) {
+	if !b.waited {
+		b.waited = true
+		time.Sleep(b.wait)
+	}
+	return b.Reader.Read(p)
+}
+
+func (b *waitingBody) Close() error { return nil }
+
+// A stall hedge that opens as the stream is closed, after its context
+// ended, is closed and recorded lost: it never serves, and it ends for
+// the observer before the call does.
+func TestCloseAsTheStallHedgeOpens(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	r.On("org/first", inferencetest.StreamScript{Text: sixtyWords, StallAfter: 3}.Answer())
+	r.On("org/next", inferencetest.Stream(strings.SplitAfter(sixtyWords, " ")...))
+	l := newLedger()
+	c := recoveryClient(t, r, inference.WithHedge(20*time.Millisecond), inference.WithObserver(l),
+		inference.WithMiddleware(slowBody(2, 300*time.Millisecond)))
+	req := chatReq("org/first", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/next"}}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		waitFor(t, "the stall hedge", func() bool { return len(r.Requests()) == 2 })
+		time.Sleep(100 * time.Millisecond) // its body is on its way
+		assert.NoError(t, s.Close())
+	})
+	shown, _ := read(t, s)
+	wg.Wait()
+	assert.NoError(t, s.Err())
+	assert.Equal(t, strings.Fields(sixtyWords)[:3], strings.Fields(shown))
+	l.check(t)
+	assert.Equal(t, []string{"org/first served", "org/next lost"}, sortedStrings(l.outcomesSeen()))
 }
