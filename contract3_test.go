@@ -83,8 +83,18 @@ func TestHedgeSlowScopeFailureSwitchesTokensOnThePrimary(t *testing.T) {
 	for _, hedge := range []time.Duration{0, 50 * time.Millisecond} {
 		t.Run(fmt.Sprintf("hedge %s", hedge), func(t *testing.T) {
 			r := newRouter(t)
-			r.ForToken(scopeless, inferencetest.Delay(150*time.Millisecond, inferencetest.ResponseFailed(
-				"403 This authentication method does not have sufficient permissions to call Inference Providers on behalf of user alice")))
+			refused := inferencetest.ResponseFailed(
+				"403 This authentication method does not have sufficient permissions to call Inference Providers on behalf of user alice")
+			r.ForToken(scopeless, func(w http.ResponseWriter, req *inferencetest.Request) {
+				// The hedge's refusal comes well after the primary's, so that
+				// a busy machine cannot swap them: the one refused first is
+				// sent the next token.
+				d := 150 * time.Millisecond
+				if req.Provider == "groq" {
+					d += 500 * time.Millisecond
+				}
+				inferencetest.Delay(d, refused)(w, req)
+			})
 			r.On("org/m:together", inferencetest.ResponseReply("from the primary"))
 			r.On("org/m:groq", inferencetest.ResponseReply("from the fallback"))
 			c, err := r.Client(inference.WithTokenSource(inference.ChainTokens(inference.StaticToken(scopeless), inference.StaticToken(good))),

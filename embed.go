@@ -233,6 +233,8 @@ func (w *embedCall) embed(ctx context.Context) (*EmbedResponse, error) {
 			}
 		}
 		if err := w.embedRest(ctx, same, bounds, batches, walks); err != nil {
+			// The call's observer hears of every batch's attempts.
+			w.attempts = batchAttempts(walks)
 			return nil, err
 		}
 	}
@@ -246,9 +248,21 @@ func (w *embedCall) embed(ctx context.Context) (*EmbedResponse, error) {
 		out.Vectors = append(out.Vectors, b.vectors...)
 		out.Usage.PromptTokens += b.usage.PromptTokens
 		out.Usage.TotalTokens += b.usage.TotalTokens
-		out.Attempts = append(out.Attempts, walks[i].attempts...)
 	}
+	out.Attempts = batchAttempts(walks)
 	return out, nil
+}
+
+// batchAttempts is the attempts of a call's batches, batch by batch; a
+// batch never sent (the call failed first) has none.
+func batchAttempts(walks []*embedCall) []Attempt {
+	var out []Attempt
+	for _, b := range walks {
+		if b != nil {
+			out = append(out, b.attempts...)
+		}
+	}
+	return out
 }
 
 // embedInputs walks cands for the batch of inputs within b.

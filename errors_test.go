@@ -181,6 +181,7 @@ func TestCleanText(t *testing.T) {
 	got := cleanText(strings.Repeat("é", 100), 11)
 	assert.Equal(t, strings.Repeat("é", 5)+"…", got)
 	assert.Equal(t, "\uFFFDx", cleanText("\xffx", 10))
+	assert.Equal(t, "together gnirts", cleanText("together\u202egnirts\u2069", 64), "bidirectional controls removed")
 }
 
 func TestAPIErrorFixIsTheHintAlone(t *testing.T) {

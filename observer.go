@@ -66,7 +66,9 @@ type CallObserver interface {
 	Skipped(c Candidate)
 	// StartAttempt is an attempt starting at a candidate with a token
 	// from the named source; the context it returns is the attempt's,
-	// and its HTTP requests'.
+	// and its HTTP requests'. It should derive from ctx; whatever it
+	// returns, the attempt carries its values (then ctx's) and ends when
+	// ctx ends (a hedge's loser, a cancelled call), not otherwise.
 	StartAttempt(ctx context.Context, c Candidate, tokenSource string) context.Context
 	// EndAttempt is the attempt's end, with its record (its Err is nil
 	// for the attempt that served; a stream's serving attempt ends with

@@ -414,19 +414,20 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 // when the current one has produced no content after delay (for Chat, no
 // answer; for a stream, no first chunk with content), and takes whichever
 // answers first; the other is cancelled at once, its body closed. It hedges
-// at most once per call, to the next candidate of the walk, and never to
-// the provider the first names: the same model only on another named
-// provider, another model on any provider but the first's (when the next
-// candidate does not qualify, the call does not hedge). The cancelled
-// attempt is recorded with [Attempt.Lost] and is not a failure: it cools
-// nothing. An attempt that failed before the other answered is a failure
-// as usual, handled by the fallback policy as without a hedge: a refused
-// token is replaced on the same candidate while the other attempt runs
-// on, and a failure that stops the walk (such as [ErrPaymentRequired])
-// lets the other finish, then is the call's error. The delay counts only
-// while an HTTP try waits for its answer, not while a 429 or a 500 waits
-// to be retried. Both attempts carry the call's token, bill-to and
-// headers.
+// at most once per call (a call of [Client.Embed] sent in batches, at
+// most once per batch: each is a request of its own), to the next
+// candidate of the walk, and never to the provider the first names: the
+// same model only on another named provider, another model on any
+// provider but the first's (when the next candidate does not qualify, the
+// call does not hedge). The cancelled attempt is recorded with
+// [Attempt.Lost] and is not a failure: it cools nothing. An attempt that
+// failed before the other answered is a failure as usual, handled by the
+// fallback policy as without a hedge: a refused token is replaced on the
+// same candidate while the other attempt runs on, and a failure that
+// stops the walk (such as [ErrPaymentRequired]) lets the other finish,
+// then is the call's error. The delay counts only while an HTTP try waits
+// for its answer, not while a 429 or a 500 waits to be retried. Both
+// attempts carry the call's token, bill-to and headers.
 //
 // With [WithStreamRecovery], a stream that goes silent for delay after its
 // content began is hedged likewise (when the call has not hedged yet): the
@@ -437,10 +438,11 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 //
 // A hedge, a stall's too, costs a second request for the hedged fraction
 // of calls, and takes from [WithHedgeBudget]: a provider may bill its
-// input tokens (and what it generated before it was cancelled). Choose delay near the p95 of the first candidate's time to
-// first token, so that about one call in twenty hedges, and bound the
-// fraction with [WithHedgeBudget]. Zero, the default, turns hedging off. It
-// may be given per call or to the client.
+// input tokens (and what it generated before it was cancelled). Choose
+// delay near the p95 of the first candidate's time to first token, so
+// that about one call in twenty hedges, and bound the fraction with
+// [WithHedgeBudget]. Zero, the default, turns hedging off. It may be given
+// per call or to the client.
 func WithHedge(delay time.Duration) Option {
 	return func(s *settings) error {
 		if delay < 0 {
@@ -451,10 +453,12 @@ func WithHedge(delay time.Duration) Option {
 	}
 }
 
-// WithHedgeBudget caps the calls of the client that hedge ([WithHedge]) at
+// WithHedgeBudget caps the hedges of the client's calls ([WithHedge]) at
 // percent of its calls over about the last minute, so that a slow primary
 // cannot double a fleet's traffic: past the cap, a call waits for its
-// candidate as without hedging. The default is no cap.
+// candidate as without hedging. A call counts once, however many
+// candidates it walks or batches it sends; every hedge, a stall's or a
+// batch's, takes from the cap. The default is no cap.
 func WithHedgeBudget(percent float64) Option {
 	return func(s *settings) error {
 		if s.perCall {

@@ -106,6 +106,7 @@ func runRace[T any](ctx context.Context, w *call, cands []Candidate, try attempt
 // run launches and settles attempts until one is committed or the walk is
 // over. It may run again after a stream's restart.
 func (r *race[T]) run(ctx context.Context) (T, error) {
+	defer r.abandon()
 	var zero T
 	w := r.w
 	r.won, r.stop, r.over = false, 0, false
@@ -156,6 +157,20 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 	}
 }
 
+// abandon cancels the attempts still running when run leaves before they
+// ended, which only a panic (an observer's) makes it do: the caller may
+// recover, and nothing of the call must run on behind it.
+func (r *race[T]) abandon() {
+	if r.running == 0 {
+		return
+	}
+	for _, f := range r.live {
+		if f != nil {
+			f.cancel(nil)
+		}
+	}
+}
+
 // hedgeTarget is the candidate that may hedge the attempt at i: the
 // walk's next one, when the call may still hedge and the rule allows
 // (hedgeable).
@@ -184,7 +199,7 @@ func (r *race[T]) inline(ctx context.Context, i int) result[T] {
 	// is its address kept in r, which would move the race to the heap.)
 	w.busy[i] = true
 	r.running++
-	out, att, err := r.try.attempt(f.actx, w.cands[i], w.tok, tryHooks{})
+	out, att, err := r.try.attempt(endsWith(f.actx, ctx), w.cands[i], w.tok, tryHooks{})
 	return result[T]{out: out, att: att, err: err} // its flight is r.inl
 }
 
@@ -215,9 +230,9 @@ func (r *race[T]) launchOpened(ctx context.Context, i int, hedge bool, opened fu
 		r.primary, hooks = f, r.hooks
 	}
 	r.add(f)
-	cand, tok, try, results := w.cands[i], w.tok, r.try, r.results
+	cand, tok, try, results, actx := w.cands[i], w.tok, r.try, r.results, endsWith(f.actx, lctx)
 	go func() {
-		out, att, err := try.attempt(f.actx, cand, tok, hooks)
+		out, att, err := try.attempt(actx, cand, tok, hooks)
 		att.Hedge = hedge
 		if err == nil && opened != nil && !opened() {
 			f.cancel(errHedgeLost)
@@ -225,6 +240,32 @@ func (r *race[T]) launchOpened(ctx context.Context, i int, hedge bool, opened fu
 		results <- result[T]{f: f, out: out, att: att, err: err}
 	}()
 	return f
+}
+
+// endsWith is the context an attempt runs under: the observer's for it
+// (actx, whose values, a span, its HTTP requests carry), ended when the
+// race's own for it (own) ends, whatever the observer returned. An
+// observer's context derived from own is that already, and is used as it
+// is.
+func endsWith(actx, own context.Context) context.Context {
+	if actx == own || actx.Done() == own.Done() {
+		return actx
+	}
+	return observedContext{Context: own, values: actx}
+}
+
+// observedContext is an attempt's own context (its end, deadline and
+// cause) with the values of the observer's context for it, then its own.
+type observedContext struct {
+	context.Context
+	values context.Context
+}
+
+func (o observedContext) Value(key any) any {
+	if v := o.values.Value(key); v != nil {
+		return v
+	}
+	return o.Context.Value(key)
 }
 
 // startClock starts the hedge delay of a primary attempt. The delay

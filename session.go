@@ -80,7 +80,10 @@ type answer[E any] interface {
 // goroutine; Close, a stall hedge's attempt and the stall timer come from
 // others, so when any of them may touch it (an observer, a stall hedge),
 // Next holds mu except while it waits, and those take it too. Methods
-// named ...Locked run with mu held (when the session is guarded).
+// named ...Locked run with mu held (when the session is guarded). While
+// Next waits without mu it may still move the walk (a restart's race, a
+// stall hedge's result): a Close that comes then leaves the end of the
+// call to Next (see inNext).
 type session[E any] struct {
 	w    *call
 	op   streamOp[E]
@@ -108,6 +111,9 @@ type session[E any] struct {
 	lost    error // see ChatStream.UsageErr
 	done    bool
 	ended   bool
+	// inNext: a Next runs (under mu, or waiting without it); Close then
+	// ends the call through it, as it returns.
+	inNext bool
 	// stall is the stall hedge under way or settled (under mu).
 	stall *stallHedge
 
@@ -157,6 +163,9 @@ func (s *session[E]) attempt(ctx context.Context, cand Candidate, tok Token, hoo
 
 // beginLocked makes src the attempt being read, its early events first in line.
 func (s *session[E]) beginLocked(src *streamAttempt[E]) {
+	// Armed before src is published: Close, from any goroutine, reads
+	// what it closes from src.
+	s.armStall(src)
 	s.src.Store(src)
 	for _, e := range src.pending {
 		if out, ok := s.admit(e); ok {
@@ -164,7 +173,6 @@ func (s *session[E]) beginLocked(src *streamAttempt[E]) {
 		}
 	}
 	src.pending = nil
-	s.armStall(src)
 	if s.closedByCaller.Load() {
 		src.close() // Close came while this attempt was opening
 	}
@@ -183,7 +191,8 @@ func (s *session[E]) switchToLocked(src *streamAttempt[E]) {
 func (s *session[E]) next() bool {
 	if s.guarded {
 		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.inNext = true
+		defer s.leaveNextLocked()
 	}
 	for {
 		if s.closedByCaller.Load() {
@@ -209,7 +218,7 @@ func (s *session[E]) next() bool {
 		}
 		src := s.src.Load()
 		e, err := s.read(src)
-		if s.stall != nil && s.settleStallLocked(err != nil) {
+		if s.stall != nil && s.settleStallLocked(err) {
 			continue // the stall hedge took over: the stream reads on from it
 		}
 		if err != nil {
@@ -242,6 +251,16 @@ func (s *session[E]) next() bool {
 			return true
 		}
 	}
+}
+
+// leaveNextLocked ends a guarded Next: a Close that came while it ran
+// ends the call now, once nothing of the walk moves any more.
+func (s *session[E]) leaveNextLocked() {
+	s.inNext = false
+	if s.closedByCaller.Load() {
+		s.closedLocked()
+	}
+	s.mu.Unlock()
 }
 
 // all ranges over the events; a failure comes last, with a zero event.
@@ -352,6 +371,12 @@ func (s *session[E]) restartLocked(failure error) error {
 		return w.c.logFailure(s.ctx, w.failure())
 	}
 	src, err := s.run()
+	if s.closedByCaller.Load() {
+		// Close came while the restart was opening: the caller ended the
+		// stream, which is not a failure.
+		src.close()
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -421,13 +446,27 @@ func (s *session[E]) close() {
 		s.stop()
 	}
 	if s.guarded {
-		// Closing ended a blocked Next; the lock waits for it to return.
-		// A stream closed before its end ends its call here.
+		// Closing ends a blocked Next, which then ends the call as it
+		// returns; a stream closed between two Next calls, before its
+		// end, ends its call here.
 		s.mu.Lock()
-		s.endStallLocked()
-		s.observeEndLocked(ErrStreamClosed)
+		if !s.inNext {
+			s.closedLocked()
+		}
 		s.mu.Unlock()
 	}
+}
+
+// closedLocked ends, for the observer, a call whose stream the caller
+// closed: its stall hedge, then the call, once. While another waits for
+// the stall hedge's end (a Close, a Next), that one ends the call after
+// it.
+func (s *session[E]) closedLocked() {
+	if s.stall != nil && s.stall.draining {
+		return
+	}
+	s.endStallLocked()
+	s.observeEndLocked(ErrStreamClosed)
 }
 
 // The stall hedge. With WithStreamRecovery and WithHedge, a stream that
@@ -499,28 +538,31 @@ func (s *session[E]) stallOpened() bool {
 }
 
 // settleStallLocked settles the stall hedge after a read of the first
-// attempt returned an event (failed false) or an error (failed true). It
-// reports whether the stream moved to the hedge, which won (the event, if
-// any, is dropped: the hedge's replay covers it). A first attempt that
-// failed while its hedge runs waits for the hedge rather than restart.
-func (s *session[E]) settleStallLocked(failed bool) bool {
+// attempt returned an event (failure nil) or failed. It reports whether
+// the stream moved to the hedge, which won (the event, if any, is
+// dropped: the hedge's replay covers it). A first attempt that failed
+// while its hedge runs waits for the hedge rather than restart.
+func (s *session[E]) settleStallLocked(failure error) bool {
 	st := s.stall
 	if st.settled || st.draining {
 		return false
 	}
-	if !st.won && !failed {
+	if !st.won && failure == nil {
 		if !st.spoke {
 			st.spoke = true
 			st.f.cancel(errHedgeLost) // the first spoke again first
 		}
 		select {
 		case res := <-s.race.results:
-			s.takeStallLocked(res) // its loss, recorded now
+			s.takeStallLocked(res, nil) // its loss, recorded now
 		default: // its attempt is still ending: taken later
 		}
 		return false
 	}
-	return s.takeStallLocked(s.waitStallLocked())
+	if st.won {
+		failure = nil // the hedge answered first: the read ended as the first lost
+	}
+	return s.takeStallLocked(s.waitStallLocked(), failure)
 }
 
 // waitStallLocked waits for the stall hedge's result, without holding mu.
@@ -534,9 +576,12 @@ func (s *session[E]) waitStallLocked() result[*streamAttempt[E]] {
 }
 
 // takeStallLocked takes the stall hedge's result: the stream moves to a
-// hedge that won (the first attempt is recorded as lost), and a loss or
-// a failure is settled by the race as any other. It reports a move.
-func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]]) bool {
+// hedge that won, and a loss or a failure is settled by the race as any
+// other. It reports a move. The first attempt, left for the hedge, is
+// recorded as lost, unless it failed (firstFailed) before the hedge
+// answered: that is a failure as usual, and the walk leaves its
+// candidate as recovery would (it cools).
+func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]], firstFailed error) bool {
 	s.stall.settled = true
 	w := s.w
 	if res.err != nil || !s.stall.won {
@@ -548,9 +593,15 @@ func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]]) bool {
 	first.close()
 	if a := w.serving(); a != nil {
 		a.Lost, a.Err, a.TimedOut = true, nil, ""
+		if firstFailed != nil {
+			a.Lost, a.Err, a.TimedOut = false, firstFailed, timedOut(firstFailed)
+		}
 		if w.obs != nil && w.served != nil {
 			w.obs.EndAttempt(w.served, *a)
 		}
+	}
+	if firstFailed != nil && s.ctx.Err() == nil {
+		w.decide(s.ctx, w.i, w.tokGen, firstFailed, http.StatusOK, DecisionNextCandidate)
 	}
 	w.i, w.restarts = res.f.index, 0
 	w.record(res.att, res.f.actx, true)

@@ -131,7 +131,9 @@ func (s *ChatStream) All() iter.Seq2[ChatChunk, error] { return s.s.all() }
 func (s *ChatStream) UsageErr() error { return s.s.lost }
 
 // Attempts lists the attempts made to open the stream, and with
-// [WithStreamRecovery] to take it over; the last one is the stream.
+// [WithStreamRecovery] to take it over; the last one is the stream, except
+// that a stall hedge ([WithHedge]) that lost to the stream, or failed, is
+// listed after the attempt it hedged, which read on.
 func (s *ChatStream) Attempts() []Attempt { return s.s.w.attempts }
 
 // Response returns what has been streamed so far as one ChatResponse:

@@ -16,8 +16,10 @@ func containsAny(s string, subs ...string) bool {
 }
 
 // cleanText makes server text safe to show: valid UTF-8, no control
-// characters (a hostile server could send terminal escapes), runs of white
-// space folded to one space, and at most max bytes, cut on a rune boundary.
+// characters (a hostile server could send terminal escapes) nor
+// bidirectional controls (which reorder what a log or a terminal shows),
+// runs of white space folded to one space, and at most max bytes, cut on
+// a rune boundary.
 func cleanText(s string, max int) string {
 	if s == "" || isClean(s, max) {
 		return s
@@ -26,7 +28,7 @@ func cleanText(s string, max int) string {
 	b.Grow(min(len(s), max+4))
 	space := false
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			space = b.Len() > 0
 			continue
 		}

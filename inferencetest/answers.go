@@ -39,12 +39,8 @@ func Reply(text string) Answer {
 // header the router sets).
 func ReplyFrom(provider, text string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
-		if req.Stream {
-			w.Header().Set("X-Inference-Provider", provider)
-			Stream(splitWords(text)...)(w, req)
-			return
-		}
-		writeCompletion(w, req, text, provider)
+		w.Header().Set("X-Inference-Provider", provider)
+		Reply(text)(w, req)
 	}
 }
 
@@ -81,7 +77,8 @@ func splitWords(text string) []string {
 }
 
 // Stream answers with one chunk per piece of text, then a finish reason, a
-// usage chunk and [DONE], flushing after each event.
+// usage chunk and [DONE], flushing after each event. Like StreamError and
+// StreamCut, it sends chat chunks whatever was asked (see [StreamScript]).
 func Stream(pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
 		startStream(w, req)

@@ -26,6 +26,20 @@ func TestReplyFromNamesTheProvider(t *testing.T) {
 	require.NoError(t, s.Err())
 	assert.Equal(t, "hello from sambanova", text)
 	assert.Equal(t, "sambanova", s.Response().Provider)
+
+	// A Responses API request gets a response, as from Reply.
+	rr, err := c.Respond(t.Context(), inference.ResponseRequest{Model: "org/m", InputText: "hi"})
+	require.NoError(t, err)
+	assert.Equal(t, "sambanova", rr.Provider)
+	assert.Equal(t, "hello from sambanova", rr.OutputText())
+	rs, err := c.RespondStream(t.Context(), inference.ResponseRequest{Model: "org/m", InputText: "hi"})
+	require.NoError(t, err)
+	defer rs.Close()
+	for rs.Next() {
+	}
+	require.NoError(t, rs.Err())
+	assert.Equal(t, "sambanova", rs.Response().Provider)
+	assert.Equal(t, "hello from sambanova", rs.Response().OutputText())
 }
 
 // A policy or "auto" leaves the choice to the router: the fake serves it

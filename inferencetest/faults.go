@@ -16,7 +16,11 @@ import (
 //	r.On("org/flaky", inferencetest.StreamScript{Text: answer, CutAfter: 40}.Answer())
 //
 // A request that does not ask for a stream gets the whole text as one
-// completion, after FirstTokenAfter.
+// completion, after FirstTokenAfter. It speaks the chat completions
+// protocol only: a Responses API request gets chat chunks (or a chat
+// completion), which Respond and RespondStream refuse as not what was
+// asked for; script a misbehaving Responses stream with an Answer of your
+// own.
 type StreamScript struct {
 	// Text is the answer, sent one word per chunk after a chunk that
 	// carries the role alone.
