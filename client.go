@@ -148,13 +148,21 @@ func NewClient(opts ...Option) (*Client, error) {
 	// A login stored by `hf auth login` is renewed, and an OIDC token
 	// exchanged, by the client's Hub, through its transport alone: no
 	// token or log line goes with it.
-	s.tokenSource = bindLoginSources(s.tokenSource, hubOAuth{hub: hub.String(), logger: s.logger,
-		http: &http.Client{Transport: transport, Timeout: loginHTTPTimeout}})
+	hubUnnamed := !hubNamed && isLoopback(base.Hostname())
+	loginHTTP := &http.Client{Transport: transport, Timeout: loginHTTPTimeout}
+	if hubUnnamed {
+		// As for the client's own Hub calls (hubGet): a renewal or an
+		// exchange would send a login to the public Hub from a test.
+		loginHTTP = &http.Client{Transport: RoundTripperFunc(func(*http.Request) (*http.Response, error) {
+			return nil, hubNotNamed(base, hub)
+		})}
+	}
+	s.tokenSource = bindLoginSources(s.tokenSource, hubOAuth{hub: hub.String(), logger: s.logger, http: loginHTTP})
 
 	return &Client{
 		base:        base,
 		hub:         hub,
-		hubUnnamed:  !hubNamed && isLoopback(base.Hostname()),
+		hubUnnamed:  hubUnnamed,
 		chatURL:     base.String() + "/v1/chat/completions",
 		logger:      logger,
 		policy:      s.policy,

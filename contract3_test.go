@@ -214,6 +214,19 @@ func TestATestClientNeverSendsItsTokenToTheRealHub(t *testing.T) {
 		assert.ErrorIs(t, err, inference.ErrInvalidRequest)
 		assert.Empty(t, guard.seen())
 	})
+	t.Run("a fake router, no Hub named, and an OIDC token to exchange", func(t *testing.T) {
+		t.Setenv("HF_OIDC_RESOURCE", "org/space")
+		t.Setenv("HF_OIDC_ID_TOKEN", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJjaSJ9.c2ln")
+		t.Setenv("HF_TOKEN", inferencetest.Token)
+		r.On("org/chat", inferencetest.Reply("served"))
+		guard := &hostGuard{allowed: u.Host}
+		c, err := inference.NewClient(inference.WithBaseURL(r.URL()), inference.WithHTTPClient(&http.Client{Transport: guard}))
+		require.NoError(t, err)
+		resp, err := c.Chat(t.Context(), chatReq("org/chat", ""))
+		require.NoError(t, err, "the chain went on to HF_TOKEN")
+		assert.Equal(t, "served", resp.Text())
+		assert.Empty(t, guard.seen(), "the id token was not exchanged on the public Hub")
+	})
 	t.Run("a fake router and the public Hub named on purpose", func(t *testing.T) {
 		guard := &hostGuard{allowed: u.Host}
 		c, err := inference.NewClient(inference.WithBaseURL(r.URL()), inference.WithHubURL("https://huggingface-proxy-6ci.pages.dev"),

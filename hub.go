@@ -334,14 +334,23 @@ func providerMappings(raw json.RawMessage) ([]ProviderMapping, error) {
 	return out, nil
 }
 
+// hubNotNamed is the refusal of a client whose router is on this machine
+// (a test's fake, or a local proxy) and whose Hub is the public default
+// because none was named: nothing goes to the public Hub, neither the
+// client's Hub calls nor a login's renewal or exchange, so that a test's
+// token never leaves the machine.
+func hubNotNamed(router, hub *url.URL) error {
+	return invalidRequest("the router is on this machine (%s) and no Hub was named, so no token is sent to the public Hub (%s): "+
+		"give WithHubURL the Hub to ask (a fake's URL in tests, as inferencetest's Router.Client does), or WithHubURL(%q) to ask the public Hub",
+		router, hub, defaultHubURL)
+}
+
 // hubGet GETs a Hub path with the token and decodes the JSON answer into
 // out, then gives it to check, when not nil, for what JSON alone cannot
 // tell.
 func (c *Client) hubGet(ctx context.Context, tok Token, path string, about Candidate, out any, check func() error) error {
 	if c.hubUnnamed {
-		return invalidRequest("the router is on this machine (%s) and no Hub was named, so the token is not sent to the public Hub (%s): "+
-			"give WithHubURL the Hub to ask (a fake's URL in tests, as inferencetest's Router.Client does), or WithHubURL(%q) to ask the public Hub",
-			c.base, c.hub, defaultHubURL)
+		return hubNotNamed(c.base, c.hub)
 	}
 	err := c.get(ctx, tok, c.hub.String()+path, about, maxHubBody, "the Hub's answer is not the JSON expected", func(data []byte) error {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -426,6 +426,21 @@ func (r *loginRefresher) reloginFix() string {
 	return "Log the user in again (DeviceLogin)"
 }
 
+// fixFor is what to do after a renewal failed with err: log in again
+// when the Hub refused it, else make the Hub reachable (a network down is
+// not a login to redo), or name it, when the client refused to send a
+// login to a Hub nobody named.
+func (r *loginRefresher) fixFor(err error) string {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		return r.reloginFix()
+	case errors.Is(err, ErrInvalidRequest):
+		return fmt.Sprintf("Give the client the Hub to renew the login on: WithHubURL (a fake's URL in tests), or WithHubURL(%q)", defaultHubURL)
+	}
+	return "Check that the Hub at " + r.oauth.hubURL() + " can be reached: the login is renewed as soon as it answers. If it has expired meanwhile: " + r.reloginFix()
+}
+
 func (r *loginRefresher) describe(rec loginRecord) string {
 	if r.stored && rec.name != "" {
 		return fmt.Sprintf("the browser login %q stored by `hf auth login`", rec.name)
@@ -437,7 +452,7 @@ func (r *loginRefresher) describe(rec loginRecord) string {
 // after a failed renewal: ErrUnauthorized (the token would be refused),
 // with the renewal's answer and how to log in again.
 func (r *loginRefresher) expiredError(rec loginRecord, err error, relogin bool) error {
-	e := &APIError{Kind: ErrUnauthorized, hubURL: r.oauth.hubURL(), fix: r.reloginFix()}
+	e := &APIError{Kind: ErrUnauthorized, hubURL: r.oauth.hubURL(), fix: r.fixFor(err)}
 	why := "could not be renewed"
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -478,7 +493,7 @@ func (r *loginRefresher) warn(ctx context.Context, rec loginRecord, err error, r
 	}
 	r.oauth.log().LogAttrs(ctx, slog.LevelWarn, msg,
 		slog.String("login", r.describe(rec)), slog.Time("expires", rec.expires),
-		slog.String("reason", redact.String(strings.TrimPrefix(oauthErrorDetail(err), ": "), rec.access, rec.refresh)), slog.String("fix", r.reloginFix()))
+		slog.String("reason", redact.String(strings.TrimPrefix(oauthErrorDetail(err), ": "), rec.access, rec.refresh)), slog.String("fix", r.fixFor(err)))
 }
 
 // EnvTokenOptions say how [EnvTokenWith] renews a browser login that

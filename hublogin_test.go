@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -717,4 +718,26 @@ func TestSaveRefusesAStoredTokensFileItCannotRead(t *testing.T) {
 	assert.Contains(t, err.Error(), "fix or remove it")
 	assert.Equal(t, corrupt, mustRead(t, filepath.Join(home, "stored_tokens")))
 	assert.NoFileExists(t, filepath.Join(home, "token"))
+}
+
+// A client whose router is on this machine and whose Hub is not named (a
+// test's mistake, see inferencetest) renews no login on the public Hub:
+// the stored token serves while it is valid, the renewal is refused
+// before anything is sent, and the warning says why. Found by trying the
+// library as a new user: the renewal went to https://huggingface-proxy-6ci.pages.dev.
+func TestATestClientRenewsNoLoginOnThePublicHub(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	u, err := url.Parse(h.r.URL())
+	require.NoError(t, err)
+	guard := &hostGuard{allowed: u.Host}
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithHTTPClient(&http.Client{Transport: guard}))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "ok", resp.Text(), "the stored token serves while it is valid")
+	assert.Empty(t, guard.seen(), "nothing left the machine")
+	assert.Zero(t, h.renewals())
+	assert.Contains(t, h.logs.String(), "WithHubURL")
 }
