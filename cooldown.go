@@ -186,8 +186,8 @@ const (
 // provider ban met under WithBillTo, the router's own rate limit on the
 // account, and a provider's 401 or 403 under a user's token (which may
 // have run on that user's own provider key). A limit the call set for
-// itself (a per-call attempt, first-token or idle timeout that differs
-// from the client's) concerns no one else.
+// itself (a per-call attempt, first-token, idle or job timeout, or a
+// result size cap, that differs from the client's) concerns no one else.
 func (w *call) coolScope(err error) coolScope {
 	if !coolsDown(err) {
 		return coolNone
@@ -198,6 +198,10 @@ func (w *call) coolScope(err error) coolScope {
 	var apiErr *APIError
 	errors.As(err, &apiErr)
 	switch {
+	case apiErr != nil && apiErr.overSize && w.cfg.maxResult != w.c.call.maxResult:
+		// Larger than this call's own cap (WithMaxResultSize): the
+		// candidate answered, the call could not take it.
+		return coolNone
 	case errors.Is(err, ErrGatedModel), errors.Is(err, ErrModelNotFound):
 		return coolAccount
 	case apiErr != nil && apiErr.billing != "":

@@ -187,6 +187,10 @@ type APIError struct {
 	// recovering marks a stream's failure that WithStreamRecovery answered
 	// by sending the request again, for the hint.
 	recovering bool
+	// overSize: the answer was larger than the call could take (a
+	// result file over WithMaxResultSize, say): a per-call cap's refusal
+	// says nothing of the candidate (see coolScope).
+	overSize bool
 	// fix, when set, is the hint: what to do is more particular than the
 	// kind's (a per-token embeddings answer).
 	fix string

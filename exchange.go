@@ -132,7 +132,9 @@ func (c *Client) send(ctx, actx context.Context, x exchange, att *Attempt) (*htt
 // is not what was asked for.
 func (c *Client) read(ctx, actx context.Context, resp *http.Response, x exchange, limit int) ([]byte, error) {
 	tooLarge := func(data []byte) error {
-		return c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, "the answer is larger than "+sizeText(int64(limit)))
+		e := c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, "the answer is larger than "+sizeText(int64(limit)))
+		e.overSize = true
+		return e
 	}
 	if resp.ContentLength > int64(limit) {
 		return nil, tooLarge(nil)

@@ -522,6 +522,29 @@ func TestResultSizeCap(t *testing.T) {
 	}
 }
 
+// A result over a cap the call set for itself says nothing of the
+// provider: it cools nothing, here or in a shared store, as a call's own
+// time limits do. Found by trying the library as a new user: both
+// providers were cooled for the fleet.
+func TestPerCallSizeCapCoolsNothing(t *testing.T) {
+	pic := testPNG(t, 64)
+	for _, provider := range []string{"hf-inference", "fal-ai", "replicate"} {
+		t.Run(provider, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":"+provider, inferencetest.Image(pic))
+			store := &mapStore{until: map[string]time.Time{}}
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}), inference.WithCooldownStore(store))
+			require.NoError(t, err)
+			_, err = c.TextToImage(t.Context(), imageReq(provider), inference.WithMaxResultSize(int64(len(pic)-1)))
+			require.Error(t, err)
+			assert.Empty(t, store.until, "nothing shared")
+			resp, err := c.TextToImage(t.Context(), imageReq(provider))
+			require.NoError(t, err)
+			assert.Empty(t, resp.Skipped, "nothing cooled in the process either")
+		})
+	}
+}
+
 // WithResultURL hands back where the provider left the file, without
 // downloading it; an answer that is the file has its bytes returned.
 func TestResultURLOnly(t *testing.T) {

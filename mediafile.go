@@ -81,7 +81,9 @@ func (m *mediaCall) checkFile(x exchange, out *mediaOut) error {
 		return nil // a transcript
 	}
 	if int64(len(out.file)) > m.cfg.maxResult {
-		return m.fileFailure(x, "the "+m.what()+" is larger than "+sizeText(m.cfg.maxResult))
+		e := m.fileFailure(x, "the "+m.what()+" is larger than "+sizeText(m.cfg.maxResult))
+		e.overSize = true
+		return e
 	}
 	ct, err := m.fileType(out.contentType, out.file)
 	if err != nil {
@@ -93,7 +95,7 @@ func (m *mediaCall) checkFile(x exchange, out *mediaOut) error {
 
 // fileFailure is a result that is not the file asked for: the provider's
 // failure, naming it.
-func (m *mediaCall) fileFailure(x exchange, why string) error {
+func (m *mediaCall) fileFailure(x exchange, why string) *APIError {
 	e := m.c.classify(http.StatusOK, http.Header{}, nil, x)
 	e.Message = safeText(why, x.tok, maxMessageLen)
 	return e
