@@ -77,10 +77,16 @@ func splitWords(text string) []string {
 }
 
 // Stream answers with one chunk per piece of text, then a finish reason, a
-// usage chunk and [DONE], flushing after each event. Like StreamError and
-// StreamCut, it sends chat chunks whatever was asked (see [StreamScript]).
+// usage chunk and [DONE], flushing after each event. A chat request that
+// does not ask for a stream gets the pieces joined as one completion. Like
+// StreamError and StreamCut, it sends chat chunks, never events of the
+// Responses API (see [StreamScript]).
 func Stream(pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
+		if !req.Stream {
+			writeCompletion(w, req, strings.Join(pieces, ""), providerOr(req, "together"))
+			return
+		}
 		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))
@@ -92,9 +98,16 @@ func Stream(pieces ...string) Answer {
 }
 
 // StreamError streams the pieces, then an error event with message, and
-// ends without [DONE], as a provider that fails mid-generation does.
+// ends without [DONE], as a provider that fails mid-generation does. A
+// request that does not ask for a stream gets the same failure as a
+// provider's 500 with message.
 func StreamError(message string, pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
+		if !req.Stream {
+			body, _ := json.Marshal(map[string]any{"error": map[string]string{"message": message, "type": "server_error"}})
+			jsonError(http.StatusInternalServerError, string(body), "X-Inference-Provider", providerOr(req, "together"))(w, req)
+			return
+		}
 		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))
@@ -104,9 +117,15 @@ func StreamError(message string, pieces ...string) Answer {
 	}
 }
 
-// StreamCut streams the pieces and stops: no finish reason, no [DONE].
+// StreamCut streams the pieces and stops: no finish reason, no [DONE]. A
+// request that does not ask for a stream has its connection dropped, as
+// [Drop] does: the same cut, before an answer.
 func StreamCut(pieces ...string) Answer {
 	return func(w http.ResponseWriter, req *Request) {
+		if !req.Stream {
+			Drop()(w, req)
+			return
+		}
 		startStream(w, req)
 		for _, p := range pieces {
 			writeEvent(w, chunkJSON(req, p))

@@ -155,3 +155,25 @@ func TestDefaultsOfTheFake(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, res.StatusCode, path)
 	}
 }
+
+// The stream answers give a request that does not ask for a stream what
+// the same provider would: the text whole, the failure as an error
+// status, a cut connection. Found by trying the library as a new user:
+// Stream answered Chat with server-sent events, which the client took for
+// a broken provider and cooled.
+func TestStreamAnswersServeAPlainChat(t *testing.T) {
+	r, c := responseRouter(t)
+	r.On("org/s", inferencetest.Stream("one ", "two"))
+	resp, err := c.Chat(t.Context(), chat("org/s", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "one two", resp.Text())
+
+	r.On("org/e", inferencetest.StreamError("the model crashed", "one "))
+	_, err = c.Chat(t.Context(), chat("org/e", ""))
+	require.ErrorIs(t, err, inference.ErrProvider)
+	assert.Contains(t, err.Error(), "the model crashed")
+
+	r.On("org/c", inferencetest.StreamCut("one "))
+	_, err = c.Chat(t.Context(), chat("org/c", ""))
+	require.ErrorIs(t, err, inference.ErrProvider)
+}
