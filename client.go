@@ -64,8 +64,19 @@ type Client struct {
 // file `hf auth login` writes; before them, when HF_OIDC_RESOURCE is set,
 // the token [OIDCToken] exchanges), retries twice, and logs nothing. A missing
 // token is not an error here: calls return [ErrNoToken] without sending
-// anything. A malformed token given to [WithToken] is [ErrInvalidToken].
+// anything. A malformed token given to [WithToken] is [ErrInvalidToken];
+// any other option that refuses its value is [ErrInvalidRequest], as it is
+// per call.
 func NewClient(opts ...Option) (*Client, error) {
+	c, err := newClient(opts)
+	if err != nil && KindName(err) == "" {
+		err = &configError{err: err}
+	}
+	return c, err
+}
+
+// newClient is NewClient before its error is given a kind.
+func newClient(opts []Option) (*Client, error) {
 	s := settings{
 		callSettings: callSettings{
 			retry:          RetryPolicy{MaxRetries: DefaultMaxRetries},

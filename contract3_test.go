@@ -293,3 +293,47 @@ func TestCancelStopsAStreamWithBufferedChunks(t *testing.T) {
 		s.Close()
 	})
 }
+
+// Every error the library returns is of exactly one kind: a client
+// option's refusal in NewClient too (ErrInvalidRequest, as per call), and
+// a device login that ended without a token (ErrUnauthorized). Found by
+// trying the library as a new user: these matched no kind.
+func TestEveryRefusalIsOfOneKind(t *testing.T) {
+	for name, opt := range map[string]inference.Option{
+		"WithHedgeBudget(150)":     inference.WithHedgeBudget(150),
+		"WithBaseURL(ftp)":         inference.WithBaseURL("ftp://x"),
+		"WithCooldown(-1s)":        inference.WithCooldown(-time.Second),
+		"WithTokenSource(nil)":     inference.WithTokenSource(nil),
+		"WithHubURL(http off box)": inference.WithHubURL("http://hub.example.com"),
+	} {
+		_, err := inference.NewClient(opt)
+		require.Error(t, err, name)
+		assert.Equal(t, []error{inference.ErrInvalidRequest}, matchedKinds(err), name)
+	}
+	_, err := inference.NewClient(inference.WithToken("None"))
+	assert.Equal(t, []error{inference.ErrInvalidToken}, matchedKinds(err), "a token option keeps its own kind")
+	assert.Equal(t, []error{inference.ErrUnauthorized}, matchedKinds(inference.ErrLoginExpired))
+	assert.Equal(t, []error{inference.ErrUnauthorized}, matchedKinds(inference.ErrLoginDenied))
+}
+
+// A Responses request is checked before it is sent as a chat request is:
+// a temperature or top_p out of range never reaches the router. Found by
+// trying the library as a new user: Respond sent temperature 3.
+func TestRespondChecksItsParametersBeforeSending(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/m", inferencetest.ResponseReply("hi"))
+	c, err := r.Client()
+	require.NoError(t, err)
+	three, two, one5 := 3.0, 2.0, 1.5
+	for _, req := range []inference.ResponseRequest{
+		{Model: "org/m", InputText: "hi", Temperature: &three},
+		{Model: "org/m", InputText: "hi", TopP: &one5},
+		{Model: "org/m", InputText: "hi", MaxOutputTokens: -1},
+	} {
+		_, err := c.Respond(t.Context(), req)
+		assert.ErrorIs(t, err, inference.ErrInvalidRequest)
+	}
+	assert.Empty(t, r.Requests(), "nothing was sent")
+	_, err = c.Respond(t.Context(), inference.ResponseRequest{Model: "org/m", InputText: "hi", Temperature: &two})
+	require.NoError(t, err)
+}

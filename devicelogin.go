@@ -22,11 +22,21 @@ import (
 // Errors of a device login that ended without a token.
 var (
 	// ErrLoginExpired means the device code expired before the user
-	// authorized the login: start again.
-	ErrLoginExpired = errors.New("inference: the login code expired before it was authorized: start the login again")
-	// ErrLoginDenied means the user refused the login in the browser.
-	ErrLoginDenied = errors.New("inference: the login was denied in the browser")
+	// authorized the login: start again. It is of the kind
+	// [ErrUnauthorized]: errors.Is(err, ErrUnauthorized) is true too.
+	ErrLoginExpired error = &loginFailure{"inference: the login code expired before it was authorized: start the login again"}
+	// ErrLoginDenied means the user refused the login in the browser. It
+	// is of the kind [ErrUnauthorized].
+	ErrLoginDenied error = &loginFailure{"inference: the login was denied in the browser"}
 )
+
+// loginFailure is a device login that did not end in a token: a failure
+// of the kind ErrUnauthorized, as every error the library returns is of
+// one kind.
+type loginFailure struct{ msg string }
+
+func (e *loginFailure) Error() string        { return e.msg }
+func (e *loginFailure) Is(target error) bool { return target == ErrUnauthorized }
 
 // Defaults of the device flow (RFC 8628, as huggingface_hub reads them).
 const (

@@ -88,6 +88,14 @@ func (e *requestError) Is(target error) bool { return target == ErrInvalidReques
 // Unwrap returns the option's own error, if one was the cause.
 func (e *requestError) Unwrap() error { return e.cause }
 
+// configError is an option's refusal in NewClient: its own text, of the
+// kind ErrInvalidRequest, as the same option's refusal per call is.
+type configError struct{ err error }
+
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Is(target error) bool { return target == ErrInvalidRequest }
+func (e *configError) Unwrap() error        { return e.err }
+
 // invalidRequest is a requestError whose text is format with args.
 func invalidRequest(format string, args ...any) error {
 	return &requestError{msg: fmt.Sprintf(format, args...)}

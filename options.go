@@ -465,7 +465,7 @@ func WithHedgeBudget(percent float64) Option {
 			return clientOnly("WithHedgeBudget")
 		}
 		if percent <= 0 || percent > 100 {
-			return fmt.Errorf("inference: WithHedgeBudget: %v is not a percentage above 0", percent)
+			return fmt.Errorf("inference: WithHedgeBudget: %v is not a percentage above 0 and at most 100", percent)
 		}
 		s.hedgeBudget = percent
 		return nil

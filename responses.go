@@ -487,6 +487,14 @@ func (r *ResponseRequest) validate() error {
 			return invalidRequest("Text.Format.Type %q is not text, json_object or json_schema", t.Format.Type)
 		}
 	}
+	switch {
+	case r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2):
+		return invalidRequest("Temperature %v is outside [0, 2]", *r.Temperature)
+	case r.TopP != nil && (*r.TopP < 0 || *r.TopP > 1):
+		return invalidRequest("TopP %v is outside [0, 1]", *r.TopP)
+	case r.MaxOutputTokens < 0:
+		return invalidRequest("MaxOutputTokens %d is negative", r.MaxOutputTokens)
+	}
 	if len(r.Metadata) > 16 {
 		return invalidRequest("Metadata has %d keys; the router keeps at most 16", len(r.Metadata))
 	}
