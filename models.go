@@ -124,7 +124,7 @@ func (c *Client) RefreshRouterModels(ctx context.Context) error {
 }
 
 // RouterModel returns one model of the router's list, from the cache like
-// Models. A model the router does not list is [ErrModelNotFound].
+// [Client.RouterModels]. A model the router does not list is [ErrModelNotFound].
 func (c *Client) RouterModel(ctx context.Context, id string) (*RouterModel, error) {
 	if err := c.usable(ctx); err != nil {
 		return nil, err

@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// Option configures a [Client], or one call: [Client.Chat],
-// [Client.ChatStream] and [ChatJSON] take options that override the
+// Option configures a [Client], or one call: every operation ([Client.Chat],
+// [Client.ChatStream], [ChatJSON], [Client.Embed], [Client.Respond],
+// [Client.RespondStream], [ResponseJSON], [Client.TextToImage],
+// [Client.Transcribe], [Client.Speak]) takes options that override the
 // client's for that call. Those that may be given per call say so; the
 // others (the endpoints, transport, middleware, logger, cooldown, fallback
 // policy and provider walk belong to the client) make the call fail with
@@ -289,7 +291,7 @@ func WithInsecureHTTP() Option {
 	}
 }
 
-// WithModelsTTL sets how long the router's model list ([Client.Models]) is
+// WithModelsTTL sets how long the router's model list ([Client.RouterModels]) is
 // kept before it is fetched again; the default is [DefaultModelsTTL].
 func WithModelsTTL(d time.Duration) Option {
 	return func(s *settings) error {
@@ -503,7 +505,8 @@ func staticError(ts TokenSource) error {
 	return nil
 }
 
-// WithHeader adds a header to every chat request, retries and fallbacks
+// WithHeader adds a header to every request of a call (chat, embeddings,
+// responses, images and audio, a job's polls), retries and fallbacks
 // included, such as a tracing id a proxy in front of the router reads. It
 // may be given per call (added to the client's) or to the client. The
 // headers the client sets itself are refused: Authorization (use a token

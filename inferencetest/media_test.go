@@ -58,6 +58,7 @@ func TestJobRequestsAreRecorded(t *testing.T) {
 		"job-status " + imageModel + ":fal-ai " + jobs[0].ID,
 		"job-result " + imageModel + ":fal-ai " + jobs[0].ID,
 	}, got)
+	assert.Equal(t, []string{imageModel + ":fal-ai"}, r.Models(), "the walk, without the job's later requests")
 	cdn := r.CDN()
 	require.Len(t, cdn, 1)
 	assert.True(t, strings.HasPrefix(cdn[0].Path, "/files/"))

@@ -91,7 +91,8 @@ func (s *script) next() Answer {
 	return a
 }
 
-// Request is one chat or embeddings request the router received.
+// Request is one request the router received: a chat, embeddings,
+// Responses API, image or audio request, or a job's later request.
 type Request struct {
 	// Model is the model as sent, without a ":provider" suffix.
 	Model string
@@ -217,7 +218,8 @@ func newScript(answers []Answer) *script {
 	return &script{answers: answers}
 }
 
-// Requests returns the chat requests received so far, in order.
+// Requests returns the requests received so far, in order, jobs' polls,
+// results and cancels included (see Request.API).
 func (r *Router) Requests() []Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -225,12 +227,15 @@ func (r *Router) Requests() []Request {
 }
 
 // Models returns the model of each request received so far, as sent
-// ("model" or "model:provider"), in order: handy for asserting a walk.
+// ("model" or "model:provider"), in order: handy for asserting a walk. A
+// job's later requests (its polls, result and cancel) are not the walk's,
+// and are left out; Requests has them.
 func (r *Router) Models() []string {
-	reqs := r.Requests()
-	out := make([]string, len(reqs))
-	for i, q := range reqs {
-		out[i] = q.Candidate().String()
+	var out []string
+	for _, q := range r.Requests() {
+		if !strings.HasPrefix(q.API, "job-") {
+			out = append(out, q.Candidate().String())
+		}
 	}
 	return out
 }
