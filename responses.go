@@ -85,6 +85,27 @@ type InputPart struct {
 // UserInput is a user message with text.
 func UserInput(text string) InputItem { return InputItem{Type: "message", Role: RoleUser, Text: text} }
 
+// Input is the item as an item of a later request's Input, so that a
+// conversation goes on with what the model said: a function_call (sent
+// back before its [FunctionCallOutput]), or an assistant message with its
+// text. ok is false for an item that has no input form (reasoning, MCP
+// items).
+func (o OutputItem) Input() (item InputItem, ok bool) {
+	switch o.Type {
+	case "function_call":
+		return InputItem{Type: "function_call", CallID: o.CallID, Name: o.Name, Arguments: o.Arguments}, true
+	case "message":
+		var text strings.Builder
+		for _, c := range o.Content {
+			if c.Type == "output_text" {
+				text.WriteString(c.Text)
+			}
+		}
+		return InputItem{Type: "message", Role: RoleAssistant, Text: text.String()}, text.Len() > 0
+	}
+	return InputItem{}, false
+}
+
 // FunctionCallOutput is the result of a function call the model made, to
 // send back in the next request's Input.
 func FunctionCallOutput(callID, output string) InputItem {

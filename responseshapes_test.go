@@ -410,3 +410,19 @@ func TestRespondStreamOddFailureEvents(t *testing.T) {
 		})
 	}
 }
+
+// An output item goes back into a later request's Input as the item it
+// was: a function call with its id, name and arguments, a message with its
+// text; others have no input form.
+func TestOutputItemsAsInput(t *testing.T) {
+	call := inference.OutputItem{Type: "function_call", CallID: "call_1", Name: "weather", Arguments: `{"city":"Paris"}`}
+	in, ok := call.Input()
+	require.True(t, ok)
+	assert.Equal(t, inference.InputItem{Type: "function_call", CallID: "call_1", Name: "weather", Arguments: `{"city":"Paris"}`}, in)
+	msg := inference.OutputItem{Type: "message", Content: []inference.OutputContent{{Type: "output_text", Text: "It is "}, {Type: "refusal", Refusal: "no"}, {Type: "output_text", Text: "sunny"}}}
+	in, ok = msg.Input()
+	require.True(t, ok)
+	assert.Equal(t, inference.InputItem{Type: "message", Role: inference.RoleAssistant, Text: "It is sunny"}, in)
+	_, ok = inference.OutputItem{Type: "reasoning", Reasoning: "hmm"}.Input()
+	assert.False(t, ok)
+}

@@ -72,8 +72,9 @@ func run(ctx context.Context, out io.Writer) error {
 	// The router keeps no state: the next request carries the whole
 	// conversation, the call and its output included.
 	req.Model, req.Fallbacks = "openai/gpt-oss-120b", nil
+	callItem, _ := call.Input()
 	req.Input = append(req.Input,
-		inference.InputItem{Type: "function_call", CallID: call.CallID, Name: call.Name, Arguments: call.Arguments},
+		callItem,
 		inference.FunctionCallOutput(call.CallID, result))
 	resp, err = client.Respond(ctx, req)
 	if err != nil {
