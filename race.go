@@ -372,6 +372,11 @@ func (r *race[T]) remove(f *flight) {
 func (r *race[T]) commit() T {
 	w, f := r.w, &r.winFlight
 	w.i = f.index
+	for k := range f.index {
+		// The walk has gone past the candidates before the winner (a
+		// primary its hedge beat): a restart goes on from the winner.
+		w.done[k] = true
+	}
 	w.record(r.winAtt, f.actx, true)
 	keepOrRelease(r.winOut, nil, f.cancel)
 	return r.winOut

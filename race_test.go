@@ -126,3 +126,24 @@ func TestTheBudgetCountsACallOnce(t *testing.T) {
 	assert.LessOrEqual(t, hedged, 4, "20 %% of 20 calls")
 	assert.Positive(t, hedged)
 }
+
+// After a hedge won, the walk goes on from the winner: a stream that then
+// fails restarts on the next candidate, never on the primary the hedge
+// beat. Found by trying the library as a new user: the walk was a, b, a, c.
+func TestARestartAfterAHedgeGoesOnFromTheWinner(t *testing.T) {
+	verifyNoLeaks(t)
+	r := newRouter(t)
+	r.On("org/a", inferencetest.StreamScript{Text: sixtyWords, FirstTokenAfter: 2 * time.Second}.Answer())
+	r.On("org/b", inferencetest.StreamScript{Text: sixtyWords, StallAfter: 5}.Answer())
+	r.On("org/c", inferencetest.StreamScript{Text: sixtyWords}.Answer())
+	c := recoveryClient(t, r, inference.WithHedge(50*time.Millisecond), inference.WithStreamIdleTimeout(300*time.Millisecond))
+	req := chatReq("org/a", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/b"}, {Model: "org/c"}}
+	s, err := c.ChatStream(t.Context(), req)
+	require.NoError(t, err)
+	shown, _ := read(t, s)
+	require.NoError(t, s.Err())
+	s.Close()
+	assert.Equal(t, sixtyWords, shown)
+	assert.Equal(t, []string{"org/a", "org/b", "org/c"}, r.Models())
+}
