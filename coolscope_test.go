@@ -155,6 +155,9 @@ func TestAProviderRefusalUnderAUsersTokenIsNotCooledForAnother(t *testing.T) {
 				assert.Equal(t, "last resort", resp.Text())
 				require.Len(t, resp.Attempts, 2)
 				assert.ErrorIs(t, resp.Attempts[0].Err, inference.ErrProvider, "a provider's refusal of its key")
+				var apiErr *inference.APIError
+				require.ErrorAs(t, resp.Attempts[0].Err, &apiErr)
+				assert.Contains(t, apiErr.Fix(), "refused the key", "the fix names the key, which the user may have set")
 
 				resp, err = c.Chat(t.Context(), chatReq("org/model", "together"), user(tokenB))
 				require.NoError(t, err)

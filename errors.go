@@ -324,7 +324,7 @@ func (e *APIError) hint() string {
 	}
 	return hintFor(e.Kind, hintFacts{hub: hubLinks(e.hubURL), status: e.StatusCode, model: e.Model,
 		message: e.Message, code: e.Code, retryAfter: e.RetryAfter, billTo: e.BillTo, billing: e.billing,
-		recovering: e.recovering})
+		recovering: e.recovering, fromProvider: e.FromProvider})
 }
 
 // hintFacts is what a hint may name.
@@ -340,6 +340,8 @@ type hintFacts struct {
 	// recovering: the failure was a stream's, and WithStreamRecovery was
 	// on, so the library itself sent the request again.
 	recovering bool
+	// fromProvider: a provider sent the answer (X-Inference-Provider).
+	fromProvider bool
 }
 
 // hintFor is the table of hints, one per kind: what to do about a failure
@@ -396,6 +398,12 @@ func hintFor(kind error, f hintFacts) string {
 		}
 		return "Check the request's parameters against what the model and provider accept"
 	case ErrProvider:
+		if f.fromProvider && (f.status == http.StatusUnauthorized || f.status == http.StatusForbidden) {
+			// The provider refused the key it was called with: the
+			// router's, or the user's own key for that provider.
+			return "The provider refused the key it was called with: if you set your own key for this provider at " +
+				f.hub.providerSettings() + ", check it there; otherwise retry later, or use another provider or model"
+		}
 		return "Retry later, or use another provider or model"
 	case ErrContextLength:
 		return "Shorten the conversation (drop or summarise earlier turns) or lower MaxTokens, or use a model with a longer context; errors.Is(err, ErrContextLength) tells an agent to compact its context"

@@ -112,7 +112,10 @@ func (s *ChatStream) Err() error { return s.s.err }
 // Close releases the connection. It may be called at any time, more than
 // once, and from any goroutine: a Next blocked in another goroutine then
 // returns false at once, and Err stays as it was (nil unless the stream had
-// already failed). Next after Close returns false.
+// already failed). Next after Close returns false. A stream closed before
+// its end is not a failure, so its loop ends as a finished one would: the
+// code that closed it knows, and [ChatStream.Response] shows the answer
+// without a finish reason.
 func (s *ChatStream) Close() error {
 	s.s.close()
 	return nil

@@ -74,6 +74,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("hfdoctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hfdoctor [flags]        diagnose why calls to Inference Providers fail")
+		fmt.Fprintln(stderr, "       hfdoctor login [flags]  log in as `hf auth login` does (hfdoctor login -h for its flags)")
+		fs.PrintDefaults()
+	}
 	var models, providers repeated
 	fs.Var(&models, "model", "a model to check (repeatable)")
 	fs.Var(&providers, "provider", "a provider to check for each model (repeatable)")

@@ -174,3 +174,13 @@ func TestReadmeQuotesTheDemo(t *testing.T) {
 	}
 	assert.Equal(t, normalize(quoted), normalize(out), "the README's quote of hfdoctor -demo is out of date")
 }
+
+// -h names the login subcommand as well as the diagnosis's flags. Found by
+// trying the tool as a new user: login was nowhere in -h.
+func TestHelpNamesTheLoginSubcommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"-h"}, &out, &errOut)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut.String(), "hfdoctor login")
+	assert.Contains(t, errOut.String(), "-model")
+}
