@@ -26,7 +26,7 @@ type exchange struct {
 	body   []byte // nil for a GET
 	accept string // the content type asked for
 	// contentType is the body's, "" for JSON; header, headers of the
-	// provider's own protocol (Replicate's Prefer: wait), shared by the
+	// provider's own protocol (zai-org's channel), shared by the
 	// calls of the client and never modified.
 	contentType string
 	header      http.Header

@@ -150,14 +150,19 @@ var falQueue = &jobProtocol{
 	cancelMethod: http.MethodPut,
 }
 
-// replicatePrediction is a Replicate prediction: the submission (with
-// Prefer: wait, which holds it up to a minute) and each poll answer the
-// prediction {id, status, output, error}: starting, processing, then
-// succeeded, failed or canceled. A file's URL in the output is taken while
-// the prediction is still processing (Replicate hands it out as soon as it
-// is written); a text is waited for until it succeeds. The prediction is
-// polled and cancelled (POST .../cancel) by id through the router, never
-// at the urls it names on api.replicate.com.
+// replicatePrediction is a Replicate prediction: the submission and each
+// poll answer the prediction {id, status, output, error}: starting,
+// processing, then succeeded, failed or canceled. The submission asks no
+// Prefer: wait, which would hold its answer, and with it the prediction's
+// id, while the prediction runs (up to a minute: most images' whole run):
+// a call cancelled, a job deadline passed or a hedge launched meanwhile
+// would leave a billed prediction nobody could cancel. Without it
+// Replicate answers at once, and the prediction is polled like any job. A
+// file's URL in the output is taken while the prediction is still
+// processing (Replicate hands it out as soon as it is written); a text is
+// waited for until it succeeds. The prediction is polled and cancelled
+// (POST .../cancel) by id through the router, never at the urls it names
+// on api.replicate.com.
 var replicatePrediction = &jobProtocol{
 	kind: "prediction",
 	read: func(data []byte, j *job) error {

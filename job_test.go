@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -89,9 +90,9 @@ func TestFailedJobWalksToTheNextProvider(t *testing.T) {
 	}
 }
 
-// A Replicate prediction still starting when Prefer: wait ends is polled
+// A Replicate prediction, starting when it is submitted, is polled
 // until it succeeds, not failed; each poll is reported.
-func TestPredictionPolledPastPreferWait(t *testing.T) {
+func TestPredictionPolledUntilItSucceeds(t *testing.T) {
 	verifyNoLeaks(t)
 	r := mediaRouter(t)
 	pic := testPNG(t, 8)
@@ -765,4 +766,75 @@ func TestJobWordsNeverCarryTheToken(t *testing.T) {
 	_, err = c.TextToImage(t.Context(), imageReq("replicate"))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), inferencetest.Token[3:], "an unknown status is quoted without the token")
+}
+
+// preferWaitHold answers a Replicate submission as Replicate does: at
+// once, unless it asks Prefer: wait, which holds the answer while the
+// prediction, created, runs (until the request ends here). held is told
+// when the prediction exists and its answer is held.
+func preferWaitHold(a inferencetest.Answer, held func()) inferencetest.Answer {
+	return func(w http.ResponseWriter, req *inferencetest.Request) {
+		if !strings.HasPrefix(req.Header.Get("Prefer"), "wait") {
+			a(w, req)
+			return
+		}
+		a(httptest.NewRecorder(), req) // the prediction is created
+		held()
+		<-req.HTTP.Context().Done()
+	}
+}
+
+// A prediction is never submitted in a way that hides its id while it
+// runs: under Prefer: wait, Replicate holds the answer (the prediction's
+// id) until the prediction ends, so a call cancelled, a job deadline
+// passed or a hedge sent meanwhile left a running, billed prediction
+// nobody could cancel, and a hedge sent a second job while the first ran.
+func TestPredictionIsCancellableFromItsSubmission(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+
+	t.Run("the call is cancelled", func(t *testing.T) {
+		r := mediaRouter(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		r.On(imageModel+":replicate", preferWaitHold(neverEnding.Image(pic), cancel))
+		c, err := r.Client()
+		require.NoError(t, err)
+		_, err = c.TextToImage(ctx, imageReq("replicate"), inference.WithProgress(func(p inference.JobProgress) {
+			cancel() // as soon as the prediction is known
+		}))
+		require.ErrorIs(t, err, context.Canceled)
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1)
+		assert.True(t, jobs[0].Cancelled, "the prediction is cancelled before the call returns")
+	})
+
+	t.Run("the job deadline passes", func(t *testing.T) {
+		r := newRouter(t)
+		mapModel(r, imageModel, "text-to-image", "replicate", "together")
+		r.On(imageModel+":replicate", preferWaitHold(neverEnding.Image(pic), func() {}))
+		r.On(imageModel+":together", inferencetest.Image(pic))
+		c, err := r.Client(inference.WithJobDeadline(100 * time.Millisecond))
+		require.NoError(t, err)
+		resp, err := c.TextToImage(t.Context(), imageReq(""))
+		require.NoError(t, err)
+		assert.Equal(t, "together", resp.Provider)
+		assert.Equal(t, inference.TimeoutJob, resp.Attempts[0].TimedOut)
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1)
+		assert.True(t, jobs[0].Cancelled, "the prediction past its deadline is cancelled")
+	})
+
+	t.Run("a hedge is due", func(t *testing.T) {
+		r := newRouter(t)
+		mapModel(r, imageModel, "text-to-image", "replicate", "fal-ai")
+		r.On(imageModel+":replicate", preferWaitHold(inferencetest.Job{Queued: 60}.Image(pic), func() {}))
+		r.On(imageModel+":fal-ai", inferencetest.Image(pic))
+		c, err := r.Client(inference.WithHedge(200*time.Millisecond), inference.WithJobPolling(5*time.Millisecond, 5*time.Millisecond))
+		require.NoError(t, err)
+		resp, err := c.TextToImage(t.Context(), imageReq(""))
+		require.NoError(t, err)
+		assert.Equal(t, "replicate", resp.Provider, "the accepted prediction was not hedged")
+		assert.Len(t, r.Jobs(), 1, "one job: none was sent while the first ran")
+	})
 }

@@ -83,8 +83,7 @@ func WithJobPolling(first, max time.Duration) Option {
 // waits for it: it must return quickly. With [WithHedge], two attempts may
 // call it at once, each about its own job, so it must be safe for
 // concurrent use. Answers that come at once, and a job done when it is
-// submitted (a Replicate prediction that ended within Prefer: wait), call
-// it never. It may be given per call or to the client.
+// submitted, call it never. It may be given per call or to the client.
 func WithProgress(fn func(JobProgress)) Option {
 	return func(s *settings) error {
 		if fn == nil {

@@ -33,7 +33,7 @@ type mediaRow struct {
 	route func(id string) string
 	// body is the request for in, and its content type ("" for JSON).
 	body func(in *mediaInput, id string) ([]byte, string, error)
-	// header is sent with the submission (Replicate's Prefer: wait).
+	// header is sent with the submission (zai-org's channel).
 	header http.Header
 	// job is the provider's protocol for a queued job; nil when the
 	// answer is the result.
@@ -94,7 +94,7 @@ var mediaRows = []mediaRow{
 	{provider: "together", task: taskTextToImage, route: fixedRoute("/v1/images/generations"), body: openAIImagesBody("base64", true), decode: decodeImagesData},
 	{provider: "nscale", task: taskTextToImage, route: fixedRoute("/v1/images/generations"), body: openAIImagesBody("b64_json", false), decode: decodeImagesData},
 	{provider: "fal-ai", task: taskTextToImage, route: falQueueRoute, body: falImageBody, job: falQueue, decode: decodeFalImages},
-	{provider: "replicate", task: taskTextToImage, route: replicateRoute, body: replicateBody("prompt"), header: preferWait, job: replicatePrediction, decode: decodeReplicateFile},
+	{provider: "replicate", task: taskTextToImage, route: replicateRoute, body: replicateBody("prompt"), job: replicatePrediction, decode: decodeReplicateFile},
 	{provider: "wavespeed", task: taskTextToImage, route: wavespeedRoute, body: promptBody(false), job: wavespeedTask, decode: decodeWavespeed},
 	{provider: "zai-org", task: taskTextToImage, route: fixedRoute("/api/paas/v4/async/images/generations"), body: promptBody(true), header: zaiHeader, job: zaiTask, decode: decodeZai},
 
@@ -103,14 +103,14 @@ var mediaRows = []mediaRow{
 	{provider: "fal-ai", task: taskSpeechToText, route: falRoute, body: falAudioBody, decode: decodeTranscript},
 	{provider: "together", task: taskSpeechToText, route: fixedRoute("/v1/audio/transcriptions"), body: audioFormBody, decode: decodeTranscript},
 	{provider: "deepinfra", task: taskSpeechToText, route: fixedRoute("/v1/openai/audio/transcriptions"), body: audioFormBody, decode: decodeTranscript},
-	{provider: "replicate", task: taskSpeechToText, route: replicateRoute, body: replicateAudioBody, header: preferWait, job: replicatePrediction, decode: decodeReplicateTranscript},
+	{provider: "replicate", task: taskSpeechToText, route: replicateRoute, body: replicateAudioBody, job: replicatePrediction, decode: decodeReplicateTranscript},
 
 	// text-to-speech
 	{provider: "hf-inference", task: taskTextToSpeech, route: hfModelRoute, body: hfInputsBody},
 	{provider: "fal-ai", task: taskTextToSpeech, route: falRoute, body: speechBody("text", false, ""), decode: decodeFalAudio},
 	{provider: "together", task: taskTextToSpeech, route: fixedRoute("/v1/audio/speech"), body: speechBody("input", true, "af_alloy")},
 	{provider: "deepinfra", task: taskTextToSpeech, route: fixedRoute("/v1/openai/audio/speech"), body: speechBody("input", true, "")},
-	{provider: "replicate", task: taskTextToSpeech, route: replicateRoute, body: replicateBody("text"), header: preferWait, job: replicatePrediction, decode: decodeReplicateFile},
+	{provider: "replicate", task: taskTextToSpeech, route: replicateRoute, body: replicateBody("text"), job: replicatePrediction, decode: decodeReplicateFile},
 }
 
 // mediaRowFor is the row of provider for task, or nil.
@@ -123,14 +123,8 @@ func mediaRowFor(provider, task string) *mediaRow {
 	return nil
 }
 
-// Headers of the providers' own protocols.
-var (
-	// preferWait asks Replicate to hold the answer until the prediction
-	// ends, up to a minute; a prediction still running then is polled.
-	preferWait = http.Header{"Prefer": {"wait"}}
-	// zaiHeader is what zai-org's API asks of every request.
-	zaiHeader = http.Header{"X-Source-Channel": {"hugging_face"}, "Accept-Language": {"en-US,en"}}
-)
+// zaiHeader is what zai-org's API asks of every request.
+var zaiHeader = http.Header{"X-Source-Channel": {"hugging_face"}, "Accept-Language": {"en-US,en"}}
 
 // Routes.
 

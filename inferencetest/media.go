@@ -52,9 +52,9 @@ import (
 
 // Job shapes how a provider that queues its work (fal-ai, Replicate,
 // wavespeed, zai-org) runs a job; its methods make the [Answer] that
-// submits it. The zero Job ends at the first poll (and a Replicate
-// prediction within the submission's Prefer: wait). A provider that
-// answers at once ignores Queued and Running.
+// submits it. The zero Job ends at the first poll (a Replicate prediction
+// whose submission asks Prefer: wait, which this client does not, within
+// the wait). A provider that answers at once ignores Queued and Running.
 //
 //	r.On("org/flux:fal-ai", inferencetest.Job{Queued: 3, Running: 1}.Image(png))
 type Job struct {
@@ -566,6 +566,10 @@ func (r *Router) submit(w http.ResponseWriter, req *Request, j Job, m media) {
 			"status_url":   provider + "/" + app + "/requests/" + id + "/status",
 			"cancel_url":   provider + "/" + app + "/requests/" + id + "/cancel"})
 	case routeReplicate:
+		if !strings.HasPrefix(req.Header.Get("Prefer"), "wait") {
+			r.writeJobState(w, fj, justCreated) // Replicate answers at once
+			return
+		}
 		w.Header().Set("Preference-Applied", "wait=60")
 		r.writeJobState(w, fj, 0)
 	case routeWavespeed:
@@ -655,6 +659,12 @@ func (r *Router) serveJob(w http.ResponseWriter, hr *http.Request, provider stri
 	}
 }
 
+// justCreated stands for polls in the answer to a Replicate submission
+// that did not ask Prefer: wait: the prediction, just created, is
+// starting. (0 is the answer to one that did, when the wait ended; -1, a
+// cancel's.)
+const justCreated = -2
+
 // phase is where a job stands after polls polls: "queued", "running",
 // "done" or "failed" ("cancelled" once cancelled).
 func (r *Router) phase(fj *fakeJob, polls int) string {
@@ -662,6 +672,8 @@ func (r *Router) phase(fj *fakeJob, polls int) string {
 	defer r.mu.Unlock()
 	s := fj.script
 	switch {
+	case polls == justCreated:
+		return "queued"
 	case fj.Cancelled || polls < 0:
 		return "cancelled"
 	case polls == 0 && s.Queued > 0 || polls > 0 && polls <= s.Queued:
@@ -676,8 +688,8 @@ func (r *Router) phase(fj *fakeJob, polls int) string {
 	return "done"
 }
 
-// writeJobState answers a poll (or a Replicate submission, polls 0) with
-// the job's state in the provider's shape.
+// writeJobState answers a poll (or a Replicate submission, polls 0 or
+// justCreated) with the job's state in the provider's shape.
 func (r *Router) writeJobState(w http.ResponseWriter, fj *fakeJob, polls int) {
 	phase := r.phase(fj, polls)
 	s := fj.script
@@ -730,7 +742,7 @@ func (r *Router) writeJobState(w http.ResponseWriter, fj *fakeJob, polls int) {
 			}
 		}
 		status := http.StatusOK
-		if polls == 0 {
+		if polls == 0 || polls == justCreated {
 			status = http.StatusCreated
 		}
 		writeJSONStatus(w, status, pred)

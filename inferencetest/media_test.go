@@ -136,7 +136,7 @@ func TestJobRoutesAnswerAsTheProvidersDo(t *testing.T) {
 	status, pred := do(http.MethodPost, "/replicate/v1/models/owner/flux-rep/predictions", tok)
 	assert.Equal(t, 201, status)
 	assert.Equal(t, "starting", pred["status"])
-	assert.Nil(t, pred["output"], "Prefer: wait ran out")
+	assert.Nil(t, pred["output"], "just created")
 	pid := pred["id"].(string)
 	_, pred = do(http.MethodGet, "/replicate/v1/predictions/"+pid, tok)
 	assert.Equal(t, "starting", pred["status"])
