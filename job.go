@@ -70,8 +70,8 @@ type jobProtocol struct {
 	// the last answer held it (read set j.answer); else the last answer
 	// holds it.
 	result func(j *job) string
-	// cancel is where j is cancelled, with cancelMethod; nil when the
-	// provider has no cancel.
+	// cancel is where j is cancelled, with cancelMethod, or "" when its
+	// answers did not name it; nil when the provider has no cancel.
 	cancel       func(j *job) string
 	cancelMethod string
 	// header is sent with polls and the cancel.
@@ -146,7 +146,7 @@ var falQueue = &jobProtocol{
 	},
 	poll:         func(j *job) string { return j.path + "/status?_subdomain=queue" },
 	result:       func(j *job) string { return j.path + "?_subdomain=queue" },
-	cancel:       func(j *job) string { return j.path + "/cancel?_subdomain=queue" },
+	cancel:       func(j *job) string { return ifNamed(j.path, j.path+"/cancel?_subdomain=queue") },
 	cancelMethod: http.MethodPut,
 }
 
@@ -201,7 +201,7 @@ var replicatePrediction = &jobProtocol{
 		return nil
 	},
 	poll:         func(j *job) string { return "/v1/predictions/" + url.PathEscape(j.id) },
-	cancel:       func(j *job) string { return "/v1/predictions/" + url.PathEscape(j.id) + "/cancel" },
+	cancel:       func(j *job) string { return ifNamed(j.id, "/v1/predictions/"+url.PathEscape(j.id)+"/cancel") },
 	cancelMethod: http.MethodPost,
 }
 
@@ -346,7 +346,8 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 	out := &mediaOut{provider: servedByOr(header, x.tok, x.about.Provider), requestID: att.RequestID}
 	j := job{position: -1, textOutput: row.task == taskSpeechToText}
 	if err := p.read(data, &j); err != nil {
-		return nil, c.notWhatWasAsked(att.StatusCode, header, data, x, err.Error())
+		// The answer may name a job it could not describe: it may run.
+		return nil, m.abandon(ctx, x, p, &j, c.notWhatWasAsked(att.StatusCode, header, data, x, err.Error()))
 	}
 	if j.id != "" {
 		out.requestID = safeText(j.id, x.tok, 256)
@@ -433,11 +434,22 @@ func pollFailure(err error) error {
 	return err
 }
 
-// abandon cancels the provider's job the attempt stops waiting for, then
-// returns why it stopped.
+// ifNamed is path when the job's name in it (its id, or fal's path) is
+// known, else "".
+func ifNamed(name, path string) string {
+	if name == "" {
+		return ""
+	}
+	return path
+}
+
+// abandon cancels the provider's job the attempt stops waiting for, when
+// its answers named it, then returns why it stopped.
 func (m *mediaCall) abandon(ctx context.Context, x exchange, p *jobProtocol, j *job, why error) error {
-	if p.cancel != nil && j.id != "" {
-		m.cancelJob(ctx, x, p, j)
+	if p.cancel != nil {
+		if path := p.cancel(j); path != "" {
+			m.cancelJob(ctx, x, p, j, path)
+		}
 	}
 	return why
 }
@@ -445,12 +457,12 @@ func (m *mediaCall) abandon(ctx context.Context, x exchange, p *jobProtocol, j *
 // cancelJob cancels j at the provider through the router, with the call's
 // token, bill-to and headers, on a context of its own that keeps ctx's
 // values (an observer's span) but not its end.
-func (m *mediaCall) cancelJob(ctx context.Context, x exchange, p *jobProtocol, j *job) {
+func (m *mediaCall) cancelJob(ctx context.Context, x exchange, p *jobProtocol, j *job, path string) {
 	c := m.c
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobCancelTimeout)
 	defer cancel()
 	cx := x
-	cx.method, cx.url, cx.body, cx.contentType, cx.race, cx.header = p.cancelMethod, c.base.String()+"/"+x.about.Provider+p.cancel(j), nil, "", tryHooks{}, p.header
+	cx.method, cx.url, cx.body, cx.contentType, cx.race, cx.header = p.cancelMethod, c.base.String()+"/"+x.about.Provider+path, nil, "", tryHooks{}, p.header
 	resp, err := c.send(cctx, cctx, cx, nil)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

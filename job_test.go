@@ -838,3 +838,39 @@ func TestPredictionIsCancellableFromItsSubmission(t *testing.T) {
 		assert.Len(t, r.Jobs(), 1, "one job: none was sent while the first ran")
 	})
 }
+
+// A submission's answer that names a job but cannot be read (a status the
+// provider does not document) is the provider's failure, and the job it
+// names is cancelled: it may be running, and billed.
+func TestUnreadableSubmissionCancelsTheJobItNames(t *testing.T) {
+	verifyNoLeaks(t)
+	json := http.Header{"Content-Type": {"application/json"}}
+	for _, tt := range []struct{ provider, answer string }{
+		{"fal-ai", `{"request_id":"odd1","status":"WARMING_UP","response_url":"https://queue.fal.run/fal-ai/flux/requests/odd1"}`},
+		{"replicate", `{"id":"odd1","status":"dreaming","urls":{"cancel":"https://api.replicate.com/v1/predictions/odd1/cancel"}}`},
+	} {
+		t.Run(tt.provider, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":"+tt.provider, inferencetest.Raw(200, json, tt.answer))
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			_, err = c.TextToImage(t.Context(), imageReq(tt.provider))
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			var got []string
+			for _, q := range r.Requests() {
+				got = append(got, q.API+" "+q.Job)
+			}
+			assert.Equal(t, []string{"text-to-image ", "job-cancel odd1"}, got)
+		})
+	}
+	t.Run("a fal answer without its response_url names nothing to cancel", func(t *testing.T) {
+		r := mediaRouter(t)
+		r.On(imageModel+":fal-ai", inferencetest.Raw(200, json, `{"request_id":"odd2","status":"IN_QUEUE"}`))
+		c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+		require.NoError(t, err)
+		_, err = c.TextToImage(t.Context(), imageReq("fal-ai"))
+		require.Error(t, err)
+		assert.Len(t, r.Requests(), 1, "no cancel sent to a path that is not the job's")
+	})
+}
