@@ -147,6 +147,7 @@ func newClient(opts []Option) (*Client, error) {
 	for i := len(s.middlewares) - 1; i >= 0; i-- {
 		rt = s.middlewares[i](rt)
 	}
+	hc.CheckRedirect = keepHeadersOnOrigin(hc.CheckRedirect)
 	direct := *hc
 	direct.Transport = logMiddleware(logger)(transport)
 	hc.Transport = logMiddleware(logger)(rt)

@@ -113,7 +113,8 @@ func WithHubURL(u string) Option {
 }
 
 // WithHTTPClient sends requests through a copy of hc: its Timeout,
-// CheckRedirect and Jar are kept, and its Transport (nil means a pooled
+// CheckRedirect (asked after a redirect to another host has lost the
+// call's headers) and Jar are kept, and its Transport (nil means a pooled
 // transport suited to many concurrent calls to one host) is wrapped by the
 // client's middleware chain.
 func WithHTTPClient(hc *http.Client) Option {

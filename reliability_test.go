@@ -305,6 +305,80 @@ func TestRedirectToOtherHostDropsTheToken(t *testing.T) {
 	assert.Equal(t, "", sawAuth.Load())
 }
 
+// A redirect to another host carries none of the call's own headers: not
+// the organization billed (X-HF-Bill-To), not the headers the caller gave
+// (WithHeader), not the router's URL (Referer): a host the router's answer
+// names, such as a provider's own API host, is not the router. Go drops
+// only Authorization and cookies there. A redirect on the router keeps
+// them.
+func TestRedirectToOtherHostDropsTheCallsHeaders(t *testing.T) {
+	verifyNoLeaks(t)
+	var mu sync.Mutex
+	var seen []http.Header
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		_, _ = io.WriteString(w, completionJSON)
+	}))
+	defer other.Close()
+	check := func(t *testing.T) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		require.NotEmpty(t, seen, "the redirect was followed")
+		for _, h := range seen {
+			assert.Empty(t, h.Get("Authorization"))
+			assert.Empty(t, h.Get("X-HF-Bill-To"), "the organization billed")
+			assert.Empty(t, h.Get("X-Secret-Of-Caller"), "the call's headers")
+			assert.Empty(t, h.Get("Referer"), "the router's URL")
+			assert.Equal(t, "hfkit-inference-go/0.1", h.Get("User-Agent"))
+		}
+		seen = nil
+	}
+	opts := []inference.Option{inference.WithBillTo("acme-labs"), inference.WithHeader("X-Secret-Of-Caller", "s3")}
+
+	t.Run("chat", func(t *testing.T) {
+		var onRouter atomic.Value
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/chat/completions" {
+				http.Redirect(w, r, "/again/v1/chat/completions", http.StatusTemporaryRedirect)
+				return
+			}
+			onRouter.Store(r.Header.Get("X-HF-Bill-To") + " " + r.Header.Get("X-Secret-Of-Caller"))
+			http.Redirect(w, r, other.URL+"/v1/chat/completions", http.StatusTemporaryRedirect)
+		}))
+		defer srv.Close()
+		c, err := inference.NewClient(inference.WithBaseURL(srv.URL), inference.WithToken(inferencetest.Token))
+		require.NoError(t, err)
+		defer c.CloseIdleConnections()
+		_, err = c.Chat(t.Context(), chatReq("org/m", ""), opts...)
+		require.NoError(t, err)
+		assert.Equal(t, "acme-labs s3", onRouter.Load(), "a redirect on the router keeps them")
+		check(t)
+	})
+
+	t.Run("a job's poll", func(t *testing.T) {
+		r := mediaRouter(t)
+		r.On(imageModel+":replicate", inferencetest.Job{Queued: 2}.Image(testPNG(t, 8)))
+		// The router sends the poll to the provider's own host.
+		toProvider := func(next http.RoundTripper) http.RoundTripper {
+			return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+				if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/replicate/v1/predictions/") {
+					return &http.Response{StatusCode: http.StatusTemporaryRedirect, Body: http.NoBody, Request: req,
+						Header: http.Header{"Location": {other.URL + "/v1/predictions/x"}}}, nil
+				}
+				return next.RoundTrip(req)
+			})
+		}
+		c, err := r.Client(inference.WithMiddleware(toProvider), inference.WithRetry(inference.RetryPolicy{}))
+		require.NoError(t, err)
+		_, err = c.TextToImage(t.Context(), imageReq("replicate"), opts...)
+		require.Error(t, err, "the provider's host does not answer a prediction")
+		check(t)
+	})
+}
+
 // failureMix answers 30% of requests with a failure picked at random among
 // every kind the walk handles, and serves the rest.
 func failureMix() inferencetest.Answer {

@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -49,6 +50,36 @@ func authMiddleware(allowed hostSet) Middleware {
 			}
 			return next.RoundTrip(r2)
 		})
+	}
+}
+
+// keepHeadersOnOrigin is the redirect policy of the client's requests:
+// their own headers (the organization billed, the call's headers, a
+// provider protocol's, the Referer Go adds) go only to the origin each
+// request was made to. A redirect to another host, such as a provider's
+// own API host the router's answer names, carries what any HTTP client
+// sends (Accept, User-Agent, Content-Type); Go itself drops only
+// Authorization and cookies there, and authMiddleware adds the token to
+// the router and the Hub alone. next, the caller's policy (nil: Go's,
+// which stops after 10 redirects), decides then.
+func keepHeadersOnOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if origin(req.URL) != origin(via[0].URL) {
+			for k := range req.Header {
+				switch k {
+				case "Accept", "User-Agent", "Content-Type":
+				default:
+					delete(req.Header, k)
+				}
+			}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects") // Go's words, which the retry loop knows
+		}
+		return nil
 	}
 }
 
