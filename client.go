@@ -150,6 +150,7 @@ func newClient(opts []Option) (*Client, error) {
 	hc.CheckRedirect = keepHeadersOnOrigin(hc.CheckRedirect)
 	direct := *hc
 	direct.Transport = logMiddleware(logger)(transport)
+	direct.CheckRedirect = thirdPartyRedirect(base, hc.CheckRedirect)
 	hc.Transport = logMiddleware(logger)(rt)
 
 	if l, ok := s.cooldownStore.(interface{ SetLogger(*slog.Logger) }); ok && s.logger != nil {

@@ -2,11 +2,15 @@ package inference_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -873,4 +877,100 @@ func TestUnreadableSubmissionCancelsTheJobItNames(t *testing.T) {
 		require.Error(t, err)
 		assert.Len(t, r.Requests(), 1, "no cancel sent to a path that is not the job's")
 	})
+}
+
+// offMachineClient is a client whose router and Hub are r at
+// http://router.example, reached through a transport that routes by host
+// name (hosts, else the real network through a transport that trusts any
+// certificate), so that this machine is not the router's.
+func offMachineClient(t *testing.T, r *inferencetest.Router, hosts map[string]http.RoundTripper) *inference.Client {
+	t.Helper()
+	fake := strings.TrimPrefix(r.URL(), "http://")
+	insecure := http.DefaultTransport.(*http.Transport).Clone()
+	insecure.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // a test's own servers
+	t.Cleanup(insecure.CloseIdleConnections)
+	route := inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Host == "router.example" {
+			req = req.Clone(req.Context())
+			req.URL.Host = fake
+			return insecure.RoundTrip(req)
+		}
+		if rt, ok := hosts[req.URL.Hostname()]; ok {
+			return rt.RoundTrip(req)
+		}
+		return insecure.RoundTrip(req)
+	})
+	c, err := inference.NewClient(inference.WithBaseURL("http://router.example"), inference.WithHubURL("http://router.example"),
+		inference.WithInsecureHTTP(), inference.WithToken(inferencetest.Token), inference.WithHTTPClient(&http.Client{Transport: route}),
+		inference.WithRetry(inference.RetryPolicy{}), inference.WithJobPolling(time.Millisecond, 5*time.Millisecond))
+	require.NoError(t, err)
+	return c
+}
+
+// localFiles is a server on this machine that records whether it was
+// asked, serving an image.
+func localFiles(t *testing.T, tlsToo bool, listen string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	pic := testPNG(t, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(pic)
+	}))
+	if listen != "" {
+		ln, err := net.Listen("tcp", listen)
+		require.NoError(t, err)
+		srv.Listener = ln
+	}
+	if tlsToo {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// zaiResult is zai-org's answer naming link as its image.
+func zaiResult(link string) inferencetest.Answer {
+	return inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}},
+		`{"id":"z1","task_status":"SUCCESS","image_result":[{"url":"`+link+`"}]}`)
+}
+
+// A result file's URL is checked at every redirect, as it is before the
+// download: a CDN cannot send the download to this machine, nor to plain
+// http, by redirecting it.
+func TestResultDownloadRedirectIsCheckedLikeItsURL(t *testing.T) {
+	verifyNoLeaks(t)
+	local, hits := localFiles(t, false, "")
+	var plainHTTP, cdnAsked atomic.Int32
+	for _, tt := range []struct{ name, to, want string }{
+		{"to this machine", local.URL + "/admin", "on this machine"},
+		{"to plain http", "http://files.example/x.png", "not https"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":zai-org", zaiResult("https://cdn.example/x.png"))
+			c := offMachineClient(t, r, map[string]http.RoundTripper{
+				"cdn.example": inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+					cdnAsked.Add(1)
+					return &http.Response{StatusCode: http.StatusFound, Header: http.Header{"Location": {tt.to}}, Body: http.NoBody, Request: req}, nil
+				}),
+				"files.example": inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+					plainHTTP.Add(1)
+					return nil, errors.New("files.example is not reached in this test")
+				}),
+			})
+			cdnAsked.Store(0)
+			_, err := c.TextToImage(t.Context(), imageReq("zai-org"),
+				inference.WithRetry(inference.RetryPolicy{MaxRetries: 2, MinWait: time.Millisecond, MaxWait: time.Millisecond}))
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Equal(t, int32(1), cdnAsked.Load(), "a refused redirect is not retried")
+		})
+	}
+	assert.Zero(t, hits.Load(), "nothing on this machine was fetched")
+	assert.Zero(t, plainHTTP.Load(), "nothing over plain http")
 }

@@ -227,25 +227,55 @@ func cdnFailure(err error) error {
 }
 
 // checkResultURL checks a URL a provider left a file at before it is
-// downloaded from the caller's network: absolute, without user info, and
-// https; a host on this machine (by name or address, not resolved) only
-// when the router is on this machine too (a test's fake router and CDN),
-// so that a provider's answer cannot make a server fetch its own local
-// services.
+// downloaded (refusedResultURL).
 func (m *mediaCall) checkResultURL(link string) error {
 	u, err := url.Parse(link)
-	switch {
-	case err != nil || !u.IsAbs() || u.Host == "":
+	if err != nil {
 		return fmt.Errorf("the result's URL %q is not an absolute URL", cleanText(link, 128))
+	}
+	return refusedResultURL(m.c.base, u)
+}
+
+// refusedResultURL says why a result file may not be downloaded from u
+// from the caller's network, or nil: u must be absolute, without user
+// info, and https; a host on this machine (by name or address, not
+// resolved) only when the router (base) is on this machine too (a test's
+// fake router and CDN), so that a provider's answer cannot make a server
+// fetch its own local services. The download's every redirect is checked
+// the same way (thirdPartyRedirect).
+func refusedResultURL(base, u *url.URL) error {
+	switch {
+	case !u.IsAbs() || u.Host == "":
+		return fmt.Errorf("the result's URL %q is not an absolute URL", cleanText(u.Redacted(), 128))
 	case u.User != nil:
 		return errors.New("the result's URL carries user info")
-	case isLoopback(u.Hostname()) && !isLoopback(m.c.base.Hostname()):
-		return fmt.Errorf("the result's URL %q is on this machine", cleanText(link, 128))
+	case isLoopback(u.Hostname()) && !isLoopback(base.Hostname()):
+		return fmt.Errorf("the result's URL %q is on this machine", cleanText(u.String(), 128))
 	case u.Scheme == "https", u.Scheme == "http" && isLoopback(u.Hostname()):
 		return nil
 	}
-	return fmt.Errorf("the result's URL %q is not https", cleanText(link, 128))
+	return fmt.Errorf("the result's URL %q is not https", cleanText(u.String(), 128))
 }
+
+// thirdPartyRedirect is the redirect policy of a result file's download:
+// each hop's URL is checked as the file's was (refusedResultURL), then
+// next decides.
+func thirdPartyRedirect(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if err := refusedResultURL(base, req.URL); err != nil {
+			return refusedRedirect{err}
+		}
+		return next(req, via)
+	}
+}
+
+// refusedRedirect is a download's redirect that thirdPartyRedirect
+// refused: trying again would be refused again.
+type refusedRedirect struct{ err error }
+
+func (e refusedRedirect) Error() string { return "the download was redirected: " + e.err.Error() }
+
+func (e refusedRedirect) Unwrap() error { return e.err }
 
 // decodeDataURL decodes a data URL (the inside of a JSON string) in its
 // own buffer: its media type and its bytes. Only base64 data URLs are

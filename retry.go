@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -157,6 +158,9 @@ func shouldRetry(ctx context.Context, p RetryPolicy, resp *http.Response, err er
 		return false, ctx.Err()
 	}
 	if err != nil {
+		if errors.As(err, new(refusedRedirect)) {
+			return false, err
+		}
 		// retryablehttp knows which transport errors are permanent
 		// (redirect loops, bad schemes, untrusted certificates).
 		retry, _ := retryablehttp.DefaultRetryPolicy(ctx, nil, err)
