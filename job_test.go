@@ -974,3 +974,24 @@ func TestResultDownloadRedirectIsCheckedLikeItsURL(t *testing.T) {
 	assert.Zero(t, hits.Load(), "nothing on this machine was fetched")
 	assert.Zero(t, plainHTTP.Load(), "nothing over plain http")
 }
+
+// A result URL is on this machine by any of its names: the unspecified
+// address (0.0.0.0, [::], which reach the machine's own services), the
+// name localhost written with its root dot, and the names under
+// .localhost (RFC 6761), as well as 127.0.0.0/8, ::1 and localhost.
+func TestResultURLOnThisMachineIsRefusedByEveryName(t *testing.T) {
+	verifyNoLeaks(t)
+	local, hits := localFiles(t, true, "0.0.0.0:0")
+	_, port, err := net.SplitHostPort(local.Listener.Addr().String())
+	require.NoError(t, err)
+	for _, host := range []string{"0.0.0.0", "[::]", "localhost.", "files.localhost", "LocalHost", "127.0.0.2", "[::ffff:127.0.0.1]"} {
+		t.Run(host, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":zai-org", zaiResult("https://"+host+":"+port+"/x.png"))
+			_, err := offMachineClient(t, r, nil).TextToImage(t.Context(), imageReq("zai-org"))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "is on this machine")
+		})
+	}
+	assert.Zero(t, hits.Load(), "nothing on this machine was fetched")
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -249,12 +250,25 @@ func refusedResultURL(base, u *url.URL) error {
 		return fmt.Errorf("the result's URL %q is not an absolute URL", cleanText(u.Redacted(), 128))
 	case u.User != nil:
 		return errors.New("the result's URL carries user info")
-	case isLoopback(u.Hostname()) && !isLoopback(base.Hostname()):
+	case onThisMachine(u.Hostname()) && !isLoopback(base.Hostname()):
 		return fmt.Errorf("the result's URL %q is on this machine", cleanText(u.String(), 128))
 	case u.Scheme == "https", u.Scheme == "http" && isLoopback(u.Hostname()):
 		return nil
 	}
 	return fmt.Errorf("the result's URL %q is not https", cleanText(u.String(), 128))
+}
+
+// onThisMachine reports a host that names this machine without a lookup:
+// a loopback name or address, the unspecified address (0.0.0.0 and ::
+// reach the machine's own services), localhost written with its root dot,
+// and the names under .localhost, which RFC 6761 reserves for loopback.
+func onThisMachine(host string) bool {
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	if isLoopback(name) || name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // thirdPartyRedirect is the redirect policy of a result file's download:
