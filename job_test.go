@@ -3,6 +3,7 @@ package inference_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"math"
 	"net"
@@ -994,4 +995,65 @@ func TestResultURLOnThisMachineIsRefusedByEveryName(t *testing.T) {
 		})
 	}
 	assert.Zero(t, hits.Load(), "nothing on this machine was fetched")
+}
+
+// An answer labelled as the file asked for is still checked by its bytes:
+// a web page or a JSON error served as image/png (or audio/flac) is the
+// provider's failure in its words, never a file returned as a success. An
+// SVG, which is markup, stays an image.
+func TestAnswerLabelledAsTheFileIsCheckedByItsBytes(t *testing.T) {
+	verifyNoLeaks(t)
+	page := "<!DOCTYPE html><html><body>Service busy</body></html>"
+	jsonErr := `{"error":"Model is overloaded"}`
+	png := http.Header{"Content-Type": {"image/png"}}
+	tests := []struct {
+		name   string
+		call   func(c *inference.Client, r *inferencetest.Router) error
+		answer inferencetest.Answer
+		want   string
+	}{
+		{"a page as image/png", imageCall("hf-inference"), inferencetest.Raw(200, png, page), "web page"},
+		{"a JSON error as image/png", imageCall("hf-inference"), inferencetest.Raw(200, png, jsonErr), "Model is overloaded"},
+		{"a page as image/png on the CDN", imageCall("replicate"), inferencetest.Job{FileType: "image/png"}.Image([]byte(page)), "web page"},
+		{"a JSON error as audio/flac", func(c *inference.Client, _ *inferencetest.Router) error {
+			_, err := c.Speak(context.Background(), inference.SpeechRequest{Model: speechModel, Provider: "hf-inference", Text: "hi"})
+			return err
+		}, inferencetest.Raw(200, http.Header{"Content-Type": {"audio/flac"}}, jsonErr), "Model is overloaded"},
+		{"a page in a data URL of type image/png", imageCall("fal-ai"), inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}},
+			`{"images":[{"url":"data:image/png;base64,`+base64.StdEncoding.EncodeToString([]byte(page))+`"}],"has_nsfw_concepts":[false]}`), "web page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":hf-inference", tt.answer)
+			r.On(imageModel+":replicate", tt.answer)
+			r.On(imageModel+":fal-ai", tt.answer)
+			r.On(speechModel+":hf-inference", tt.answer)
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			err = tt.call(c, r)
+			require.Error(t, err)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	t.Run("an SVG", func(t *testing.T) {
+		r := mediaRouter(t)
+		svg := `<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>`
+		r.On(imageModel+":hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"image/svg+xml"}}, svg))
+		c, err := r.Client()
+		require.NoError(t, err)
+		resp, err := c.TextToImage(t.Context(), imageReq("hf-inference"))
+		require.NoError(t, err)
+		assert.Equal(t, svg, string(resp.Image))
+		assert.Equal(t, "image/svg+xml", resp.ContentType)
+	})
+}
+
+// imageCall is a text-to-image call pinned to provider.
+func imageCall(provider string) func(c *inference.Client, r *inferencetest.Router) error {
+	return func(c *inference.Client, _ *inferencetest.Router) error {
+		_, err := c.TextToImage(context.Background(), imageReq(provider))
+		return err
+	}
 }

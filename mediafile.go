@@ -115,28 +115,33 @@ func (m *mediaCall) what() string {
 // bytes; bytes no sniffer knows are taken as application/octet-stream
 // when nothing declared otherwise. A file that is empty, whose bytes are a
 // web page, JSON or text, or of another family (audio for an image) is
-// refused.
+// refused; bytes that are a web page or JSON are refused whatever their
+// label says (an SVG, declared, is markup but not a page).
 func (m *mediaCall) fileType(declared string, data []byte) (string, error) {
 	want := m.what()
 	if len(data) == 0 {
 		return "", errors.New("the answer is empty, not an " + want)
 	}
 	base, _, _ := mime.ParseMediaType(declared)
-	if m.family(base) {
+	sniffed, _, _ := strings.Cut(http.DetectContentType(data), ";")
+	head := bytes.TrimSpace(data[:min(len(data), 512)])
+	brace := len(head) > 0 && (head[0] == '{' || head[0] == '[')
+	switch {
+	case (sniffed == "text/html" || isHTML(http.Header{}, head)) && !strings.EqualFold(base, "image/svg+xml"):
+		return "", errors.New("the answer is a web page, not an " + want)
+	case brace && json.Valid(data):
+		return "", errors.New("the answer is JSON, not an " + want)
+	case m.family(base):
 		return declared, nil
 	}
-	sniffed, _, _ := strings.Cut(http.DetectContentType(data), ";")
 	if s := sniffAudio(data); s != "" && want == "audio" {
 		sniffed = s
 	}
-	head := bytes.TrimSpace(data[:min(len(data), 512)])
 	unknown := func(t string) bool { return t == "" || t == "application/octet-stream" || t == "binary/octet-stream" }
 	switch {
 	case m.family(sniffed):
 		return sniffed, nil
-	case strings.Contains(sniffed, "html") || isHTML(http.Header{}, head):
-		return "", errors.New("the answer is a web page, not an " + want)
-	case len(head) > 0 && (head[0] == '{' || head[0] == '['):
+	case brace:
 		return "", errors.New("the answer is JSON, not an " + want)
 	case strings.HasPrefix(sniffed, "text/"):
 		return "", errors.New("the answer is text, not an " + want)
