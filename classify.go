@@ -386,6 +386,9 @@ func readJSONError(body []byte) serverText {
 		if t.message == "" {
 			t.message = jsonText(raw)
 		}
+		if t.code == "" {
+			t.code = detailType(raw)
+		}
 	}
 	if top[reason] != nil || isJSONNumber(top[code]) {
 		// A provider's native shape, such as Novita's
@@ -402,6 +405,20 @@ func readJSONError(body []byte) serverText {
 		t.code = jsonText(top[code])
 	}
 	return t
+}
+
+// detailType is the machine-readable type of the first error of a
+// {"detail": [{"loc", "msg", "type"}]} list (FastAPI's, and fal's, whose
+// content-policy refusal is the type content_policy_violation), "" for
+// any other detail.
+func detailType(raw json.RawMessage) string {
+	var list []struct {
+		Type string `json:"type"`
+	}
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &list) != nil || len(list) == 0 {
+		return ""
+	}
+	return list[0].Type
 }
 
 // pickMembers sets raw[i] to the value of the member names[i] of the JSON

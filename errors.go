@@ -394,7 +394,7 @@ func hintFor(kind error, f hintFacts) string {
 		return "Slow down, or use another provider"
 	case ErrInvalidRequest:
 		if isContentPolicy(f.code) {
-			return "A safety system refused the content of the request: every model and provider would refuse it as it is, so change the messages, not the parameters"
+			return "A safety system refused the content of the request: every model and provider would refuse it as it is, so change the messages (or the prompt), not the parameters"
 		}
 		return "Check the request's parameters against what the model and provider accept"
 	case ErrProvider:

@@ -410,21 +410,31 @@ func (m *mediaCall) jobFailed(header http.Header, x exchange, words string) erro
 	return m.c.failedResponse(http.StatusOK, header, x, "", words)
 }
 
-// flaggedWords reports a job's failure that names its result not safe for
-// work (Replicate: "NSFW content detected").
+// flaggedWords reports a job's failure that names its input or result
+// refused by a safety checker (Replicate: "NSFW content detected", "The
+// input or output was flagged as sensitive ... (E005)").
 func flaggedWords(words string) bool {
 	w := strings.ToLower(words)
-	return strings.Contains(w, "nsfw") || strings.Contains(w, "not safe for work")
+	for _, flag := range []string{"nsfw", "not safe for work", "flagged as sensitive", "content policy", "content_policy_violation"} {
+		if strings.Contains(w, flag) {
+			return true
+		}
+	}
+	return false
 }
 
 // pollFailure is a failed request of a running job: the token's and the
 // account's failures keep their kinds (the walk tries the next token, or
-// stops); any other says the job is in trouble, not the model: a provider
-// failure, so that the walk moves on.
+// stops), and so does a content-policy refusal of the result; any other
+// says the job is in trouble, not the model: a provider failure, so that
+// the walk moves on.
 func pollFailure(err error) error {
 	var e *APIError
 	if !errors.As(err, &e) {
 		return err
+	}
+	if isContentPolicy(e.Code) {
+		return err // the result refused (fal's 422 at the result): the call's refusal
 	}
 	switch e.Kind {
 	case ErrModelNotFound, ErrModelNotSupported, ErrGatedModel, ErrInvalidRequest, ErrContextLength:

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -1055,5 +1056,60 @@ func imageCall(provider string) func(c *inference.Client, r *inferencetest.Route
 	return func(c *inference.Client, _ *inferencetest.Router) error {
 		_, err := c.TextToImage(context.Background(), imageReq(provider))
 		return err
+	}
+}
+
+// A provider's content-policy refusal of a job is the call's refusal
+// wherever it comes: fal's 422 whose detail is of type
+// content_policy_violation (its documented shape), at the submission or
+// at the result, a Replicate prediction failed as "flagged as sensitive"
+// (E005). The walk stops there (every provider would be sent
+// the same prompt), and the provider is cooled for no one.
+func TestContentPolicyRefusalOfAJobEndsTheWalk(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+	falRefusal := func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/requests/") && !strings.HasSuffix(req.URL.Path, "/status") {
+				body := `{"detail":[{"loc":["body","prompt"],"msg":"The content was flagged by a content checker.","type":"content_policy_violation",` +
+					`"url":"https://docs.fal.ai/errors#content_policy_violation","input":"a prompt","categories":["sexual"]}]}`
+				return &http.Response{StatusCode: http.StatusUnprocessableEntity, Request: req, Body: io.NopCloser(strings.NewReader(body)),
+					Header: http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"fal-ai"}}}, nil
+			}
+			return next.RoundTrip(req)
+		})
+	}
+	falSubmission := inferencetest.Raw(http.StatusUnprocessableEntity, http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"fal-ai"}},
+		`{"detail":[{"loc":["body","prompt"],"msg":"The content was flagged by a content checker.","type":"content_policy_violation"}]}`)
+	for _, tt := range []struct {
+		name, provider string
+		answer         inferencetest.Answer
+		opts           []inference.Option
+	}{
+		{"fal's result", "fal-ai", inferencetest.Job{Queued: 1}.Image(pic), []inference.Option{inference.WithMiddleware(falRefusal)}},
+		{"fal's submission", "fal-ai", falSubmission, nil},
+		{"a Replicate prediction", "replicate", inferencetest.Job{Running: 1, Fail: "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"}.Image(pic), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRouter(t)
+			mapModel(r, imageModel, "text-to-image", tt.provider, "together")
+			r.On(imageModel+":"+tt.provider, tt.answer)
+			r.On(imageModel+":together", inferencetest.Image(pic))
+			store := &mapStore{until: map[string]time.Time{}}
+			c, err := r.Client(append(tt.opts, inference.WithCooldownStore(store))...)
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq(""))
+			require.Error(t, err)
+			assert.Nil(t, resp)
+			assert.Equal(t, []error{inference.ErrInvalidRequest}, matchedKinds(err))
+			var apiErr *inference.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, "content_policy_violation", apiErr.Code)
+			assert.Equal(t, tt.provider, apiErr.Provider)
+			var fe *inference.FallbackError
+			require.ErrorAs(t, err, &fe)
+			assert.Len(t, fe.Attempts, 1, "the prompt went to no other provider")
+			assert.Empty(t, store.until, "the provider is cooled for no one")
+		})
 	}
 }
