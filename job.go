@@ -366,6 +366,12 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 		wait = min(wait+wait/2, m.cfg.pollMax)
 		poll.url = base + p.poll(&j)
 		data, header, err = m.ask(ctx, jctx, poll, nil, maxPollAnswer)
+		if asked := pollAgainAfter(err, jctx); asked > 0 {
+			// The job runs on; its status was asked too often. The poll
+			// is made again after the wait, and counted once.
+			wait, polls = max(wait, asked), polls-1
+			continue
+		}
 		if err != nil {
 			return nil, m.abandon(ctx, x, p, &j, pollFailure(err))
 		}
@@ -451,6 +457,20 @@ func ifNamed(name, path string) string {
 		return ""
 	}
 	return path
+}
+
+// pollAgainAfter is the wait a poll's rate limit asked for (its
+// Retry-After, past the retries), when the job's deadline leaves time to
+// poll after it; 0 otherwise, when the poll's failure ends the job.
+func pollAgainAfter(err error, jctx context.Context) time.Duration {
+	var e *APIError
+	if !errors.As(err, &e) || e.Kind != ErrRateLimited || e.RetryAfter <= 0 || jctx.Err() != nil {
+		return 0
+	}
+	if dl, ok := jctx.Deadline(); ok && time.Until(dl) <= e.RetryAfter {
+		return 0
+	}
+	return e.RetryAfter
 }
 
 // abandon cancels the provider's job the attempt stops waiting for, when

@@ -1113,3 +1113,68 @@ func TestContentPolicyRefusalOfAJobEndsTheWalk(t *testing.T) {
 		})
 	}
 }
+
+// rateLimitedPolls answers the first n polls of a Replicate prediction
+// with the router's 429 asking to wait retryAfterMs.
+func rateLimitedPolls(n int, retryAfterMs string) inference.Middleware {
+	var mu sync.Mutex
+	seen := 0
+	return func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/replicate/v1/predictions/") {
+				mu.Lock()
+				seen++
+				limited := seen <= n
+				mu.Unlock()
+				if limited {
+					return &http.Response{StatusCode: http.StatusTooManyRequests, Request: req,
+						Body: io.NopCloser(strings.NewReader(`{"detail":"Request was throttled."}`)),
+						Header: http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"replicate"},
+							"Retry-After-Ms": {retryAfterMs}}}, nil
+				}
+			}
+			return next.RoundTrip(req)
+		})
+	}
+}
+
+// A poll answered 429 with the wait it asks for is polled again after
+// that wait, when the job's deadline allows it: the job runs on, and is
+// not abandoned (nor the provider cooled) because its status was asked too
+// often. A wait past the job's deadline fails the attempt at once.
+func TestRateLimitedPollWaitsAsAsked(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+
+	t.Run("within the deadline", func(t *testing.T) {
+		r := mediaRouter(t)
+		r.On(imageModel+":replicate", inferencetest.Job{Queued: 1}.Image(pic))
+		store := &mapStore{until: map[string]time.Time{}}
+		c, err := r.Client(inference.WithMiddleware(rateLimitedPolls(3, "40")), inference.WithCooldownStore(store))
+		require.NoError(t, err)
+		start := time.Now()
+		resp, err := c.TextToImage(t.Context(), imageReq("replicate"))
+		require.NoError(t, err)
+		assert.Equal(t, pic, resp.Image)
+		assert.GreaterOrEqual(t, time.Since(start), 120*time.Millisecond, "each 429's wait was kept")
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1)
+		assert.False(t, jobs[0].Cancelled)
+		assert.Empty(t, store.until)
+	})
+
+	t.Run("past the deadline", func(t *testing.T) {
+		r := mediaRouter(t)
+		r.On(imageModel+":replicate", inferencetest.Job{Queued: 1}.Image(pic))
+		c, err := r.Client(inference.WithMiddleware(rateLimitedPolls(1, "60000")), inference.WithJobDeadline(10*time.Second))
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = c.TextToImage(t.Context(), imageReq("replicate"))
+		require.Error(t, err)
+		assert.Less(t, time.Since(start), 5*time.Second, "no wait for a poll the deadline would not allow")
+		assert.Equal(t, []error{inference.ErrRateLimited}, matchedKinds(err))
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1)
+		assert.True(t, jobs[0].Cancelled, "the job given up is cancelled")
+	})
+}
