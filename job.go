@@ -82,8 +82,9 @@ type jobProtocol struct {
 // for, on a context of its own: the caller's has ended.
 const jobCancelTimeout = 5 * time.Second
 
-// Answers' sizes: a poll's is small; an answer that may hold a file in
-// base64 is bounded by the result cap (jsonLimit).
+// Answers' sizes: a status poll's is small; an answer that may hold a
+// file in base64 (a submission's, the result's, a poll's where the poll
+// holds the result) is bounded by the result cap (jsonLimit).
 const maxPollAnswer = 4 << 20
 
 // falQueue is fal's queue: the submission answers {request_id, status,
@@ -359,13 +360,17 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 		m.report(x, &j, 0, start)
 	}
 	wait := m.cfg.pollFirst
+	pollLimit := maxPollAnswer
+	if p.result == nil {
+		pollLimit = m.jsonLimit() // the poll that finds the job done holds its result
+	}
 	for polls := 1; j.state == jobRunning; polls++ {
 		if err := sleep(jctx, wait); err != nil {
 			return nil, m.abandon(ctx, x, p, &j, c.noAnswer(ctx, jctx, poll, err))
 		}
 		wait = min(wait+wait/2, m.cfg.pollMax)
 		poll.url = base + p.poll(&j)
-		data, header, err = m.ask(ctx, jctx, poll, nil, maxPollAnswer)
+		data, header, err = m.ask(ctx, jctx, poll, nil, pollLimit)
 		if asked := pollAgainAfter(err, jctx); asked > 0 {
 			// The job runs on; its status was asked too often. The poll
 			// is made again after the wait, and counted once.

@@ -1178,3 +1178,41 @@ func TestRateLimitedPollWaitsAsAsked(t *testing.T) {
 		assert.True(t, jobs[0].Cancelled, "the job given up is cancelled")
 	})
 }
+
+// wavespeed's enable_base64_output (a Parameter passed through) puts the
+// image in the poll that finds the task completed, as bare base64: it is
+// decoded like any base64 answer, up to the result cap, not refused as a
+// poll answer over 4 MiB nor taken for a URL.
+func TestWavespeedBase64OutputIsTheImage(t *testing.T) {
+	verifyNoLeaks(t)
+	big := append(testPNG(t, 8), make([]byte, 5<<20)...)
+	r := mediaRouter(t)
+	r.On(imageModel+":wavespeed", inferencetest.Job{Queued: 1}.Image(testPNG(t, 8)))
+	var polls atomic.Int32
+	inBase64 := func(next http.RoundTripper) http.RoundTripper {
+		return inference.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/api/v3/predictions/") {
+				return next.RoundTrip(req)
+			}
+			status, outputs := "processing", `[]`
+			if polls.Add(1) > 1 {
+				status, outputs = "completed", `["`+base64.StdEncoding.EncodeToString(big)+`"]`
+			}
+			body := `{"code":200,"message":"success","data":{"id":"w1","status":"` + status + `","outputs":` + outputs + `,"has_nsfw_contents":[false],"error":""}}`
+			return &http.Response{StatusCode: 200, Request: req, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)),
+				Header: http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"wavespeed"}}}, nil
+		})
+	}
+	c, err := r.Client(inference.WithMiddleware(inBase64))
+	require.NoError(t, err)
+	req := imageReq("wavespeed")
+	req.Parameters = map[string]any{"enable_base64_output": true}
+	resp, err := c.TextToImage(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, big, resp.Image)
+	assert.Equal(t, "image/png", resp.ContentType)
+	assert.Empty(t, r.CDN(), "nothing downloaded")
+	_, err = c.TextToImage(t.Context(), req, inference.WithMaxResultSize(1<<20))
+	require.Error(t, err, "the cap still holds")
+	assert.Contains(t, err.Error(), "larger than")
+}

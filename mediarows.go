@@ -731,7 +731,8 @@ func firstString(raw json.RawMessage) jsonRef {
 }
 
 // decodeWavespeed reads wavespeed's {"data": {"outputs": [url],
-// "has_nsfw_contents": [bool]}}.
+// "has_nsfw_contents": [bool]}}; an output is the file in bare base64
+// when the request asked enable_base64_output.
 func decodeWavespeed(data []byte, out *mediaOut) error {
 	var w struct {
 		Data struct {
@@ -749,6 +750,7 @@ func decodeWavespeed(data []byte, out *mediaOut) error {
 		return errors.New("the result holds no output")
 	}
 	out.ref = w.Data.Outputs[0]
+	out.refBase64 = !bytes.ContainsRune(out.ref, ':') // neither a URL nor a data URL
 	return nil
 }
 
