@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hfkit/inference/internal/jsonread"
 	"github.com/hfkit/inference/internal/redact"
@@ -319,13 +320,34 @@ func readServerText(h http.Header, body []byte) serverText {
 		// Nothing from the page: it is markup meant for a browser.
 	case len(trimmed) > 0 && trimmed[0] == '{':
 		t = readJSONError(trimmed)
-	case len(trimmed) > 0 && trimmed[0] != '[':
+	case len(trimmed) > 0 && trimmed[0] != '[' && isText(trimmed):
 		t.message = string(trimmed)
 	}
 	if t.message == "" {
 		t.message = headerMsg
 	}
 	return t
+}
+
+// isText reports a body that reads as words: UTF-8 (its last rune may be
+// cut, as a capped read cuts it) without control characters but line
+// breaks and tabs. A file (an image, audio) is not, and is never shown as
+// the server's words.
+func isText(b []byte) bool {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			if !utf8.FullRune(b[i:]) {
+				return true // a rune the cap cut
+			}
+			return false
+		case r < 0x20 && r != '\n' && r != '\r' && r != '\t', r == 0x7f:
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // readJSONError reads the JSON error envelopes: {"error":"..."},

@@ -1216,3 +1216,36 @@ func TestWavespeedBase64OutputIsTheImage(t *testing.T) {
 	require.Error(t, err, "the cap still holds")
 	assert.Contains(t, err.Error(), "larger than")
 }
+
+// A file the call refuses (over the cap, of the wrong family) is not
+// quoted in the error as if its bytes were the server's words.
+func TestRefusedFileIsNotQuotedAsWords(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 64)
+	for _, tt := range []struct {
+		name, provider string
+		answer         inferencetest.Answer
+		opts           []inference.Option
+		want           string
+	}{
+		{"an image over the cap", "hf-inference", inferencetest.Image(pic), []inference.Option{inference.WithMaxResultSize(64)}, "larger than 64 bytes"},
+		{"a download over the cap", "replicate", inferencetest.Image(pic), []inference.Option{inference.WithMaxResultSize(64)}, "larger than 64 bytes"},
+		{"a chunked image over the cap", "hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"image/png"}}, string(append(pic, make([]byte, 16<<10)...))),
+			[]inference.Option{inference.WithMaxResultSize(8 << 10)}, "larger than 8 KiB"},
+		{"audio for an image", "hf-inference", inferencetest.Raw(200, http.Header{"Content-Type": {"audio/flac"}}, string(testFLAC)), nil, "audio/flac, not an image"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":"+tt.provider, tt.answer)
+			c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			_, err = c.TextToImage(t.Context(), imageReq(tt.provider), tt.opts...)
+			require.Error(t, err)
+			msg := err.Error()
+			assert.Contains(t, msg, tt.want)
+			assert.NotContains(t, msg, "\uFFFD", "no bytes shown as text")
+			assert.NotContains(t, msg, "IHDR")
+			assert.NotContains(t, msg, "fLaC")
+		})
+	}
+}
