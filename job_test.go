@@ -1249,3 +1249,29 @@ func TestRefusedFileIsNotQuotedAsWords(t *testing.T) {
 		})
 	}
 }
+
+// The content type returned is a media type as parsed, never a provider's
+// raw text: a data URL's or fal's content_type with control characters or
+// broken parameters gives its type alone.
+func TestContentTypeIsAParsedMediaType(t *testing.T) {
+	verifyNoLeaks(t)
+	pic := testPNG(t, 8)
+	b64 := base64.StdEncoding.EncodeToString(pic)
+	for _, tt := range []struct{ name, answer, want string }{
+		{"a data URL's broken parameter", `{"images":[{"url":"data:image/png; x=\"a\r\nSet-Cookie: b\";base64,` + b64 + `"}]}`, "image/png"},
+		{"a data URL's control character", `{"images":[{"url":"data:image/png; charset=\"\u0000\";base64,` + b64 + `"}]}`, "image/png"},
+		{"fal's content_type", `{"images":[{"url":"data:;base64,` + b64 + `","content_type":"IMAGE/PNG; q=\"\u0007\""}]}`, "image/png"},
+		{"parameters kept", `{"images":[{"url":"data:image/png;name=out.png;base64,` + b64 + `"}]}`, "image/png; name=out.png"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":fal-ai", inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, tt.answer))
+			c, err := r.Client()
+			require.NoError(t, err)
+			resp, err := c.TextToImage(t.Context(), imageReq("fal-ai"))
+			require.NoError(t, err)
+			assert.Equal(t, pic, resp.Image)
+			assert.Equal(t, tt.want, resp.ContentType)
+		})
+	}
+}

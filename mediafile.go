@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // A result file comes three ways: as the answer itself (hf-inference), as
@@ -132,7 +133,7 @@ func (m *mediaCall) fileType(declared string, data []byte) (string, error) {
 	case brace && json.Valid(data):
 		return "", errors.New("the answer is JSON, not an " + want)
 	case m.family(base):
-		return declared, nil
+		return mediaType(declared), nil
 	}
 	if s := sniffAudio(data); s != "" && want == "audio" {
 		sniffed = s
@@ -153,6 +154,25 @@ func (m *mediaCall) fileType(declared string, data []byte) (string, error) {
 		shown = base
 	}
 	return "", fmt.Errorf("the answer is %s, not an %s", cleanText(shown, 64), want)
+}
+
+// mediaType is a declared type as parsed and written again, never a
+// provider's raw text: its parameters when they are sound and printable,
+// else the type alone.
+func mediaType(declared string) string {
+	base, params, err := mime.ParseMediaType(declared)
+	if err != nil {
+		return base
+	}
+	for _, v := range params {
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			return base
+		}
+	}
+	if s := mime.FormatMediaType(base, params); s != "" {
+		return s
+	}
+	return base
 }
 
 // family reports a media type of the task's file: image/* for an image;
