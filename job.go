@@ -346,6 +346,15 @@ func (m *mediaCall) runJob(ctx context.Context, x exchange, row *mediaRow, att *
 	}
 	out := &mediaOut{provider: servedByOr(header, x.tok, x.about.Provider), requestID: att.RequestID}
 	j := job{position: -1, textOutput: row.task == taskSpeechToText}
+	defer func() {
+		if v := recover(); v != nil {
+			// A WithProgress function (or a middleware) panicked: the job
+			// is cancelled before the panic goes on up, so that nothing
+			// of the call runs on behind it, billed.
+			m.abandon(ctx, x, p, &j, nil)
+			panic(v)
+		}
+	}()
 	if err := p.read(data, &j); err != nil {
 		// The answer may name a job it could not describe: it may run.
 		return nil, m.abandon(ctx, x, p, &j, c.notWhatWasAsked(att.StatusCode, header, data, x, err.Error()))

@@ -1275,3 +1275,27 @@ func TestContentTypeIsAParsedMediaType(t *testing.T) {
 		})
 	}
 }
+
+// A WithProgress function that panics has the provider's job cancelled
+// before the panic goes on up to the caller: nothing of the call runs on
+// behind a recovered panic, billed.
+func TestPanickingProgressCancelsTheJob(t *testing.T) {
+	verifyNoLeaks(t)
+	r := mediaRouter(t)
+	r.On(imageModel+":fal-ai", neverEnding.Image(testPNG(t, 8)))
+	c, err := r.Client()
+	require.NoError(t, err)
+	var recovered any
+	func() {
+		defer func() { recovered = recover() }()
+		_, _ = c.TextToImage(t.Context(), imageReq("fal-ai"), inference.WithProgress(func(p inference.JobProgress) {
+			if p.Polls == 2 {
+				panic("a progress bar's bug")
+			}
+		}))
+	}()
+	assert.Equal(t, "a progress bar's bug", recovered, "the panic reaches the caller as it was")
+	jobs := r.Jobs()
+	require.Len(t, jobs, 1)
+	assert.True(t, jobs[0].Cancelled, "the job is cancelled")
+}

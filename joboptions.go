@@ -83,7 +83,11 @@ func WithJobPolling(first, max time.Duration) Option {
 // waits for it: it must return quickly. With [WithHedge], two attempts may
 // call it at once, each about its own job, so it must be safe for
 // concurrent use. Answers that come at once, and a job done when it is
-// submitted, call it never. It may be given per call or to the client.
+// submitted, call it never. A panic in fn cancels the provider's job, then
+// goes on up the attempt's goroutine: the caller's, where it may be
+// recovered, except when [WithHedge] runs attempts on goroutines of their
+// own (a call with a candidate to hedge to), where it ends the program. It
+// may be given per call or to the client.
 func WithProgress(fn func(JobProgress)) Option {
 	return func(s *settings) error {
 		if fn == nil {
