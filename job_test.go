@@ -1299,3 +1299,35 @@ func TestPanickingProgressCancelsTheJob(t *testing.T) {
 	require.Len(t, jobs, 1)
 	assert.True(t, jobs[0].Cancelled, "the job is cancelled")
 }
+
+// A transcript left in a text file is read only when the file is text: a
+// web page (an expired link's) or bytes that are no text are the
+// provider's failure, never returned as the transcript.
+func TestTranscriptFileMustBeText(t *testing.T) {
+	verifyNoLeaks(t)
+	for _, tt := range []struct {
+		name string
+		job  inferencetest.Job
+		file []byte
+		want string
+	}{
+		{"a web page", inferencetest.Job{FileType: "text/html; charset=utf-8"}, []byte("<html><body>This link has expired</body></html>"), "web page"},
+		{"an image", inferencetest.Job{}, testPNG(t, 8), "not text"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mediaRouter(t)
+			r.On(imageModel+":replicate", tt.job.Image(tt.file))
+			c, err := r.Client(inference.WithResultURL(), inference.WithRetry(inference.RetryPolicy{}))
+			require.NoError(t, err)
+			img, err := c.TextToImage(t.Context(), imageReq("replicate"))
+			require.NoError(t, err)
+			body := `{"id":"p9","status":"succeeded","output":{"txt_file":"` + img.URL + `"}}`
+			r.On(asrModel+":replicate", inferencetest.Raw(201, http.Header{"Content-Type": {"application/json"}}, body))
+			resp, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "replicate", Audio: testWAV})
+			require.Error(t, err)
+			assert.Nil(t, resp)
+			assert.Equal(t, []error{inference.ErrProvider}, matchedKinds(err))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}

@@ -213,8 +213,8 @@ func (m *mediaCall) readFile(ctx, actx context.Context, resp *http.Response, x e
 // fetch downloads a result file from where the provider left it: no
 // token, no bill-to, none of the call's headers (a CDN is not the
 // router). Any failure is the provider's: its file is not there. file
-// asks for the task's file (its type checked); otherwise the bytes are
-// taken as text.
+// asks for the task's file (its type checked); otherwise the bytes must be
+// text (a transcript's), not a web page.
 func (m *mediaCall) fetch(ctx context.Context, attempt exchange, link string, limit int64, file bool) ([]byte, string, error) {
 	c := m.c
 	// No token: the download goes nowhere near the router. (Providers
@@ -232,7 +232,15 @@ func (m *mediaCall) fetch(ctx context.Context, attempt exchange, link string, li
 	defer resp.Body.Close()
 	if !file {
 		data, err := c.read(ctx, actx, resp, x, int(limit))
-		return data, "", err
+		switch {
+		case err != nil:
+			return nil, "", err
+		case isHTML(resp.Header, bytes.TrimSpace(data)):
+			return nil, "", c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, "the file is a web page, not text")
+		case !isText(data):
+			return nil, "", c.notWhatWasAsked(resp.StatusCode, resp.Header, data, x, "the file is not text")
+		}
+		return data, "", nil
 	}
 	data, ct, err := m.readFile(ctx, actx, resp, x)
 	return data, ct, err
