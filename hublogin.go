@@ -47,6 +47,9 @@ const (
 	// loginHTTPTimeout bounds one request to the Hub's OAuth endpoints:
 	// a renewal runs on a call's path.
 	loginHTTPTimeout = 30 * time.Second
+	// renewalBudget bounds a renewal that goes on after its caller left:
+	// the wait for the cross-process lock, then the Hub's answer.
+	renewalBudget = lockTimeout + loginHTTPTimeout
 )
 
 // loginRecord is one login: its name in stored_tokens (when stored), its
@@ -261,8 +264,11 @@ func (r *loginRefresher) fresh(key string, now time.Time) (loginMemo, bool) {
 
 // token serves the login named by key: from the memo while it is good,
 // else from decide, which runs in the slot (one at a time; those waiting
-// then find the memo it left). A ctx that ends while waiting or deciding
-// leaves the memo as it was.
+// then find the memo it left). A caller waits for the slot and for decide
+// only as long as its ctx; decide itself goes on when the caller leaves,
+// within renewalBudget: the Hub may already have renewed the login and
+// retired its refresh token, and dropping its answer would log the user
+// out, in `hf` too.
 func (r *loginRefresher) token(ctx context.Context, key, source string, decide func(ctx context.Context, now time.Time) (loginMemo, error)) (Token, error) {
 	if m, ok := r.fresh(key, r.now()); ok {
 		return m.serve(r.now(), source)
@@ -275,19 +281,37 @@ func (r *loginRefresher) token(ctx context.Context, key, source string, decide f
 		r.waiting.Add(-1)
 		return Token{}, ctx.Err()
 	}
-	defer func() { <-r.slot }()
 	now := r.now()
 	if m, ok := r.fresh(key, now); ok {
+		<-r.slot
 		return m.serve(now, source)
 	}
-	m, err := decide(ctx, now)
-	if err != nil {
-		return Token{}, err
+	type decision struct {
+		m   loginMemo
+		err error
 	}
-	r.mu.Lock()
-	r.memo = m
-	r.mu.Unlock()
-	return m.serve(now, source)
+	done := make(chan decision, 1)
+	go func() {
+		defer func() { <-r.slot }()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewalBudget)
+		defer cancel()
+		m, err := decide(dctx, now)
+		if err == nil {
+			r.mu.Lock()
+			r.memo = m
+			r.mu.Unlock()
+		}
+		done <- decision{m, err}
+	}()
+	select {
+	case d := <-done:
+		if d.err != nil {
+			return Token{}, d.err
+		}
+		return d.m.serve(now, source)
+	case <-ctx.Done():
+		return Token{}, ctx.Err()
+	}
 }
 
 // decideRenewal decides about rec at now: serve it as it is while more
@@ -306,9 +330,8 @@ func (r *loginRefresher) decideRenewal(ctx context.Context, key string, rec logi
 	}
 	fresh, err := renew(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return loginMemo{}, ctx.Err()
-		}
+		// ctx is the renewal's own (see token): its end is a Hub that
+		// did not answer within renewalBudget, a failure like another.
 		relogin := isInvalidGrant(err)
 		m.failure, m.relogin = r.expiredError(rec, err, relogin), relogin
 		m.recheckAt = now.Add(loginRecheck)

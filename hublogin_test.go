@@ -433,23 +433,71 @@ func TestShortLivedRenewalIsNotRepeatedOnEveryCall(t *testing.T) {
 }
 
 // TestRenewalStopsWithTheContext: a Hub that never answers holds a call
-// only as long as its context; nothing is remembered, the next call asks
-// again.
+// only as long as its context, and the calls after it too while the
+// renewal is in flight; the renewal ends at its own timeout, a failure
+// like any other (one warning, the current token served, looked at again
+// 5 minutes later).
 func TestRenewalStopsWithTheContext(t *testing.T) {
 	h := newHFHome(t, time.Now().Add(time.Hour))
 	h.r.FailOAuth(inferencetest.Hang())
-	src := h.source()
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL(), Logger: h.logger,
+		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
+	for range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		start := time.Now()
+		_, err := src.Token(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Less(t, time.Since(start), 1500*time.Millisecond, "no call waits for the Hub beyond its context")
+	}
+	assert.Equal(t, 1, h.renewals(), "one renewal in flight, not one per call")
+	tok, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "hf_oauth_al…", tok.Redacted(), "the renewal timed out: the current token serves")
+	assert.Equal(t, 1, h.renewals())
+	assert.Equal(t, 1, h.warnings())
+}
+
+// TestACallThatGivesUpMidRenewalKeepsTheRotatedLogin: the Hub renews the
+// login, retiring its refresh token, but its answer arrives after the
+// caller's context ended. The caller returns at its deadline, and the
+// answer is still kept and saved: dropping it would leave only the
+// retired refresh token, and the user logged out, in `hf` too.
+func TestACallThatGivesUpMidRenewalKeepsTheRotatedLogin(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	// The Hub answers at once; its answer takes 2 s to come back.
+	late := inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(2 * time.Second):
+			return resp, nil
+		case <-r.Context().Done():
+			resp.Body.Close()
+			return nil, r.Context().Err()
+		}
+	})
+	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL(), Logger: h.logger, HTTPClient: &http.Client{Transport: late}})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := src.Token(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 5*time.Second)
-	assert.Zero(t, h.warnings(), "a caller that gave up is no renewal failure")
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the call returns when its context ends")
+
 	tok, err := src.Token(t.Context())
 	require.NoError(t, err)
-	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted())
-	assert.Equal(t, 2, h.renewals())
+	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted(), "the late answer's token is served")
+	assert.Equal(t, 1, h.renewals(), "the late answer was kept: nothing renewed twice")
+	for _, q := range h.r.OAuthRequests() {
+		assert.Empty(t, q.Error)
+	}
+	login := h.login(t)
+	assert.Equal(t, login["hf_token"], h.activeToken(t), "saved for `hf` too")
+	assert.NotEqual(t, oldRefresh, login["refresh_token"], "with the rotated refresh token")
+	assert.Zero(t, h.warnings())
 }
 
 // TestClientRenewsThroughItsHubAndTransportAlone: the default source of
