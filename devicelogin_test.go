@@ -387,6 +387,12 @@ func TestDeviceLoginTokensRenewInMemory(t *testing.T) {
 	require.ErrorIs(t, err, inference.ErrUnauthorized)
 	var apiErr *inference.APIError
 	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "Check that the Hub at "+r.URL()+" can be reached: the login is renewed as soon as it answers. If it has expired meanwhile: Log the user in again (DeviceLogin)",
+		apiErr.Fix(), "a 502 is no refusal of the login")
+	now.add(6 * time.Minute)
+	r.FailOAuth(inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}}, `{"error":"invalid_grant"}`))
+	_, err = l.Tokens.Token(t.Context())
+	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "Log the user in again (DeviceLogin)", apiErr.Fix())
 	assert.NoFileExists(t, filepath.Join(home, "token"), "nothing saved unless asked")
 	assert.NoFileExists(t, filepath.Join(home, "stored_tokens"))

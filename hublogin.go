@@ -450,13 +450,14 @@ func (r *loginRefresher) reloginFix() string {
 }
 
 // fixFor is what to do after a renewal failed with err: log in again
-// when the Hub refused it, else make the Hub reachable (a network down is
-// not a login to redo), or name it, when the client refused to send a
-// login to a Hub nobody named.
+// when the Hub refused it (an OAuth error), else make the Hub reachable (a
+// network down, a 5xx or a page that is not OAuth's is not a login to
+// redo), or name it, when the client refused to send a login to a Hub
+// nobody named.
 func (r *loginRefresher) fixFor(err error) string {
 	var re *oauth2.RetrieveError
 	switch {
-	case errors.As(err, &re):
+	case errors.As(err, &re) && re.ErrorCode != "" && (re.Response == nil || re.Response.StatusCode < 500):
 		return r.reloginFix()
 	case errors.Is(err, ErrInvalidRequest):
 		return fmt.Sprintf("Give the client the Hub to renew the login on: WithHubURL (a fake's URL in tests), or WithHubURL(%q)", defaultHubURL)

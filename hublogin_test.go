@@ -789,3 +789,49 @@ func TestATestClientRenewsNoLoginOnThePublicHub(t *testing.T) {
 	assert.Zero(t, h.renewals())
 	assert.Contains(t, h.logs.String(), "WithHubURL")
 }
+
+// TestARenewalTheHubDidNotAnswerSaysToReachTheHub: a 5xx (a gateway's
+// page), a proxy's HTML page and a refused connection are no refusal of
+// the login: the error's fix, and the warning's, say to make the Hub
+// reachable, as the README promises, and logging in again only if the
+// login expired meanwhile; an OAuth refusal (invalid_grant) says to log
+// in again.
+func TestARenewalTheHubDidNotAnswerSaysToReachTheHub(t *testing.T) {
+	closed := inferencetest.NewRouter()
+	closedURL := closed.URL()
+	closed.Close()
+	for _, tc := range []struct {
+		name    string
+		answer  inferencetest.Answer
+		hub     string
+		relogin bool
+	}{
+		{"a 502", inferencetest.ProviderError(502), "", false},
+		{"a 503 page", inferencetest.Raw(503, http.Header{"Content-Type": {"text/html"}}, "<html><h1>503 Service Temporarily Unavailable</h1></html>"), "", false},
+		{"a proxy's 200 page", inferencetest.Raw(200, http.Header{"Content-Type": {"text/html"}}, "<html>Please wait</html>"), "", false},
+		{"a refused connection", nil, closedURL, false},
+		{"invalid_grant", inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}}, `{"error":"invalid_grant"}`), "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(-time.Minute))
+			hub := h.r.URL()
+			if tc.hub != "" {
+				hub = tc.hub
+			}
+			if tc.answer != nil {
+				h.r.FailOAuth(tc.answer)
+			}
+			src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: hub, Logger: h.logger})
+			_, err := src.Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+			var apiErr *inference.APIError
+			require.ErrorAs(t, err, &apiErr)
+			if tc.relogin {
+				assert.True(t, strings.HasPrefix(apiErr.Fix(), "Run `hf auth login` again"), apiErr.Fix())
+				return
+			}
+			assert.True(t, strings.HasPrefix(apiErr.Fix(), "Check that the Hub at "+hub+" can be reached"), apiErr.Fix())
+			assert.Contains(t, h.logs.String(), "fix=\"Check that the Hub at ")
+		})
+	}
+}
