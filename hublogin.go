@@ -118,12 +118,29 @@ func (h hubOAuth) config(scopes []string) *oauth2.Config {
 }
 
 // httpClient is the client given, else one whose requests end after
-// loginHTTPTimeout.
+// loginHTTPTimeout. Either way it follows no redirect to another origin:
+// a 307 or 308 sends a request's form again where it points, with the
+// refresh token, the device code or the id token it carries.
 func (h hubOAuth) httpClient() *http.Client {
+	c := &http.Client{Timeout: loginHTTPTimeout}
 	if h.http != nil {
-		return h.http
+		copied := *h.http
+		c = &copied
 	}
-	return &http.Client{Timeout: loginHTTPTimeout}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if to, from := origin(req.URL), origin(via[0].URL); to != from {
+			return fmt.Errorf("%s redirected to another origin (%s): nothing is sent there", from, to)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return c
 }
 
 // oauthContext hands oauth2 the HTTP client, the only way it takes one.

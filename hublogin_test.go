@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -832,6 +833,61 @@ func TestARenewalTheHubDidNotAnswerSaysToReachTheHub(t *testing.T) {
 			}
 			assert.True(t, strings.HasPrefix(apiErr.Fix(), "Check that the Hub at "+hub+" can be reached"), apiErr.Fix())
 			assert.Contains(t, h.logs.String(), "fix=\"Check that the Hub at ")
+		})
+	}
+}
+
+// TestHubOAuthRequestsFollowNoRedirectToAnotherHost: a 307 or 308 sends a
+// request's form again where it points; a Hub (or a proxy before it) that
+// redirects the token endpoint to another host gets neither the refresh
+// token of a renewal (a bare EnvToken's, or a Client's), nor a CI's id
+// token, nor a device login's code: the request fails, naming the
+// redirect, and the login is otherwise handled as a Hub that did not
+// answer.
+func TestHubOAuthRequestsFollowNoRedirectToAnotherHost(t *testing.T) {
+	var mu sync.Mutex
+	var stolen []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		stolen = append(stolen, r.URL.Path+" "+string(body))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	t.Cleanup(other.Close)
+	redirect := func(status int) inferencetest.Answer {
+		return inferencetest.Raw(status, http.Header{"Location": {other.URL + "/oauth/token"}}, "")
+	}
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(-time.Minute))
+			h.r.FailOAuth(redirect(status))
+			_, err := h.source().Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+			assert.Contains(t, err.Error(), "redirected to another origin")
+
+			h.r.FailOAuth(redirect(status))
+			c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithLogger(h.logger))
+			require.NoError(t, err)
+			_, err = c.Whoami(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+
+			h.r.AddTrustedPublisher("eyJ.id-token.sig", "org/model", inferencetest.HubUser{Name: "ci"})
+			h.r.FailOAuth(redirect(status))
+			_, err = inference.OIDCToken(inference.OIDCOptions{Resource: "org/model", IDToken: "eyJ.id-token.sig", HubURL: h.r.URL()}).Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+
+			h.r.OnDeviceLogin(inferencetest.DeviceLogin{User: alice})
+			l, _, err := login(t, h.r, inference.DeviceLoginOptions{Prompt: func(inference.DeviceCode) error {
+				h.r.FailOAuth(redirect(status)) // the first poll
+				return nil
+			}})
+			require.NoError(t, err, "a poll redirected away is one that failed: polling goes on")
+			assert.Equal(t, "alice", l.User.Name)
+
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Empty(t, stolen, "nothing reached the other host")
 		})
 	}
 }
