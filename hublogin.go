@@ -565,21 +565,38 @@ func EnvTokenWith(opts EnvTokenOptions) TokenSource {
 	return &envSource{login: newLoginRefresher(hubOAuth{hub: hub, clientID: opts.ClientID, http: opts.HTTPClient, logger: opts.Logger}, true)}
 }
 
+// clientLogin is what a Client lends the login sources it binds: its Hub,
+// its transport (without middleware) and its logger; and refuse, when its
+// router is on this machine and its Hub was not named, the HTTP client
+// that refuses to send a login to that Hub (hubNotNamed), for the sources
+// that name no Hub of their own.
+type clientLogin struct {
+	hubOAuth
+	refuse *http.Client
+}
+
+// lentBy is h with what c lends where h leaves it unset.
+func (h hubOAuth) lentBy(c clientLogin) hubOAuth {
+	if h.hub == "" {
+		h.hub = c.hub
+		if h.http == nil && c.refuse != nil {
+			h.http = c.refuse
+		}
+	}
+	if h.http == nil {
+		h.http = c.http
+	}
+	if h.logger == nil {
+		h.logger = c.logger
+	}
+	return h
+}
+
 // boundTo is the source renewing through a client's Hub, transport and
 // logger where its options leave them unset. A Client binds its own
 // EnvToken sources when it is made (bindLoginSources).
-func (s *envSource) boundTo(client hubOAuth) *envSource {
-	h := s.login.oauth
-	if h.hub == "" {
-		h.hub = client.hub
-	}
-	if h.http == nil {
-		h.http = client.http
-	}
-	if h.logger == nil {
-		h.logger = client.logger
-	}
-	bound := newLoginRefresher(h, true)
+func (s *envSource) boundTo(client clientLogin) *envSource {
+	bound := newLoginRefresher(s.login.oauth.lentBy(client), true)
 	bound.now, bound.onLockWait = s.login.now, s.login.onLockWait
 	return &envSource{login: bound}
 }
@@ -587,12 +604,12 @@ func (s *envSource) boundTo(client hubOAuth) *envSource {
 // bindLoginSources binds the EnvToken and OIDCToken sources of ts, in a
 // chain too, to the client's Hub: a stored login is renewed, and an OIDC
 // token exchanged, where the client sends its Hub calls.
-func bindLoginSources(ts TokenSource, client hubOAuth) TokenSource {
+func bindLoginSources(ts TokenSource, client clientLogin) TokenSource {
 	bound, _ := bindLogin(ts, client)
 	return bound
 }
 
-func bindLogin(ts TokenSource, client hubOAuth) (TokenSource, bool) {
+func bindLogin(ts TokenSource, client clientLogin) (TokenSource, bool) {
 	switch s := ts.(type) {
 	case *envSource:
 		if s != nil {

@@ -891,3 +891,28 @@ func TestHubOAuthRequestsFollowNoRedirectToAnotherHost(t *testing.T) {
 		})
 	}
 }
+
+// TestASourceThatNamesItsHubRenewsThereBesideALocalRouter: a client whose
+// router is on this machine and whose Hub is unnamed sends no login to
+// the public Hub; a source given its own Hub (EnvTokenWith's HubURL,
+// OIDCOptions' HubURL) has named one, and renews or exchanges there.
+func TestASourceThatNamesItsHubRenewsThereBesideALocalRouter(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithTokenSource(inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL()})))
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals(), "renewed on the Hub the source names")
+	assert.Equal(t, h.login(t)["hf_token"][:11]+"…", h.r.Requests()[0].TokenPrefix)
+	assert.Zero(t, h.warnings(), h.logs.String())
+
+	h.r.AddTrustedPublisher("ci-id-token", "alice", inferencetest.HubUser{Name: "alice"})
+	c, err = inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithTokenSource(inference.OIDCToken(inference.OIDCOptions{Resource: "alice", IDToken: "ci-id-token", HubURL: h.r.URL()})))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "OIDC alice", resp.Attempts[0].TokenSource)
+}

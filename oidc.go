@@ -122,18 +122,9 @@ func (*oidcSource) String() string { return "OIDCToken" }
 
 // boundTo is the source exchanging on a client's Hub, through its
 // transport, where its options leave them unset.
-func (s *oidcSource) boundTo(client hubOAuth) *oidcSource {
-	bound := OIDCToken(OIDCOptions{Resource: s.resource, IDToken: s.idToken, HubURL: s.oauth.hub, HTTPClient: s.oauth.http, Logger: s.oauth.logger}).(*oidcSource)
-	if bound.oauth.hub == "" {
-		bound.oauth.hub = client.hub
-	}
-	if bound.oauth.http == nil {
-		bound.oauth.http = client.http
-	}
-	if bound.oauth.logger == nil {
-		bound.oauth.logger = client.logger
-	}
-	bound.now = s.now
+func (s *oidcSource) boundTo(client clientLogin) *oidcSource {
+	bound := OIDCToken(OIDCOptions{Resource: s.resource, IDToken: s.idToken}).(*oidcSource)
+	bound.oauth, bound.now = s.oauth.lentBy(client), s.now
 	return bound
 }
 
