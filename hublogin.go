@@ -158,13 +158,19 @@ func (h hubOAuth) log() *slog.Logger {
 // renew exchanges a refresh token for a new access token (grant
 // refresh_token, through oauth2). The Hub may rotate the refresh token;
 // when it sends none, the old one stays. The expiry is now plus the
-// answer's expires_in, none when it has none.
+// answer's expires_in, none when it has none. An access token that cannot
+// be a token fails the renewal: saved, it would replace a working login
+// in the files.
 func (h hubOAuth) renew(ctx context.Context, refreshToken string, now time.Time) (loginRecord, error) {
 	ot, err := h.config(nil).TokenSource(h.oauthContext(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return loginRecord{}, err
 	}
-	return tokenRecord(ot, refreshToken, now), nil
+	rec := tokenRecord(ot, refreshToken, now)
+	if rec.access, err = normalizeToken(rec.access); err != nil {
+		return loginRecord{}, fmt.Errorf("the Hub's answer holds no valid access token: %v", err)
+	}
+	return rec, nil
 }
 
 // tokenRecord reads an OAuth token answer as a login.

@@ -916,3 +916,26 @@ func TestASourceThatNamesItsHubRenewsThereBesideALocalRouter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "OIDC alice", resp.Attempts[0].TokenSource)
 }
+
+// TestARenewalWhoseTokenIsNoTokenChangesNothing: a Hub's answer whose
+// access token cannot be a token (white space, a printed object) is a
+// failed renewal: the files keep the login as it was, for `hf` too, and
+// the current token serves while it is valid, with one warning.
+func TestARenewalWhoseTokenIsNoTokenChangesNothing(t *testing.T) {
+	for _, bad := range []string{"hf_oauth_two words", "None", "<OAuthToken object at 0x7f>"} {
+		t.Run(bad, func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(time.Hour))
+			before := mustRead(t, h.storedPath)
+			body, err := json.Marshal(map[string]any{"access_token": bad, "refresh_token": "rt-next", "expires_in": 3600, "token_type": "bearer"})
+			require.NoError(t, err)
+			h.r.FailOAuth(inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, string(body)))
+			tok, err := h.source().Token(t.Context())
+			require.NoError(t, err, "the current token serves")
+			assert.Equal(t, "hf_oauth_al…", tok.Redacted())
+			assert.Equal(t, before, mustRead(t, h.storedPath), "stored_tokens untouched")
+			assert.Equal(t, oldAccess, h.activeToken(t), "the token file untouched")
+			assert.Equal(t, 1, h.warnings())
+			assert.NotContains(t, h.logs.String(), "two words", "the answer is not quoted")
+		})
+	}
+}
