@@ -630,6 +630,7 @@ func TestHelperProcessRenewsStoredLogin(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: hub, HTTPClient: &http.Client{Transport: held}})
+	inference.OnLoginLockWait(src, func() { fmt.Println("helper: lock busy") })
 	tok, err := src.Token(context.Background())
 	if err != nil {
 		fmt.Println("helper: error", err)
@@ -938,4 +939,131 @@ func TestARenewalWhoseTokenIsNoTokenChangesNothing(t *testing.T) {
 			assert.NotContains(t, h.logs.String(), "two words", "the answer is not quoted")
 		})
 	}
+}
+
+// helperProcess is this test binary run as another process: one of the
+// TestHelperProcess tests, its lines read as they come.
+type helperProcess struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+func startHelper(t *testing.T, test string, env ...string) *helperProcess {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	return &helperProcess{t: t, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+}
+
+// expect reads up to a line starting with prefix and returns its rest.
+func (p *helperProcess) expect(prefix string) string {
+	p.t.Helper()
+	for p.lines.Scan() {
+		if rest, ok := strings.CutPrefix(p.lines.Text(), prefix); ok {
+			return rest
+		}
+	}
+	p.t.Fatalf("the helper process ended before %q: %v", prefix, p.lines.Err())
+	return ""
+}
+
+// TestOneRenewalForThreeProcesses: two other processes and 20 goroutines
+// of this one find the login near its expiry at once; the first process
+// renews it holding the lock, the others wait for the lock, then adopt
+// what it saved: one renewal, one token everywhere.
+func TestOneRenewalForThreeProcesses(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	env := "INFERENCE_HELPER_HUB=" + h.r.URL()
+	first := startHelper(t, "TestHelperProcessRenewsStoredLogin", env)
+	first.expect("helper: renewing")
+	second := startHelper(t, "TestHelperProcessRenewsStoredLogin", env)
+	second.expect("helper: lock busy")
+
+	src := h.source()
+	lockWaited := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(lockWaited) })
+	const calls = 20
+	tokens := make([]string, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			tok, err := src.Token(t.Context())
+			assert.NoError(t, err)
+			tokens[i] = fingerprint(inference.TokenValue(tok))
+		})
+	}
+	select {
+	case <-lockWaited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no goroutine waited for the other process's lock")
+	}
+	_, err := io.WriteString(first.stdin, "go\n")
+	require.NoError(t, err)
+	theirs := []string{first.expect("helper: token "), second.expect("helper: token ")}
+	require.NoError(t, first.cmd.Wait())
+	require.NoError(t, second.cmd.Wait())
+	wg.Wait()
+
+	assert.Equal(t, 1, h.renewals(), "one renewal for three processes")
+	active := fingerprint(h.activeToken(t))
+	assert.Equal(t, []string{active, active}, theirs)
+	for i := range calls {
+		assert.Equal(t, active, tokens[i])
+	}
+	assert.Zero(t, h.warnings())
+}
+
+// TestAProcessKilledHoldingTheLockHoldsItNoLonger: the lock of a process
+// that died holding it (flock, released by the system) is taken at once,
+// not after the 30 s a live holder gets.
+func TestAProcessKilledHoldingTheLockHoldsItNoLonger(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	holder := startHelper(t, "TestHelperProcessHoldsTheLock", "INFERENCE_HELPER_HOLD=1")
+	holder.expect("helper: holding")
+
+	src := h.source()
+	waited := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(waited) })
+	got := make(chan error, 1)
+	go func() {
+		_, err := src.Token(t.Context())
+		got <- err
+	}()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the lock was not found held")
+	}
+	killed := time.Now()
+	require.NoError(t, holder.cmd.Process.Kill())
+	_ = holder.cmd.Wait()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the dead process's lock was waited for")
+	}
+	assert.Less(t, time.Since(killed), 10*time.Second)
+	assert.Equal(t, 1, h.renewals())
+	assert.Equal(t, h.login(t)["hf_token"], h.activeToken(t))
+}
+
+// TestHelperProcessHoldsTheLock is the process of
+// TestAProcessKilledHoldingTheLockHoldsItNoLonger: it takes the lock and
+// holds it until it is killed.
+func TestHelperProcessHoldsTheLock(t *testing.T) {
+	if os.Getenv("INFERENCE_HELPER_HOLD") == "" {
+		t.Skip("run by TestAProcessKilledHoldingTheLockHoldsItNoLonger")
+	}
+	inference.HoldStoredTokensLock(t, filepath.Join(os.Getenv("HF_HOME"), "token"))
+	fmt.Println("helper: holding")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
 }
