@@ -67,8 +67,8 @@ func lockStoredTokens(ctx context.Context, path string, onWait func()) (func(), 
 // trySoftLock creates path exclusively: it exists while the lock is
 // held. A lock file older than softLockStale is removed first.
 func trySoftLock(path string) (func(), error) {
-	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > softLockStale {
-		_ = os.Remove(path)
+	if stale(path) {
+		breakStaleLock(path)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o664)
 	if errors.Is(err, fs.ErrExist) {
@@ -79,4 +79,33 @@ func trySoftLock(path string) (func(), error) {
 	}
 	_ = f.Close()
 	return func() { _ = os.Remove(path) }, nil
+}
+
+// stale reports a lock file older than softLockStale: left by a process
+// that died holding it.
+func stale(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && time.Since(fi.ModTime()) > softLockStale
+}
+
+// breakStaleLock removes the lock file at path if it is stale, under a
+// second lock file (path + ".break"): two processes that find it stale at
+// once would otherwise both remove it, the second removing the lock the
+// first has just taken, and both would hold the lock. The one that gets
+// the guard looks again; the other leaves it and tries again later.
+func breakStaleLock(path string) {
+	guard := path + ".break"
+	if stale(guard) {
+		// Left by a process that died between its two steps.
+		_ = os.Remove(guard)
+	}
+	f, err := os.OpenFile(guard, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o664)
+	if err != nil {
+		return
+	}
+	_ = f.Close()
+	defer func() { _ = os.Remove(guard) }()
+	if stale(path) {
+		_ = os.Remove(path)
+	}
 }
