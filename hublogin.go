@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,10 +475,10 @@ func (r *loginRefresher) reloginFix() string {
 }
 
 // fixFor is what to do after a renewal failed with err: log in again
-// when the Hub refused it (an OAuth error), else make the Hub reachable (a
-// network down, a 5xx or a page that is not OAuth's is not a login to
-// redo), or name it, when the client refused to send a login to a Hub
-// nobody named.
+// when the Hub refused it (an OAuth error), name the Hub when the client
+// refused to send a login to a Hub nobody named, let the program use the
+// login's files when they refused, else make the Hub reachable (a network
+// down, a 5xx or a page that is not OAuth's is not a login to redo).
 func (r *loginRefresher) fixFor(err error) string {
 	var re *oauth2.RetrieveError
 	switch {
@@ -484,6 +486,12 @@ func (r *loginRefresher) fixFor(err error) string {
 		return r.reloginFix()
 	case errors.Is(err, ErrInvalidRequest):
 		return fmt.Sprintf("Give the client the Hub to renew the login on: WithHubURL (a fake's URL in tests), or WithHubURL(%q)", defaultHubURL)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// The files, or their lock, refused: the Hub was not asked, since
+		// a renewal that cannot be saved would be lost for `hf`.
+		return "Let this program read and write " + filepath.Dir(pe.Path) + ", where the login's files and their lock are: the login is renewed as soon as it can be saved. If it has expired meanwhile: " + r.reloginFix()
 	}
 	return "Check that the Hub at " + r.oauth.hubURL() + " can be reached: the login is renewed as soon as it answers. If it has expired meanwhile: " + r.reloginFix()
 }

@@ -1067,3 +1067,19 @@ func TestHelperProcessHoldsTheLock(t *testing.T) {
 	fmt.Println("helper: holding")
 	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
 }
+
+// TestARenewalTheFilesRefuseSaysToMakeThemWritable: a login whose files
+// cannot be locked (HF_HOME read-only, a lock that is no file) is not
+// renewed, since the renewal could not be saved for `hf`; the fix says
+// what is wrong here, not to check the Hub, which was never asked.
+func TestARenewalTheFilesRefuseSaysToMakeThemWritable(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	require.NoError(t, os.Mkdir(filepath.Join(h.dir, "stored_tokens.lock"), 0o700))
+	_, err := h.source().Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	var apiErr *inference.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Empty(t, h.r.OAuthRequests(), "the Hub was not asked")
+	assert.True(t, strings.HasPrefix(apiErr.Fix(), "Let this program read and write "+h.dir), apiErr.Fix())
+	assert.Contains(t, h.logs.String(), `fix="Let this program read and write `+h.dir)
+}
