@@ -92,8 +92,9 @@ func (f tokenFiles) writeToken(token string) error {
 // alone (0600, its directory 0700, as huggingface_hub makes them). The
 // data goes to a temporary file in the same directory that is then
 // renamed over path, so that a reader (this library, or `hf` in another
-// process) sees the old file or the new one, never half of one. A symbolic
-// link at path is followed: the file it points to is replaced.
+// process) sees the old file or the new one, never half of one, and it
+// keeps the old file's owner where this process may give it (root). A
+// symbolic link at path is followed: the file it points to is replaced.
 func writeSecret(path string, data []byte) error {
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
@@ -118,6 +119,9 @@ func writeSecret(path string, data []byte) error {
 	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		_ = tmp.Close()
 		return err
+	}
+	if old, err := os.Stat(path); err == nil {
+		keepOwner(tmp, old)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		_ = tmp.Close()
