@@ -170,6 +170,7 @@ func newClient(opts []Option) (*Client, error) {
 		})}
 	}
 	s.tokenSource = bindLoginSources(s.tokenSource, login)
+	s.userTokens = bindLoginSources(s.userTokens, login)
 
 	return &Client{
 		base:        base,

@@ -555,8 +555,9 @@ func (r *loginRefresher) warn(ctx context.Context, rec loginRecord, err error, r
 // `hf auth login` stored. The zero value is [EnvToken]'s.
 type EnvTokenOptions struct {
 	// HubURL is the Hub that renews the login. Empty: the Hub of the
-	// Client the source is given to (WithHubURL, else HF_ENDPOINT), and
-	// outside a Client HF_ENDPOINT, else https://huggingface-proxy-6ci.pages.dev.
+	// Client the source is given to by NewClient (WithHubURL, else
+	// HF_ENDPOINT), and otherwise (outside a Client, or given for one
+	// call) HF_ENDPOINT, else https://huggingface-proxy-6ci.pages.dev.
 	HubURL string
 	// ClientID is the OAuth client the login was made with. Empty:
 	// HF_DEVICE_CODE_OAUTH_CLIENT_ID, else [DeviceLoginClientID].

@@ -1083,3 +1083,35 @@ func TestARenewalTheFilesRefuseSaysToMakeThemWritable(t *testing.T) {
 	assert.True(t, strings.HasPrefix(apiErr.Fix(), "Let this program read and write "+h.dir), apiErr.Fix())
 	assert.Contains(t, h.logs.String(), `fix="Let this program read and write `+h.dir)
 }
+
+// TestAClientsUserSourceRenewsOnTheClientsHub: EnvToken given to the
+// client as its user source (WithUserTokenSource) renews on the client's
+// Hub, through its transport, as its own source does; before, it went to
+// HF_ENDPOINT or the public Hub, past the guard of a local router.
+func TestAClientsUserSourceRenewsOnTheClientsHub(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithUserTokenSource(inference.EnvToken()))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals(), "renewed on the client's Hub")
+	assert.Equal(t, h.login(t)["hf_token"][:11]+"…", h.r.Requests()[0].TokenPrefix)
+	assert.Zero(t, h.warnings(), h.logs.String())
+	assert.Equal(t, "call's token file "+h.tokenPath, resp.Attempts[0].TokenSource)
+
+	// Beside a local router with no Hub named, it renews nothing.
+	h2 := newHFHome(t, time.Now().Add(time.Hour))
+	h2.r.On("m/a", inferencetest.Reply("ok"))
+	u, err := url.Parse(h2.r.URL())
+	require.NoError(t, err)
+	guard := &hostGuard{allowed: u.Host}
+	c, err = inference.NewClient(inference.WithBaseURL(h2.r.URL()), inference.WithLogger(h2.logger),
+		inference.WithHTTPClient(&http.Client{Transport: guard}), inference.WithUserTokenSource(inference.EnvToken()))
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Zero(t, h2.renewals())
+	assert.Contains(t, h2.logs.String(), "WithHubURL", "the warning says why")
+}
