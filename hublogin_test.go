@@ -552,25 +552,8 @@ func TestClientRenewsThroughItsHubAndTransportAlone(t *testing.T) {
 // same token, read from the files the other process wrote.
 func TestOneRenewalUnder100CallsAndTwoProcesses(t *testing.T) {
 	h := newHFHome(t, time.Now().Add(time.Hour))
-	child := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcessRenewsStoredLogin$", "-test.v")
-	child.Env = append(os.Environ(), "INFERENCE_HELPER_HUB="+h.r.URL())
-	stdin, err := child.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := child.StdoutPipe()
-	require.NoError(t, err)
-	child.Stderr = os.Stderr
-	require.NoError(t, child.Start())
-	lines := bufio.NewScanner(stdout)
-	expect := func(prefix string) string {
-		for lines.Scan() {
-			if rest, ok := strings.CutPrefix(lines.Text(), prefix); ok {
-				return rest
-			}
-		}
-		t.Fatalf("the helper process ended before %q: %v", prefix, lines.Err())
-		return ""
-	}
-	expect("helper: renewing")
+	child := startHelper(t, "TestHelperProcessRenewsStoredLogin", "INFERENCE_HELPER_HUB="+h.r.URL())
+	child.expect("helper: renewing")
 
 	// The helper holds the lock, its renewal held back: now 100 calls.
 	src := h.source()
@@ -594,10 +577,10 @@ func TestOneRenewalUnder100CallsAndTwoProcesses(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return inference.LoginWaiting(src) == calls-1 }, 20*time.Second, time.Millisecond,
 		"the other goroutines wait for the one that looks")
-	_, err = io.WriteString(stdin, "go\n")
+	_, err := io.WriteString(child.stdin, "go\n")
 	require.NoError(t, err)
-	theirs := expect("helper: token ")
-	require.NoError(t, child.Wait())
+	theirs := child.expect("helper: token ")
+	require.NoError(t, child.cmd.Wait())
 	wg.Wait()
 
 	assert.Equal(t, 1, h.renewals(), "one renewal for two processes and 100 calls")
