@@ -155,9 +155,9 @@ func (s *oidcSource) Token(ctx context.Context) (Token, error) {
 	}
 	tok, err := s.exchanged(ctx, resource, source)
 	if err != nil && ctx.Err() == nil && !s.warned.Swap(true) {
-		s.oauth.log().LogAttrs(ctx, slog.LevelWarn, "inference: HF_OIDC_RESOURCE is set but no OIDC token could be had; a chain goes on with its next source (HF_TOKEN, the token file), where huggingface_hub would fail",
+		s.oauth.log().LogAttrs(ctx, slog.LevelWarn, "inference: no OIDC token could be had; a chain goes on with its next source (HF_TOKEN, the token file), where huggingface_hub would fail",
 			slog.String("resource", resource), slog.String("reason", err.Error()),
-			slog.String("fix", "fix the exchange as the reason says, or unset HF_OIDC_RESOURCE to use the next source knowingly"))
+			slog.String("fix", "fix the exchange as the reason says, or unset HF_OIDC_RESOURCE (or give no OIDCToken) to use the next source knowingly"))
 	}
 	return tok, err
 }
