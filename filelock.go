@@ -32,12 +32,24 @@ const softLockStale = 2 * time.Minute
 // errLockBusy is a try that found the lock held.
 var errLockBusy = errors.New("the lock is held")
 
+// lockHeldError is a wait for the lock that gave up: another process held
+// it all along.
+type lockHeldError struct{ path string }
+
+func (e *lockHeldError) Error() string {
+	return fmt.Sprintf("%s is held by another process for more than %s", e.path, lockTimeout)
+}
+
 // lockStoredTokens takes the lock at path, trying again with short pauses
 // until it is free, ctx ends or lockTimeout passes. onWait, when not nil,
 // is called once if the lock is held by someone else. The returned
 // function releases it.
 func lockStoredTokens(ctx context.Context, path string, onWait func()) (func(), error) {
-	deadline := time.Now().Add(lockTimeout)
+	return lockUntil(ctx, path, time.Now().Add(lockTimeout), onWait)
+}
+
+// lockUntil is lockStoredTokens giving up at deadline.
+func lockUntil(ctx context.Context, path string, deadline time.Time, onWait func()) (func(), error) {
 	pause := 5 * time.Millisecond
 	for waited := false; ; waited = true {
 		unlock, err := tryLock(path)
@@ -51,7 +63,7 @@ func lockStoredTokens(ctx context.Context, path string, onWait func()) (func(), 
 			onWait()
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s is held by another process for more than %s", path, lockTimeout)
+			return nil, &lockHeldError{path: path}
 		}
 		t := time.NewTimer(pause)
 		select {

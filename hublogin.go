@@ -476,9 +476,10 @@ func (r *loginRefresher) reloginFix() string {
 
 // fixFor is what to do after a renewal failed with err: log in again
 // when the Hub refused it (an OAuth error), name the Hub when the client
-// refused to send a login to a Hub nobody named, let the program use the
-// login's files when they refused, else make the Hub reachable (a network
-// down, a 5xx or a page that is not OAuth's is not a login to redo).
+// refused to send a login to a Hub nobody named, see to the lock when
+// another process held it too long, let the program use the login's
+// files when they refused, else make the Hub reachable (a network down, a
+// 5xx or a page that is not OAuth's is not a login to redo).
 func (r *loginRefresher) fixFor(err error) string {
 	var re *oauth2.RetrieveError
 	switch {
@@ -486,6 +487,11 @@ func (r *loginRefresher) fixFor(err error) string {
 		return r.reloginFix()
 	case errors.Is(err, ErrInvalidRequest):
 		return fmt.Sprintf("Give the client the Hub to renew the login on: WithHubURL (a fake's URL in tests), or WithHubURL(%q)", defaultHubURL)
+	}
+	var held *lockHeldError
+	if errors.As(err, &held) {
+		return "Another process has held " + held.path + " for more than " + lockTimeout.String() +
+			" while renewing the login (`hf`, or a program of this library): if none is running, remove the file. If it has expired meanwhile: " + r.reloginFix()
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
