@@ -162,15 +162,17 @@ func newClient(opts []Option) (*Client, error) {
 	// exchanged, by the client's Hub, through its transport alone: no
 	// token or log line goes with it.
 	hubUnnamed := !hubNamed && isLoopback(base.Hostname())
-	loginHTTP := &http.Client{Transport: transport, Timeout: loginHTTPTimeout}
+	login := clientLogin{hubOAuth: hubOAuth{hub: hub.String(), logger: s.logger, http: &http.Client{Transport: transport, Timeout: loginHTTPTimeout}}}
 	if hubUnnamed {
 		// As for the client's own Hub calls (hubGet): a renewal or an
-		// exchange would send a login to the public Hub from a test.
-		loginHTTP = &http.Client{Transport: RoundTripperFunc(func(*http.Request) (*http.Response, error) {
+		// exchange would send a login to the public Hub from a test,
+		// unless its source names its own Hub.
+		login.refuse = &http.Client{Transport: RoundTripperFunc(func(*http.Request) (*http.Response, error) {
 			return nil, hubNotNamed(base, hub)
 		})}
 	}
-	s.tokenSource = bindLoginSources(s.tokenSource, hubOAuth{hub: hub.String(), logger: s.logger, http: loginHTTP})
+	s.tokenSource = bindLoginSources(s.tokenSource, login)
+	s.userTokens = bindLoginSources(s.userTokens, login)
 
 	return &Client{
 		base:        base,

@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"golang.org/x/oauth2"
 )
@@ -48,6 +50,9 @@ const (
 
 // DeviceCode is what the user needs to authorize a device login: a CLI
 // prints it, a GUI shows it (and may open VerificationURIComplete).
+// [DeviceLogin] checks it before Prompt sees it: UserCode is a short code
+// of printable characters, and both pages are web addresses on the Hub's
+// own host; a Hub's answer that is not is refused, nothing shown.
 type DeviceCode struct {
 	// UserCode is the short code the user checks or types, such as
 	// "ABCD-EFGH".
@@ -202,6 +207,9 @@ func DeviceLogin(ctx context.Context, opts DeviceLoginOptions) (*Login, error) {
 	if code.VerificationURIComplete == "" {
 		code.VerificationURIComplete = code.VerificationURI
 	}
+	if err := checkDeviceCode(code, hub); err != nil {
+		return nil, fmt.Errorf("inference: device login: the Hub's answer to POST %s %v: nothing is shown", cfg.Endpoint.DeviceAuthURL, err)
+	}
 	if err := opts.Prompt(code); err != nil {
 		return nil, fmt.Errorf("inference: device login: %w", err)
 	}
@@ -235,6 +243,44 @@ func DeviceLogin(ctx context.Context, opts DeviceLoginOptions) (*Login, error) {
 			slog.String("reason", strings.TrimPrefix(oauthErrorDetail(err), ": ")))
 	}
 	return finishLogin(ctx, h, ot, scopes, opts.Save)
+}
+
+// maxUserCode bounds a user code: RFC 8628's is short, for a person to
+// type or compare (the Hub's: "ABCD-EFGH").
+const maxUserCode = 64
+
+// checkDeviceCode refuses a code that cannot be shown to a person as it
+// is, since a Prompt prints or displays it untouched: a user_code that is
+// no short printable code (a terminal's escape sequence, a line break
+// forging the text after it), a page that is not a web page on the Hub's
+// own host.
+func checkDeviceCode(c DeviceCode, hub *url.URL) error {
+	if len(c.UserCode) > maxUserCode || !printable(c.UserCode) {
+		return errors.New("has a user_code that is no short printable code")
+	}
+	for _, page := range []struct{ field, uri string }{{"verification_uri", c.VerificationURI}, {"verification_uri_complete", c.VerificationURIComplete}} {
+		u, err := url.Parse(page.uri)
+		web := err == nil && printable(page.uri) && u.User == nil && u.Host != "" &&
+			(u.Scheme == "https" || u.Scheme == "http" && hub.Scheme == "http")
+		if !web {
+			return fmt.Errorf("has a %s that is not a web page's address", page.field)
+		}
+		if !strings.EqualFold(u.Hostname(), hub.Hostname()) {
+			return fmt.Errorf("has a %s on another host (%s) than the Hub's (%s)", page.field, cleanText(u.Hostname(), 64), hub.Hostname())
+		}
+	}
+	return nil
+}
+
+// printable reports a text of printable characters alone (spaces
+// included, no control, format or line-breaking character).
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // finishLogin checks the new token with whoami, saves it when asked, and

@@ -2,6 +2,7 @@ package inference_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -374,7 +375,9 @@ func TestDeviceLoginTokensRenewInMemory(t *testing.T) {
 	second, err := l.Tokens.Token(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, 2, h.renewals(), "renewed with the rotated refresh token")
-	assert.NotEqual(t, first.Redacted(), second.Redacted())
+	// Two tokens of the fake Hub share their redacted prefix (two hex
+	// digits) once in 256: tell them apart by their whole value.
+	assert.NotEqual(t, fingerprint(inference.TokenValue(first)), fingerprint(inference.TokenValue(second)))
 	for _, q := range r.OAuthRequests() {
 		assert.NotEqual(t, "invalid_grant", q.Error)
 	}
@@ -384,6 +387,12 @@ func TestDeviceLoginTokensRenewInMemory(t *testing.T) {
 	_, err = l.Tokens.Token(t.Context())
 	require.ErrorIs(t, err, inference.ErrUnauthorized)
 	var apiErr *inference.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "Check that the Hub at "+r.URL()+" can be reached: the login is renewed as soon as it answers. If it has expired meanwhile: Log the user in again (DeviceLogin)",
+		apiErr.Fix(), "a 502 is no refusal of the login")
+	now.add(6 * time.Minute)
+	r.FailOAuth(inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}}, `{"error":"invalid_grant"}`))
+	_, err = l.Tokens.Token(t.Context())
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "Log the user in again (DeviceLogin)", apiErr.Fix())
 	assert.NoFileExists(t, filepath.Join(home, "token"), "nothing saved unless asked")
@@ -463,4 +472,52 @@ func TestSavedLoginNoticesANewLoginAfterInvalidGrant(t *testing.T) {
 	assert.Equal(t, "hf_oauth_al…", again.Redacted())
 	assert.NotEqual(t, tok.Expiry, again.Expiry)
 	assert.Equal(t, 1, h.renewals(), "the new login has a month left")
+}
+
+// TestDeviceLoginRefusesACodeItCannotShowSafely: the code and the page
+// go to the user's terminal or screen as they are, so an answer whose
+// user_code carries control characters (a terminal's escape sequences, a
+// line break that forges the text after it) or is no short code, or whose
+// page is not a web page on the Hub's own host, is refused before
+// anything is shown or polled.
+func TestDeviceLoginRefusesACodeItCannotShowSafely(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, userCode, uri, uriComplete, want string
+	}{
+		{"an escape sequence in the code", "ABCD\x1b]8;;https://evil.example\x07EFGH", "", "", "user_code"},
+		{"a line break in the code", "ABCD-EFGH\nLogin complete. Paste your token:", "", "", "user_code"},
+		{"a code no one types", strings.Repeat("A", 200), "", "", "user_code"},
+		{"a page on another host", "", "https://evil.example/oauth/device", "", "another host"},
+		{"a completed page on another host", "", "", "https://evil.example/oauth/device?user_code=ABCD-EFGH", "another host"},
+		{"a page that is a script", "", "javascript:alert(1)", "", "verification_uri"},
+		{"a page with an escape sequence", "", "HUB/oauth/device\x1b[2J", "", "verification_uri"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := deviceHub(t, inferencetest.DeviceLogin{User: alice})
+			answer := map[string]any{"device_code": "dc", "user_code": "ABCD-EFGH", "verification_uri": r.URL() + "/oauth/device",
+				"verification_uri_complete": r.URL() + "/oauth/device?user_code=ABCD-EFGH", "interval": 1, "expires_in": 900}
+			if tc.userCode != "" {
+				answer["user_code"] = tc.userCode
+			}
+			if tc.uri != "" {
+				answer["verification_uri"] = strings.ReplaceAll(tc.uri, "HUB", r.URL())
+			}
+			if tc.uriComplete != "" {
+				answer["verification_uri_complete"] = tc.uriComplete
+			}
+			body, err := json.Marshal(answer)
+			require.NoError(t, err)
+			r.FailOAuth(inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, string(body)))
+			l, s, err := login(t, r, inference.DeviceLoginOptions{})
+			require.Error(t, err)
+			assert.Nil(t, l)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\x1b")
+			assert.NotContains(t, err.Error(), "\n")
+			assert.Zero(t, s.codes.Load(), "nothing shown")
+			assert.Empty(t, polls(r), "nothing polled")
+		})
+	}
 }

@@ -37,6 +37,12 @@ func OnLoginLockWait(ts TokenSource, f func()) { loginOf(ts).onLockWait = f }
 // login.
 func LoginWaiting(ts TokenSource) int { return int(loginOf(ts).waiting.Load()) }
 
+// TokenValue is the token itself, for tests that must tell two tokens
+// apart: Redacted shows two characters after the prefix, which two tokens
+// of the fake Hub share once in 256. Compare fingerprints of it, so that
+// a failure prints no token.
+func TokenValue(t Token) string { return t.value() }
+
 // StoredTokensAsJSON is stored_tokens' content as huggingface_hub's
 // reader gives it ([[name, [[key, value], ...]], ...]), as read here.
 func StoredTokensAsJSON(data []byte) string { return asPython(parseStoredTokens(data)) }

@@ -2,8 +2,11 @@ package inference
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +43,36 @@ func TestSoftLockLeftByACrashIsTakenOver(t *testing.T) {
 	require.NoError(t, err)
 	unlock()
 	assert.NoFileExists(t, path)
+}
+
+// TestStaleSoftLockIsTakenByOneOfManyAtOnce: takers that find a lock
+// file stale at the same moment break it once: one of them holds the
+// lock, never two (the second removing the lock the first has just
+// taken). The interleaving is rare: thousands of rounds of eight takers
+// find it on the code without the guard.
+func TestStaleSoftLockIsTakenByOneOfManyAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-softLockStale - time.Minute)
+	for round := range 2000 {
+		path := filepath.Join(dir, fmt.Sprintf("stored_tokens.lock.%d", round))
+		require.NoError(t, os.WriteFile(path, nil, 0o664))
+		require.NoError(t, os.Chtimes(path, old, old))
+		var holders atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 8 {
+			wg.Go(func() {
+				<-start
+				if _, err := trySoftLock(path); err == nil {
+					holders.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.LessOrEqual(t, holders.Load(), int32(1), "round %d: two takers hold the lock", round)
+		assert.NoFileExists(t, path+".break")
+	}
 }
 
 // TestLockWaitsAndStopsWithTheContext: a held lock is waited for (onWait

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +49,9 @@ const (
 	// loginHTTPTimeout bounds one request to the Hub's OAuth endpoints:
 	// a renewal runs on a call's path.
 	loginHTTPTimeout = 30 * time.Second
+	// renewalBudget bounds a renewal that goes on after its caller left:
+	// the wait for the cross-process lock, then the Hub's answer.
+	renewalBudget = lockTimeout + loginHTTPTimeout
 )
 
 // loginRecord is one login: its name in stored_tokens (when stored), its
@@ -115,12 +120,29 @@ func (h hubOAuth) config(scopes []string) *oauth2.Config {
 }
 
 // httpClient is the client given, else one whose requests end after
-// loginHTTPTimeout.
+// loginHTTPTimeout. Either way it follows no redirect to another origin:
+// a 307 or 308 sends a request's form again where it points, with the
+// refresh token, the device code or the id token it carries.
 func (h hubOAuth) httpClient() *http.Client {
+	c := &http.Client{Timeout: loginHTTPTimeout}
 	if h.http != nil {
-		return h.http
+		copied := *h.http
+		c = &copied
 	}
-	return &http.Client{Timeout: loginHTTPTimeout}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if to, from := origin(req.URL), origin(via[0].URL); to != from {
+			return fmt.Errorf("%s redirected to another origin (%s): nothing is sent there", from, to)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return c
 }
 
 // oauthContext hands oauth2 the HTTP client, the only way it takes one.
@@ -138,13 +160,19 @@ func (h hubOAuth) log() *slog.Logger {
 // renew exchanges a refresh token for a new access token (grant
 // refresh_token, through oauth2). The Hub may rotate the refresh token;
 // when it sends none, the old one stays. The expiry is now plus the
-// answer's expires_in, none when it has none.
+// answer's expires_in, none when it has none. An access token that cannot
+// be a token fails the renewal: saved, it would replace a working login
+// in the files.
 func (h hubOAuth) renew(ctx context.Context, refreshToken string, now time.Time) (loginRecord, error) {
 	ot, err := h.config(nil).TokenSource(h.oauthContext(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return loginRecord{}, err
 	}
-	return tokenRecord(ot, refreshToken, now), nil
+	rec := tokenRecord(ot, refreshToken, now)
+	if rec.access, err = normalizeToken(rec.access); err != nil {
+		return loginRecord{}, fmt.Errorf("the Hub's answer holds no valid access token: %v", err)
+	}
+	return rec, nil
 }
 
 // tokenRecord reads an OAuth token answer as a login.
@@ -261,8 +289,11 @@ func (r *loginRefresher) fresh(key string, now time.Time) (loginMemo, bool) {
 
 // token serves the login named by key: from the memo while it is good,
 // else from decide, which runs in the slot (one at a time; those waiting
-// then find the memo it left). A ctx that ends while waiting or deciding
-// leaves the memo as it was.
+// then find the memo it left). A caller waits for the slot and for decide
+// only as long as its ctx; decide itself goes on when the caller leaves,
+// within renewalBudget: the Hub may already have renewed the login and
+// retired its refresh token, and dropping its answer would log the user
+// out, in `hf` too.
 func (r *loginRefresher) token(ctx context.Context, key, source string, decide func(ctx context.Context, now time.Time) (loginMemo, error)) (Token, error) {
 	if m, ok := r.fresh(key, r.now()); ok {
 		return m.serve(r.now(), source)
@@ -275,19 +306,37 @@ func (r *loginRefresher) token(ctx context.Context, key, source string, decide f
 		r.waiting.Add(-1)
 		return Token{}, ctx.Err()
 	}
-	defer func() { <-r.slot }()
 	now := r.now()
 	if m, ok := r.fresh(key, now); ok {
+		<-r.slot
 		return m.serve(now, source)
 	}
-	m, err := decide(ctx, now)
-	if err != nil {
-		return Token{}, err
+	type decision struct {
+		m   loginMemo
+		err error
 	}
-	r.mu.Lock()
-	r.memo = m
-	r.mu.Unlock()
-	return m.serve(now, source)
+	done := make(chan decision, 1)
+	go func() {
+		defer func() { <-r.slot }()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewalBudget)
+		defer cancel()
+		m, err := decide(dctx, now)
+		if err == nil {
+			r.mu.Lock()
+			r.memo = m
+			r.mu.Unlock()
+		}
+		done <- decision{m, err}
+	}()
+	select {
+	case d := <-done:
+		if d.err != nil {
+			return Token{}, d.err
+		}
+		return d.m.serve(now, source)
+	case <-ctx.Done():
+		return Token{}, ctx.Err()
+	}
 }
 
 // decideRenewal decides about rec at now: serve it as it is while more
@@ -306,9 +355,8 @@ func (r *loginRefresher) decideRenewal(ctx context.Context, key string, rec logi
 	}
 	fresh, err := renew(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return loginMemo{}, ctx.Err()
-		}
+		// ctx is the renewal's own (see token): its end is a Hub that
+		// did not answer within renewalBudget, a failure like another.
 		relogin := isInvalidGrant(err)
 		m.failure, m.relogin = r.expiredError(rec, err, relogin), relogin
 		m.recheckAt = now.Add(loginRecheck)
@@ -427,16 +475,29 @@ func (r *loginRefresher) reloginFix() string {
 }
 
 // fixFor is what to do after a renewal failed with err: log in again
-// when the Hub refused it, else make the Hub reachable (a network down is
-// not a login to redo), or name it, when the client refused to send a
-// login to a Hub nobody named.
+// when the Hub refused it (an OAuth error), name the Hub when the client
+// refused to send a login to a Hub nobody named, see to the lock when
+// another process held it too long, let the program use the login's
+// files when they refused, else make the Hub reachable (a network down, a
+// 5xx or a page that is not OAuth's is not a login to redo).
 func (r *loginRefresher) fixFor(err error) string {
 	var re *oauth2.RetrieveError
 	switch {
-	case errors.As(err, &re):
+	case errors.As(err, &re) && re.ErrorCode != "" && (re.Response == nil || re.Response.StatusCode < 500):
 		return r.reloginFix()
 	case errors.Is(err, ErrInvalidRequest):
 		return fmt.Sprintf("Give the client the Hub to renew the login on: WithHubURL (a fake's URL in tests), or WithHubURL(%q)", defaultHubURL)
+	}
+	var held *lockHeldError
+	if errors.As(err, &held) {
+		return "Another process has held " + held.path + " for more than " + lockTimeout.String() +
+			" while renewing the login (`hf`, or a program of this library): if none is running, remove the file. If it has expired meanwhile: " + r.reloginFix()
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// The files, or their lock, refused: the Hub was not asked, since
+		// a renewal that cannot be saved would be lost for `hf`.
+		return "Let this program read and write " + filepath.Dir(pe.Path) + ", where the login's files and their lock are: the login is renewed as soon as it can be saved. If it has expired meanwhile: " + r.reloginFix()
 	}
 	return "Check that the Hub at " + r.oauth.hubURL() + " can be reached: the login is renewed as soon as it answers. If it has expired meanwhile: " + r.reloginFix()
 }
@@ -500,8 +561,9 @@ func (r *loginRefresher) warn(ctx context.Context, rec loginRecord, err error, r
 // `hf auth login` stored. The zero value is [EnvToken]'s.
 type EnvTokenOptions struct {
 	// HubURL is the Hub that renews the login. Empty: the Hub of the
-	// Client the source is given to (WithHubURL, else HF_ENDPOINT), and
-	// outside a Client HF_ENDPOINT, else https://huggingface-proxy-6ci.pages.dev.
+	// Client the source is given to by NewClient (WithHubURL, else
+	// HF_ENDPOINT), and otherwise (outside a Client, or given for one
+	// call) HF_ENDPOINT, else https://huggingface-proxy-6ci.pages.dev.
 	HubURL string
 	// ClientID is the OAuth client the login was made with. Empty:
 	// HF_DEVICE_CODE_OAUTH_CLIENT_ID, else [DeviceLoginClientID].
@@ -524,21 +586,38 @@ func EnvTokenWith(opts EnvTokenOptions) TokenSource {
 	return &envSource{login: newLoginRefresher(hubOAuth{hub: hub, clientID: opts.ClientID, http: opts.HTTPClient, logger: opts.Logger}, true)}
 }
 
+// clientLogin is what a Client lends the login sources it binds: its Hub,
+// its transport (without middleware) and its logger; and refuse, when its
+// router is on this machine and its Hub was not named, the HTTP client
+// that refuses to send a login to that Hub (hubNotNamed), for the sources
+// that name no Hub of their own.
+type clientLogin struct {
+	hubOAuth
+	refuse *http.Client
+}
+
+// lentBy is h with what c lends where h leaves it unset.
+func (h hubOAuth) lentBy(c clientLogin) hubOAuth {
+	if h.hub == "" {
+		h.hub = c.hub
+		if h.http == nil && c.refuse != nil {
+			h.http = c.refuse
+		}
+	}
+	if h.http == nil {
+		h.http = c.http
+	}
+	if h.logger == nil {
+		h.logger = c.logger
+	}
+	return h
+}
+
 // boundTo is the source renewing through a client's Hub, transport and
 // logger where its options leave them unset. A Client binds its own
 // EnvToken sources when it is made (bindLoginSources).
-func (s *envSource) boundTo(client hubOAuth) *envSource {
-	h := s.login.oauth
-	if h.hub == "" {
-		h.hub = client.hub
-	}
-	if h.http == nil {
-		h.http = client.http
-	}
-	if h.logger == nil {
-		h.logger = client.logger
-	}
-	bound := newLoginRefresher(h, true)
+func (s *envSource) boundTo(client clientLogin) *envSource {
+	bound := newLoginRefresher(s.login.oauth.lentBy(client), true)
 	bound.now, bound.onLockWait = s.login.now, s.login.onLockWait
 	return &envSource{login: bound}
 }
@@ -546,12 +625,12 @@ func (s *envSource) boundTo(client hubOAuth) *envSource {
 // bindLoginSources binds the EnvToken and OIDCToken sources of ts, in a
 // chain too, to the client's Hub: a stored login is renewed, and an OIDC
 // token exchanged, where the client sends its Hub calls.
-func bindLoginSources(ts TokenSource, client hubOAuth) TokenSource {
+func bindLoginSources(ts TokenSource, client clientLogin) TokenSource {
 	bound, _ := bindLogin(ts, client)
 	return bound
 }
 
-func bindLogin(ts TokenSource, client hubOAuth) (TokenSource, bool) {
+func bindLogin(ts TokenSource, client clientLogin) (TokenSource, bool) {
 	switch s := ts.(type) {
 	case *envSource:
 		if s != nil {

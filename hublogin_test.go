@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -195,7 +196,7 @@ func TestStoredLoginRenewedAsHuggingfaceHubDoes(t *testing.T) {
 	// The renewed token is served from memory: no second renewal.
 	again, err := src.Token(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, tok.Redacted(), again.Redacted())
+	assert.Equal(t, fingerprint(inference.TokenValue(tok)), fingerprint(inference.TokenValue(again)))
 	assert.Equal(t, 1, h.renewals())
 	assert.Zero(t, h.warnings())
 }
@@ -433,23 +434,71 @@ func TestShortLivedRenewalIsNotRepeatedOnEveryCall(t *testing.T) {
 }
 
 // TestRenewalStopsWithTheContext: a Hub that never answers holds a call
-// only as long as its context; nothing is remembered, the next call asks
-// again.
+// only as long as its context, and the calls after it too while the
+// renewal is in flight; the renewal ends at its own timeout, a failure
+// like any other (one warning, the current token served, looked at again
+// 5 minutes later).
 func TestRenewalStopsWithTheContext(t *testing.T) {
 	h := newHFHome(t, time.Now().Add(time.Hour))
 	h.r.FailOAuth(inferencetest.Hang())
-	src := h.source()
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL(), Logger: h.logger,
+		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
+	for range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		start := time.Now()
+		_, err := src.Token(ctx)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Less(t, time.Since(start), 1500*time.Millisecond, "no call waits for the Hub beyond its context")
+	}
+	assert.Equal(t, 1, h.renewals(), "one renewal in flight, not one per call")
+	tok, err := src.Token(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "hf_oauth_al…", tok.Redacted(), "the renewal timed out: the current token serves")
+	assert.Equal(t, 1, h.renewals())
+	assert.Equal(t, 1, h.warnings())
+}
+
+// TestACallThatGivesUpMidRenewalKeepsTheRotatedLogin: the Hub renews the
+// login, retiring its refresh token, but its answer arrives after the
+// caller's context ended. The caller returns at its deadline, and the
+// answer is still kept and saved: dropping it would leave only the
+// retired refresh token, and the user logged out, in `hf` too.
+func TestACallThatGivesUpMidRenewalKeepsTheRotatedLogin(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	// The Hub answers at once; its answer takes 2 s to come back.
+	late := inference.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(2 * time.Second):
+			return resp, nil
+		case <-r.Context().Done():
+			resp.Body.Close()
+			return nil, r.Context().Err()
+		}
+	})
+	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL(), Logger: h.logger, HTTPClient: &http.Client{Transport: late}})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := src.Token(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 5*time.Second)
-	assert.Zero(t, h.warnings(), "a caller that gave up is no renewal failure")
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the call returns when its context ends")
+
 	tok, err := src.Token(t.Context())
 	require.NoError(t, err)
-	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted())
-	assert.Equal(t, 2, h.renewals())
+	assert.NotEqual(t, "hf_oauth_al…", tok.Redacted(), "the late answer's token is served")
+	assert.Equal(t, 1, h.renewals(), "the late answer was kept: nothing renewed twice")
+	for _, q := range h.r.OAuthRequests() {
+		assert.Empty(t, q.Error)
+	}
+	login := h.login(t)
+	assert.Equal(t, login["hf_token"], h.activeToken(t), "saved for `hf` too")
+	assert.NotEqual(t, oldRefresh, login["refresh_token"], "with the rotated refresh token")
+	assert.Zero(t, h.warnings())
 }
 
 // TestClientRenewsThroughItsHubAndTransportAlone: the default source of
@@ -503,25 +552,8 @@ func TestClientRenewsThroughItsHubAndTransportAlone(t *testing.T) {
 // same token, read from the files the other process wrote.
 func TestOneRenewalUnder100CallsAndTwoProcesses(t *testing.T) {
 	h := newHFHome(t, time.Now().Add(time.Hour))
-	child := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcessRenewsStoredLogin$", "-test.v")
-	child.Env = append(os.Environ(), "INFERENCE_HELPER_HUB="+h.r.URL())
-	stdin, err := child.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := child.StdoutPipe()
-	require.NoError(t, err)
-	child.Stderr = os.Stderr
-	require.NoError(t, child.Start())
-	lines := bufio.NewScanner(stdout)
-	expect := func(prefix string) string {
-		for lines.Scan() {
-			if rest, ok := strings.CutPrefix(lines.Text(), prefix); ok {
-				return rest
-			}
-		}
-		t.Fatalf("the helper process ended before %q: %v", prefix, lines.Err())
-		return ""
-	}
-	expect("helper: renewing")
+	child := startHelper(t, "TestHelperProcessRenewsStoredLogin", "INFERENCE_HELPER_HUB="+h.r.URL())
+	child.expect("helper: renewing")
 
 	// The helper holds the lock, its renewal held back: now 100 calls.
 	src := h.source()
@@ -545,10 +577,10 @@ func TestOneRenewalUnder100CallsAndTwoProcesses(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return inference.LoginWaiting(src) == calls-1 }, 20*time.Second, time.Millisecond,
 		"the other goroutines wait for the one that looks")
-	_, err = io.WriteString(stdin, "go\n")
+	_, err := io.WriteString(child.stdin, "go\n")
 	require.NoError(t, err)
-	theirs := expect("helper: token ")
-	require.NoError(t, child.Wait())
+	theirs := child.expect("helper: token ")
+	require.NoError(t, child.cmd.Wait())
 	wg.Wait()
 
 	assert.Equal(t, 1, h.renewals(), "one renewal for two processes and 100 calls")
@@ -581,6 +613,7 @@ func TestHelperProcessRenewsStoredLogin(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: hub, HTTPClient: &http.Client{Transport: held}})
+	inference.OnLoginLockWait(src, func() { fmt.Println("helper: lock busy") })
 	tok, err := src.Token(context.Background())
 	if err != nil {
 		fmt.Println("helper: error", err)
@@ -740,4 +773,328 @@ func TestATestClientRenewsNoLoginOnThePublicHub(t *testing.T) {
 	assert.Empty(t, guard.seen(), "nothing left the machine")
 	assert.Zero(t, h.renewals())
 	assert.Contains(t, h.logs.String(), "WithHubURL")
+}
+
+// TestARenewalTheHubDidNotAnswerSaysToReachTheHub: a 5xx (a gateway's
+// page), a proxy's HTML page and a refused connection are no refusal of
+// the login: the error's fix, and the warning's, say to make the Hub
+// reachable, as the README promises, and logging in again only if the
+// login expired meanwhile; an OAuth refusal (invalid_grant) says to log
+// in again.
+func TestARenewalTheHubDidNotAnswerSaysToReachTheHub(t *testing.T) {
+	closed := inferencetest.NewRouter()
+	closedURL := closed.URL()
+	closed.Close()
+	for _, tc := range []struct {
+		name    string
+		answer  inferencetest.Answer
+		hub     string
+		relogin bool
+	}{
+		{"a 502", inferencetest.ProviderError(502), "", false},
+		{"a 503 page", inferencetest.Raw(503, http.Header{"Content-Type": {"text/html"}}, "<html><h1>503 Service Temporarily Unavailable</h1></html>"), "", false},
+		{"a proxy's 200 page", inferencetest.Raw(200, http.Header{"Content-Type": {"text/html"}}, "<html>Please wait</html>"), "", false},
+		{"a refused connection", nil, closedURL, false},
+		{"invalid_grant", inferencetest.Raw(400, http.Header{"Content-Type": {"application/json"}}, `{"error":"invalid_grant"}`), "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(-time.Minute))
+			hub := h.r.URL()
+			if tc.hub != "" {
+				hub = tc.hub
+			}
+			if tc.answer != nil {
+				h.r.FailOAuth(tc.answer)
+			}
+			src := inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: hub, Logger: h.logger})
+			_, err := src.Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+			var apiErr *inference.APIError
+			require.ErrorAs(t, err, &apiErr)
+			if tc.relogin {
+				assert.True(t, strings.HasPrefix(apiErr.Fix(), "Run `hf auth login` again"), apiErr.Fix())
+				return
+			}
+			assert.True(t, strings.HasPrefix(apiErr.Fix(), "Check that the Hub at "+hub+" can be reached"), apiErr.Fix())
+			assert.Contains(t, h.logs.String(), "fix=\"Check that the Hub at ")
+		})
+	}
+}
+
+// TestHubOAuthRequestsFollowNoRedirectToAnotherHost: a 307 or 308 sends a
+// request's form again where it points; a Hub (or a proxy before it) that
+// redirects the token endpoint to another host gets neither the refresh
+// token of a renewal (a bare EnvToken's, or a Client's), nor a CI's id
+// token, nor a device login's code: the request fails, naming the
+// redirect, and the login is otherwise handled as a Hub that did not
+// answer.
+func TestHubOAuthRequestsFollowNoRedirectToAnotherHost(t *testing.T) {
+	var mu sync.Mutex
+	var stolen []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		stolen = append(stolen, r.URL.Path+" "+string(body))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	t.Cleanup(other.Close)
+	redirect := func(status int) inferencetest.Answer {
+		return inferencetest.Raw(status, http.Header{"Location": {other.URL + "/oauth/token"}}, "")
+	}
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(-time.Minute))
+			h.r.FailOAuth(redirect(status))
+			_, err := h.source().Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+			assert.Contains(t, err.Error(), "redirected to another origin")
+
+			h.r.FailOAuth(redirect(status))
+			c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithLogger(h.logger))
+			require.NoError(t, err)
+			_, err = c.Whoami(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+
+			h.r.AddTrustedPublisher("eyJ.id-token.sig", "org/model", inferencetest.HubUser{Name: "ci"})
+			h.r.FailOAuth(redirect(status))
+			_, err = inference.OIDCToken(inference.OIDCOptions{Resource: "org/model", IDToken: "eyJ.id-token.sig", HubURL: h.r.URL()}).Token(t.Context())
+			require.ErrorIs(t, err, inference.ErrUnauthorized)
+
+			h.r.OnDeviceLogin(inferencetest.DeviceLogin{User: alice})
+			l, _, err := login(t, h.r, inference.DeviceLoginOptions{Prompt: func(inference.DeviceCode) error {
+				h.r.FailOAuth(redirect(status)) // the first poll
+				return nil
+			}})
+			require.NoError(t, err, "a poll redirected away is one that failed: polling goes on")
+			assert.Equal(t, "alice", l.User.Name)
+
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Empty(t, stolen, "nothing reached the other host")
+		})
+	}
+}
+
+// TestASourceThatNamesItsHubRenewsThereBesideALocalRouter: a client whose
+// router is on this machine and whose Hub is unnamed sends no login to
+// the public Hub; a source given its own Hub (EnvTokenWith's HubURL,
+// OIDCOptions' HubURL) has named one, and renews or exchanges there.
+func TestASourceThatNamesItsHubRenewsThereBesideALocalRouter(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithTokenSource(inference.EnvTokenWith(inference.EnvTokenOptions{HubURL: h.r.URL()})))
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals(), "renewed on the Hub the source names")
+	assert.Equal(t, h.login(t)["hf_token"][:11]+"…", h.r.Requests()[0].TokenPrefix)
+	assert.Zero(t, h.warnings(), h.logs.String())
+
+	h.r.AddTrustedPublisher("ci-id-token", "alice", inferencetest.HubUser{Name: "alice"})
+	c, err = inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithTokenSource(inference.OIDCToken(inference.OIDCOptions{Resource: "alice", IDToken: "ci-id-token", HubURL: h.r.URL()})))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "OIDC alice", resp.Attempts[0].TokenSource)
+}
+
+// TestARenewalWhoseTokenIsNoTokenChangesNothing: a Hub's answer whose
+// access token cannot be a token (white space, a printed object) is a
+// failed renewal: the files keep the login as it was, for `hf` too, and
+// the current token serves while it is valid, with one warning.
+func TestARenewalWhoseTokenIsNoTokenChangesNothing(t *testing.T) {
+	for _, bad := range []string{"hf_oauth_two words", "None", "<OAuthToken object at 0x7f>"} {
+		t.Run(bad, func(t *testing.T) {
+			h := newHFHome(t, time.Now().Add(time.Hour))
+			before := mustRead(t, h.storedPath)
+			body, err := json.Marshal(map[string]any{"access_token": bad, "refresh_token": "rt-next", "expires_in": 3600, "token_type": "bearer"})
+			require.NoError(t, err)
+			h.r.FailOAuth(inferencetest.Raw(200, http.Header{"Content-Type": {"application/json"}}, string(body)))
+			tok, err := h.source().Token(t.Context())
+			require.NoError(t, err, "the current token serves")
+			assert.Equal(t, "hf_oauth_al…", tok.Redacted())
+			assert.Equal(t, before, mustRead(t, h.storedPath), "stored_tokens untouched")
+			assert.Equal(t, oldAccess, h.activeToken(t), "the token file untouched")
+			assert.Equal(t, 1, h.warnings())
+			assert.NotContains(t, h.logs.String(), "two words", "the answer is not quoted")
+		})
+	}
+}
+
+// helperProcess is this test binary run as another process: one of the
+// TestHelperProcess tests, its lines read as they come.
+type helperProcess struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+func startHelper(t *testing.T, test string, env ...string) *helperProcess {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	return &helperProcess{t: t, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+}
+
+// expect reads up to a line starting with prefix and returns its rest.
+func (p *helperProcess) expect(prefix string) string {
+	p.t.Helper()
+	for p.lines.Scan() {
+		if rest, ok := strings.CutPrefix(p.lines.Text(), prefix); ok {
+			return rest
+		}
+	}
+	p.t.Fatalf("the helper process ended before %q: %v", prefix, p.lines.Err())
+	return ""
+}
+
+// TestOneRenewalForThreeProcesses: two other processes and 20 goroutines
+// of this one find the login near its expiry at once; the first process
+// renews it holding the lock, the others wait for the lock, then adopt
+// what it saved: one renewal, one token everywhere.
+func TestOneRenewalForThreeProcesses(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	env := "INFERENCE_HELPER_HUB=" + h.r.URL()
+	first := startHelper(t, "TestHelperProcessRenewsStoredLogin", env)
+	first.expect("helper: renewing")
+	second := startHelper(t, "TestHelperProcessRenewsStoredLogin", env)
+	second.expect("helper: lock busy")
+
+	src := h.source()
+	lockWaited := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(lockWaited) })
+	const calls = 20
+	tokens := make([]string, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			tok, err := src.Token(t.Context())
+			assert.NoError(t, err)
+			tokens[i] = fingerprint(inference.TokenValue(tok))
+		})
+	}
+	select {
+	case <-lockWaited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no goroutine waited for the other process's lock")
+	}
+	_, err := io.WriteString(first.stdin, "go\n")
+	require.NoError(t, err)
+	theirs := []string{first.expect("helper: token "), second.expect("helper: token ")}
+	require.NoError(t, first.cmd.Wait())
+	require.NoError(t, second.cmd.Wait())
+	wg.Wait()
+
+	assert.Equal(t, 1, h.renewals(), "one renewal for three processes")
+	active := fingerprint(h.activeToken(t))
+	assert.Equal(t, []string{active, active}, theirs)
+	for i := range calls {
+		assert.Equal(t, active, tokens[i])
+	}
+	assert.Zero(t, h.warnings())
+}
+
+// TestAProcessKilledHoldingTheLockHoldsItNoLonger: the lock of a process
+// that died holding it (flock, released by the system) is taken at once,
+// not after the 30 s a live holder gets.
+func TestAProcessKilledHoldingTheLockHoldsItNoLonger(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	holder := startHelper(t, "TestHelperProcessHoldsTheLock", "INFERENCE_HELPER_HOLD=1")
+	holder.expect("helper: holding")
+
+	src := h.source()
+	waited := make(chan struct{})
+	inference.OnLoginLockWait(src, func() { close(waited) })
+	got := make(chan error, 1)
+	go func() {
+		_, err := src.Token(t.Context())
+		got <- err
+	}()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the lock was not found held")
+	}
+	killed := time.Now()
+	require.NoError(t, holder.cmd.Process.Kill())
+	_ = holder.cmd.Wait()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the dead process's lock was waited for")
+	}
+	assert.Less(t, time.Since(killed), 10*time.Second)
+	assert.Equal(t, 1, h.renewals())
+	assert.Equal(t, h.login(t)["hf_token"], h.activeToken(t))
+}
+
+// TestHelperProcessHoldsTheLock is the process of
+// TestAProcessKilledHoldingTheLockHoldsItNoLonger: it takes the lock and
+// holds it until it is killed.
+func TestHelperProcessHoldsTheLock(t *testing.T) {
+	if os.Getenv("INFERENCE_HELPER_HOLD") == "" {
+		t.Skip("run by TestAProcessKilledHoldingTheLockHoldsItNoLonger")
+	}
+	inference.HoldStoredTokensLock(t, filepath.Join(os.Getenv("HF_HOME"), "token"))
+	fmt.Println("helper: holding")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
+}
+
+// TestARenewalTheFilesRefuseSaysToMakeThemWritable: a login whose files
+// cannot be locked (HF_HOME read-only, a lock that is no file) is not
+// renewed, since the renewal could not be saved for `hf`; the fix says
+// what is wrong here, not to check the Hub, which was never asked.
+func TestARenewalTheFilesRefuseSaysToMakeThemWritable(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(-time.Minute))
+	require.NoError(t, os.Mkdir(filepath.Join(h.dir, "stored_tokens.lock"), 0o700))
+	_, err := h.source().Token(t.Context())
+	require.ErrorIs(t, err, inference.ErrUnauthorized)
+	var apiErr *inference.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Empty(t, h.r.OAuthRequests(), "the Hub was not asked")
+	assert.True(t, strings.HasPrefix(apiErr.Fix(), "Let this program read and write "+h.dir), apiErr.Fix())
+	assert.Contains(t, h.logs.String(), `fix="Let this program read and write `+h.dir)
+}
+
+// TestAClientsUserSourceRenewsOnTheClientsHub: EnvToken given to the
+// client as its user source (WithUserTokenSource) renews on the client's
+// Hub, through its transport, as its own source does; before, it went to
+// HF_ENDPOINT or the public Hub, past the guard of a local router.
+func TestAClientsUserSourceRenewsOnTheClientsHub(t *testing.T) {
+	h := newHFHome(t, time.Now().Add(time.Hour))
+	h.r.On("m/a", inferencetest.Reply("ok"))
+	c, err := inference.NewClient(inference.WithBaseURL(h.r.URL()), inference.WithHubURL(h.r.URL()), inference.WithLogger(h.logger),
+		inference.WithUserTokenSource(inference.EnvToken()))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Equal(t, 1, h.renewals(), "renewed on the client's Hub")
+	assert.Equal(t, h.login(t)["hf_token"][:11]+"…", h.r.Requests()[0].TokenPrefix)
+	assert.Zero(t, h.warnings(), h.logs.String())
+	assert.Equal(t, "call's token file "+h.tokenPath, resp.Attempts[0].TokenSource)
+
+	// Beside a local router with no Hub named, it renews nothing.
+	h2 := newHFHome(t, time.Now().Add(time.Hour))
+	h2.r.On("m/a", inferencetest.Reply("ok"))
+	u, err := url.Parse(h2.r.URL())
+	require.NoError(t, err)
+	guard := &hostGuard{allowed: u.Host}
+	c, err = inference.NewClient(inference.WithBaseURL(h2.r.URL()), inference.WithLogger(h2.logger),
+		inference.WithHTTPClient(&http.Client{Transport: guard}), inference.WithUserTokenSource(inference.EnvToken()))
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), chatReq("m/a", ""))
+	require.NoError(t, err)
+	assert.Zero(t, h2.renewals())
+	assert.Contains(t, h2.logs.String(), "WithHubURL", "the warning says why")
 }

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hfkit/inference/internal/redact"
@@ -56,6 +58,11 @@ type OIDCOptions struct {
 	// its middleware, with a 30 s timeout; outside a Client, a client with
 	// that timeout.
 	HTTPClient *http.Client
+	// Logger hears the one warning of a failed exchange, after which a
+	// chain goes on with its next source. Nil: the Client's logger when
+	// WithLogger gave one, else slog.Default(): a job must not run as
+	// another identity unawares.
+	Logger *slog.Logger
 }
 
 // OIDCToken is huggingface_hub's keyless CI login (Trusted Publishers):
@@ -68,11 +75,12 @@ type OIDCOptions struct {
 // EnvToken()) when HF_OIDC_RESOURCE is set, so that a token the router
 // refuses (a repo's may not call Inference Providers) walks on to HF_TOKEN.
 // Where huggingface_hub raises when the exchange fails, the chain goes on
-// to the next source, with a warning in the Client's log, and names the
+// to the next source, with one warning (on opts.Logger, else the Client's
+// logger, else slog.Default(): never silently), and names the
 // failure in its error if no source has a token.
 func OIDCToken(opts OIDCOptions) TokenSource {
 	return &oidcSource{
-		oauth:    hubOAuth{hub: strings.TrimRight(strings.TrimSpace(opts.HubURL), "/"), http: opts.HTTPClient},
+		oauth:    hubOAuth{hub: strings.TrimRight(strings.TrimSpace(opts.HubURL), "/"), http: opts.HTTPClient, logger: opts.Logger},
 		resource: strings.TrimSpace(opts.Resource),
 		idToken:  strings.TrimSpace(opts.IDToken),
 		now:      time.Now,
@@ -100,6 +108,8 @@ type oidcSource struct {
 
 	mu     sync.Mutex
 	cached oidcCache
+	// warned makes a failed exchange warned about once.
+	warned atomic.Bool
 }
 
 // oidcCache is the last token exchanged, good until until for resource.
@@ -112,15 +122,9 @@ func (*oidcSource) String() string { return "OIDCToken" }
 
 // boundTo is the source exchanging on a client's Hub, through its
 // transport, where its options leave them unset.
-func (s *oidcSource) boundTo(client hubOAuth) *oidcSource {
-	bound := OIDCToken(OIDCOptions{Resource: s.resource, IDToken: s.idToken, HubURL: s.oauth.hub, HTTPClient: s.oauth.http}).(*oidcSource)
-	if bound.oauth.hub == "" {
-		bound.oauth.hub = client.hub
-	}
-	if bound.oauth.http == nil {
-		bound.oauth.http = client.http
-	}
-	bound.now = s.now
+func (s *oidcSource) boundTo(client clientLogin) *oidcSource {
+	bound := OIDCToken(OIDCOptions{Resource: s.resource, IDToken: s.idToken}).(*oidcSource)
+	bound.oauth, bound.now = s.oauth.lentBy(client), s.now
 	return bound
 }
 
@@ -149,6 +153,17 @@ func (s *oidcSource) Token(ctx context.Context) (Token, error) {
 	if tok, ok := s.fresh(resource, source); ok {
 		return tok, nil
 	}
+	tok, err := s.exchanged(ctx, resource, source)
+	if err != nil && ctx.Err() == nil && !s.warned.Swap(true) {
+		s.oauth.log().LogAttrs(ctx, slog.LevelWarn, "inference: no OIDC token could be had; a chain goes on with its next source (HF_TOKEN, the token file), where huggingface_hub would fail",
+			slog.String("resource", resource), slog.String("reason", err.Error()),
+			slog.String("fix", "fix the exchange as the reason says, or unset HF_OIDC_RESOURCE (or give no OIDCToken) to use the next source knowingly"))
+	}
+	return tok, err
+}
+
+// exchanged exchanges an id token for resource's token and keeps it.
+func (s *oidcSource) exchanged(ctx context.Context, resource, source string) (Token, error) {
 	idToken, minted := s.idToken, false
 	if idToken == "" {
 		idToken = strings.TrimSpace(os.Getenv("HF_OIDC_ID_TOKEN"))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,4 +207,34 @@ func TestOIDCErrorsHideTheIDToken(t *testing.T) {
 	require.ErrorIs(t, err, inference.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "untrusted [redacted]")
 	assert.NotContains(t, err.Error(), "secret-claims")
+}
+
+// TestOIDCExchangeFailureIsNeverSilent: huggingface_hub raises when the
+// exchange fails, so that a job never runs as another identity unawares;
+// the default source goes on to HF_TOKEN instead, and the README promises
+// a warning for it. A client given no logger warns on slog.Default(), as
+// for a login that cannot be renewed, once however many calls fall back.
+func TestOIDCExchangeFailureIsNeverSilent(t *testing.T) {
+	r := oidcEnv(t, "alice", "not-trusted", inferencetest.Token)
+	logs := &syncBuffer{}
+	previous := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(previous) })
+
+	c, err := inference.NewClient(inference.WithBaseURL(r.URL()), inference.WithHubURL(r.URL()))
+	require.NoError(t, err)
+	for range 3 {
+		resp, err := c.Chat(t.Context(), chatReq(ciModel, ""))
+		require.NoError(t, err)
+		assert.Equal(t, "HF_TOKEN", resp.Attempts[0].TokenSource)
+	}
+	warned := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "OIDC token exchange for alice was refused") {
+			warned++
+			assert.Contains(t, line, "HF_OIDC_RESOURCE", "the warning says how to stop it")
+			assert.NotContains(t, line, "not-trusted", "the id token is not shown")
+		}
+	}
+	assert.Equal(t, 1, warned, "one warning, not one per call: %s", logs.String())
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // huggingface_hub keeps a login in two files beside each other: the active
@@ -91,8 +92,9 @@ func (f tokenFiles) writeToken(token string) error {
 // alone (0600, its directory 0700, as huggingface_hub makes them). The
 // data goes to a temporary file in the same directory that is then
 // renamed over path, so that a reader (this library, or `hf` in another
-// process) sees the old file or the new one, never half of one. A symbolic
-// link at path is followed: the file it points to is replaced.
+// process) sees the old file or the new one, never half of one, and it
+// keeps the old file's owner where this process may give it (root). A
+// symbolic link at path is followed: the file it points to is replaced.
 func writeSecret(path string, data []byte) error {
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
@@ -117,6 +119,9 @@ func writeSecret(path string, data []byte) error {
 	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		_ = tmp.Close()
 		return err
+	}
+	if old, err := os.Stat(path); err == nil {
+		keepOwner(tmp, old)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		_ = tmp.Close()
@@ -169,7 +174,7 @@ func (s *storedSection) login() loginRecord {
 	rec.refresh, _ = s.get(storedKeyRefresh)
 	if v, ok := s.get(storedKeyExpires); ok {
 		// Python's int() takes surrounding white space and a sign.
-		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if n, err := strconv.ParseInt(pyStrip(v), 10, 64); err == nil {
 			rec.expires = time.Unix(n, 0)
 		}
 	}
@@ -239,9 +244,12 @@ const iniDefaultSection = "DEFAULT"
 // parseStoredTokens reads an INI file as Python's configparser does with
 // its defaults (strict, interpolation off, "=" and ":" as delimiters, "#"
 // and ";" starting whole-line comments, keys lowercased, indented lines
-// continuing a value, DEFAULT's keys inherited by every section), and
-// fails where configparser would: a key before any section, a line that
-// is neither, a section or key given twice.
+// continuing a value, DEFAULT's keys inherited by every section), read
+// as Python reads a text file (a lone "\r" ends a line) with Python's
+// white space, and fails where configparser would: a key before any
+// section, a line that is neither, a section or key given twice. Keys are
+// lowered by Go's simple mapping, so a key with "İ" or a final "Σ" lowers
+// otherwise than in Python; no key huggingface_hub reads has one.
 func parseStoredTokens(data []byte) (*storedTokens, error) {
 	st := &storedTokens{}
 	defaults := storedSection{name: iniDefaultSection}
@@ -257,10 +265,12 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 	var values []*pending
 	seen := map[string]bool{}
 	indent := -1
-	for n, line := range strings.Split(string(data), "\n") {
+	// Python reads the file with universal newlines: "\r\n" and a lone
+	// "\r" end a line too.
+	text := strings.ReplaceAll(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r", "\n")
+	for n, line := range strings.Split(text, "\n") {
 		lineNo := n + 1
-		line = strings.TrimSuffix(line, "\r")
-		trimmed := strings.TrimSpace(line)
+		trimmed := pyStrip(line)
 		comment := strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, ";")
 		if comment || trimmed == "" {
 			// configparser keeps an empty line inside a value (dropped
@@ -270,7 +280,8 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 			}
 			continue
 		}
-		lineIndent := len(line) - len(strings.TrimLeft(line, " \t\f\v"))
+		// configparser counts the indent in characters.
+		lineIndent := utf8.RuneCountInString(line) - utf8.RuneCountInString(strings.TrimLeftFunc(line, pyIsSpace))
 		if open != nil && lineIndent > indent {
 			open.lines = append(open.lines, trimmed)
 			continue
@@ -297,7 +308,7 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 			return nil, fmt.Errorf("line %d: a key comes before any section header", lineNo)
 		}
 		at := strings.IndexAny(trimmed, "=:")
-		key := strings.ToLower(strings.TrimSpace(trimmed[:max(at, 0)]))
+		key := strings.ToLower(pyStrip(trimmed[:max(at, 0)]))
 		if at < 0 || key == "" {
 			return nil, fmt.Errorf("line %d: neither a section header nor a key = value line", lineNo)
 		}
@@ -306,7 +317,7 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 		}
 		seen[cur.name+"\x00"+key] = true
 		cur.fields = append(cur.fields, storedField{key: key})
-		open = &pending{sec: cur, index: len(cur.fields) - 1, lines: []string{strings.TrimSpace(trimmed[at+1:])}}
+		open = &pending{sec: cur, index: len(cur.fields) - 1, lines: []string{pyStrip(trimmed[at+1:])}}
 		values = append(values, open)
 	}
 	// The section slice may have grown after a pending value pointed into
@@ -316,7 +327,7 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 		if sec != &defaults {
 			sec = st.section(p.sec.name)
 		}
-		sec.fields[p.index].value = strings.TrimRightFunc(strings.Join(p.lines, "\n"), unicode.IsSpace)
+		sec.fields[p.index].value = strings.TrimRightFunc(strings.Join(p.lines, "\n"), pyIsSpace)
 	}
 	if len(defaults.fields) > 0 {
 		// As configparser's items(section): DEFAULT's keys first (with
@@ -341,3 +352,11 @@ func parseStoredTokens(data []byte) (*storedTokens, error) {
 	}
 	return st, nil
 }
+
+// pyIsSpace is Python's str.isspace for one character, which configparser
+// strips lines, keys and values with: Go's white space and the four
+// information separators U+001C to U+001F.
+func pyIsSpace(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }
+
+// pyStrip is Python's str.strip().
+func pyStrip(s string) string { return strings.TrimFunc(s, pyIsSpace) }

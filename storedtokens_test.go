@@ -92,6 +92,12 @@ var iniCases = []struct {
 	{"a line that is neither", "[a]\njust words\n", `{"error"}`},
 	{"empty key", "[a]\n= x\n", `{"error"}`},
 	{"byte order mark", "\ufeff[a]\nk = 1\n", `{"error"}`},
+	// Python reads the file with universal newlines, and its white space
+	// (str.isspace, re's \s) is wider than ASCII's.
+	{"a lone carriage return ends a line", "[a]\rhf_token = x\rexpires_at = 5\r", `[["a",[["hf_token","x"],["expires_at","5"]]]]`},
+	{"information separators are white space", "[a]\x1c\nhf_token = x\x1f\n\x1e\nk\x1d= y\n", `[["a",[["hf_token","x"],["k","y"]]]]`},
+	{"no-break spaces indent, counted in characters", "[a]\n\u00a0\u00a0k = v\n w\n", `{"error"}`},
+	{"a deeper indent continues", "[a]\n\u00a0\u00a0k = v\n   w\n", `[["a",[["k","v\nw"]]]]`},
 }
 
 func TestStoredTokensParsedAsConfigparserDoes(t *testing.T) {
