@@ -73,17 +73,22 @@ redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[2]))
 return 1
 `)
 
-// releaseScript ends a probe's lease, if it is still this owner's, and
-// marks, for two leases, a probe that served.
+// releaseScript ends a probe's lease, if it is still this owner's. A probe
+// that served leaves the probes' index, and is marked for two leases; one
+// that ended with no verdict stays indexed as ended at its release, so that
+// every replica's refresh finds it to be claimed again.
 //
 // KEYS: the lease, the probes' index, the mark. ARGV: the owner, the
-// candidate, "1" when the probe served, the lease (ms).
+// candidate, "1" when the probe served, the lease (ms), the release's time
+// (Unix ms).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
   if ARGV[3] == '1' then
+    redis.call('ZREM', KEYS[2], ARGV[2])
     redis.call('SET', KEYS[3], '1', 'PX', 2 * tonumber(ARGV[4]))
+  else
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
   end
   return 1
 end

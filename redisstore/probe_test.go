@@ -64,7 +64,7 @@ type slowFleet struct {
 	end     time.Time
 }
 
-func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow inferencetest.Answer, opts Options) *slowFleet {
+func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow inferencetest.Answer, opts Options, more ...inference.Option) *slowFleet {
 	t.Helper()
 	opts.Prefix = prefix(t)
 	f := &slowFleet{r: inferencetest.NewRouter()}
@@ -73,8 +73,8 @@ func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow in
 	f.r.On("org/up", inferencetest.Reply("ok"))
 	for range replicas {
 		s := newStore(t, rdb, opts)
-		c, err := f.r.Client(inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
-			inference.WithCooldown(time.Second), inference.WithFallback(inference.Candidate{Model: "org/up"}))
+		c, err := f.r.Client(append([]inference.Option{inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
+			inference.WithCooldown(time.Second), inference.WithFallback(inference.Candidate{Model: "org/up"})}, more...)...)
 		require.NoError(t, err)
 		f.stores = append(f.stores, s)
 		f.clients = append(f.clients, c)
@@ -96,13 +96,19 @@ func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow in
 // calls sends a call every interval, spread over the replicas, until the
 // given time after the cooldown's end, and waits for them all.
 func (f *slowFleet) calls(t *testing.T, interval, until time.Duration) int {
+	return f.callsOf(t, interval, until, func(int) inference.ChatRequest { return chatReq("org/slow") })
+}
+
+// callsOf is calls with the i-th call's request req(i).
+func (f *slowFleet) callsOf(t *testing.T, interval, until time.Duration, req func(i int) inference.ChatRequest) int {
 	var wg sync.WaitGroup
 	n := 0
 	for i := 0; time.Now().Before(f.end.Add(until)); i++ {
 		c := f.clients[i%len(f.clients)]
 		n++
+		r := req(i)
 		wg.Go(func() {
-			_, err := c.Chat(t.Context(), chatReq("org/slow"))
+			_, err := c.Chat(t.Context(), r)
 			assert.NoError(t, err, "every call is served")
 		})
 		time.Sleep(interval)
@@ -202,6 +208,23 @@ func TestASlowProbeThatServesIsReleasedAtOnce(t *testing.T) {
 	assert.Greater(t, most, 10, "by every replica at once, unclaimed: it serves")
 	assert.LessOrEqual(t, next.Sub(firstAnswer)-stalled, refresh+100*time.Millisecond, "released at once: used again within a refresh")
 	assert.Greater(t, len(sent), 30, "the replicas went back to the primary")
+}
+
+// A probe that ends with no verdict is made again by the next call to ask,
+// one at a time: here the probing call's hedge (on the fallback) answers
+// first and the probe of the hanging primary is cancelled. Released as
+// if it had answered, the primary was left to every call of every replica
+// at once (15 to 20 requests hanging at the same moment at 2383815, each until
+// its hedge won).
+func TestAProbeItsHedgeBeatIsMadeAgainOneAtATime(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Hang()), slowOptions, inference.WithHedge(300*time.Millisecond))
+	calls := f.calls(t, 20*time.Millisecond, 2400*time.Millisecond)
+	most, total := probes.counts()
+	t.Logf("%d hedged calls over 4 replicas: %d probes of the hanging primary, at most %d at once", calls, total, most)
+	assert.Equal(t, 1, most, "one probe in flight in the fleet at a time")
+	assert.GreaterOrEqual(t, total, 2, "each probe beaten by its hedge is made again")
 }
 
 // TestAProbeWhoseProcessDiesIsTakenOver runs the prober in a process of

@@ -438,21 +438,29 @@ func (s *Store) Cool(_ context.Context, key string, until time.Time) error {
 // up: its attempt at it ended, served (served true) or failed, or the call
 // ended without trying it. If that call was probing the candidate, its
 // lease is released in the background, so that the fleet sees the probe's
-// end at once; a probe that served also leaves a short mark in Redis, so
+// end at once. A probe that served also leaves a short mark in Redis, so
 // that the replicas that have not yet read its end use the candidate
-// without claiming it again. It never blocks, and costs an atomic load
-// when this process probes nothing.
+// without claiming it again. A probe that ended with no verdict (the call
+// never tried the candidate, its hedge won, it gave up; a failure is
+// cooled, through Cool, before its release) is to be made again: the
+// candidate is claimable at once, here and in the fleet, by the next call
+// to ask, rather than left to every replica at once. It never blocks, and
+// costs an atomic load when this process probes nothing.
 func (s *Store) Release(key string, served bool) {
 	if s.probing.Load() == 0 {
 		return
 	}
+	now := time.Now()
 	s.mu.Lock()
 	p := s.endProbe(key)
-	if e, ok := s.local[key]; ok && p != nil && p.leased {
-		// The lease a refresh read was this process's own: over.
-		e.probe = time.Time{}
+	if p != nil {
+		e := s.local[key]
 		if served {
-			e.served = time.Now()
+			e.probe, e.served = time.Time{}, now
+		} else {
+			// The probe ended now, unmade: claimable for a lease.
+			e.probe = now
+			s.bump(now)
 		}
 		s.local[key] = e
 	}

@@ -221,13 +221,14 @@ func (s *Store) flush(renewing bool) {
 		cools[key] = coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
 			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
 	}
+	nowMs := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	releases := make(map[string]*redis.Cmd, len(b.releases))
 	for key, r := range b.releases {
 		served := "0"
 		if r.served {
 			served = "1"
 		}
-		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease)
+		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease, nowMs)
 	}
 	end := strconv.FormatInt(time.Now().Add(s.lease).UnixMilli(), 10)
 	renewals := make([]*redis.Cmd, len(b.renewals))
