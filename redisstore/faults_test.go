@@ -531,8 +531,10 @@ func TestCluster(t *testing.T) {
 	assert.LessOrEqual(t, seenAfter, refresh+2*DefaultTimeout+slack, "within the staleness bound")
 	// The probe claim goes through the Cluster too.
 	justEnded(stores[0], "org/ended")
-	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, time.Now())
-	assert.True(t, untils[0].IsZero(), "this replica claimed the probe")
+	now := time.Now()
+	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, now)
+	assert.Equal(t, now, untils[0], "this replica claimed the probe: the call is given it")
+	assert.Equal(t, int64(1), stores[0].Stats().ClaimsWon)
 	assertBounded(t, newFailover(t), stores[0])
 	for _, s := range stores {
 		st := s.Stats()

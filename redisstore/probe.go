@@ -163,8 +163,8 @@ func (w *claimWait) abandon() (claimAnswer, bool) {
 }
 
 // claim asks Redis, for candidates whose cooldown has just ended, which
-// replica probes each: a candidate this call may probe keeps a zero time
-// in out; one another replica probes is skipped while its lease runs.
+// replica probes each: a candidate this call probes is answered now (see
+// Lookup); one another replica probes is skipped while its lease runs.
 // Either way this process holds it meanwhile. Without an answer within
 // the timeout, this call probes, and the claim's goroutine settles the late
 // answer (a lease taken is then renewed, or released if the call is done).
@@ -181,6 +181,7 @@ func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []tim
 		p := &probe{owner: s.newOwner(), until: now.Add(s.probeMax)}
 		s.mine[k] = p
 		s.probing.Add(1)
+		out[i] = now // this call probes it, until it says otherwise
 		asked = append(asked, i)
 		owners = append(owners, p.owner)
 	}
@@ -264,6 +265,7 @@ func (s *Store) settle(cands, owners []string, asked []int, a claimAnswer, out [
 			// Used as it is, by this call and the next, unclaimed.
 			e.served, e.probe = now, time.Time{}
 			s.local[k] = e
+			out[asked[j]] = time.Time{}
 			continue
 		}
 		if until := a.cooling[j]; !until.IsZero() {

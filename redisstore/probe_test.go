@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -227,6 +228,30 @@ func TestAProbeItsHedgeBeatIsMadeAgainOneAtATime(t *testing.T) {
 	assert.GreaterOrEqual(t, total, 2, "each probe beaten by its hedge is made again")
 }
 
+// A call may claim the probe of a candidate its walk never reaches (its
+// first candidate serves): the next call to ask probes it, and nobody
+// else meanwhile. Here half the calls try a slow fallback first and the
+// hanging primary second. At 2383815 the candidate was left to everyone
+// once the first such call ended: 40 requests hung on it at once.
+func TestAProbeItsCallNeverTriedGoesToTheNextCaller(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Hang()), slowOptions, inference.WithAttemptTimeout(2*time.Second))
+	f.r.On("org/up", inferencetest.Delay(500*time.Millisecond, inferencetest.Reply("ok")))
+	calls := f.callsOf(t, 20*time.Millisecond, 1500*time.Millisecond, func(i int) inference.ChatRequest {
+		if i%2 == 1 {
+			return chatReq("org/slow")
+		}
+		req := chatReq("org/up")
+		req.Fallbacks = []inference.Candidate{{Model: "org/slow"}}
+		return req
+	})
+	most, total := probes.counts()
+	t.Logf("%d calls over 4 replicas: %d probes of the hanging primary, at most %d at once", calls, total, most)
+	assert.Equal(t, 1, most, "one probe in flight in the fleet at a time")
+	assert.Positive(t, total, "a call that tries it first probes it")
+}
+
 // TestAProbeWhoseProcessDiesIsTakenOver runs the prober in a process of
 // its own and kills it (SIGKILL) while its probe hangs: its lease is no
 // longer renewed, and another replica probes within about a lease.
@@ -269,8 +294,9 @@ func TestAProbeWhoseProcessDiesIsTakenOver(t *testing.T) {
 	// The parent skips the candidate while the child's lease is renewed
 	// (a call of the parent's would ask its store exactly this).
 	probesNow := func() bool {
-		untils, _ := parent.Lookup(t.Context(), []string{"org/slow"}, time.Now())
-		if untils[0].IsZero() {
+		now := time.Now()
+		untils, _ := parent.Lookup(t.Context(), []string{"org/slow"}, now)
+		if !untils[0].After(now) {
 			parent.Release("org/slow", false)
 			return true
 		}
@@ -298,6 +324,46 @@ func TestAProbeWhoseProcessDiesIsTakenOver(t *testing.T) {
 	t.Logf("the parent probed %s after the prober was killed (lease %s, refresh %s; the parent stalled %s meanwhile)",
 		took.Round(time.Millisecond), lease, refresh, stalled.Round(time.Millisecond))
 	assert.LessOrEqual(t, took-stalled, lease+refresh+50*time.Millisecond, "within about a lease")
+}
+
+// A call that tries a candidate another call of its process probes (its
+// only candidate, all cooling) and gives up (its deadline) leaves the probe
+// to its prober: at 2383815 its walk's end released the prober's lease,
+// and another replica probed the hanging provider too.
+func TestACallThatGivesUpOnAHeldCandidateLeavesTheProbeToItsProber(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 2, probes.answer(inferencetest.Hang()), slowOptions, inference.WithAttemptTimeout(3*time.Second))
+	time.Sleep(time.Until(f.end))
+	prober := make(chan error, 1)
+	go func() {
+		_, err := f.clients[0].Chat(t.Context(), chatReq("org/slow"))
+		prober <- err
+	}()
+	require.Eventually(t, func() bool { _, n := probes.counts(); return n == 1 }, 2*time.Second, time.Millisecond, "the probe hangs")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	only := chatReq("org/slow")
+	only.Fallbacks = []inference.Candidate{}
+	_, err := f.clients[0].Chat(ctx, only)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "it tried the candidate all the same, and gave up")
+	_, n := probes.counts()
+	require.Equal(t, 2, n)
+
+	// The other replica, for a second: the probe still runs.
+	var wg sync.WaitGroup
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		wg.Go(func() {
+			_, err := f.clients[1].Chat(t.Context(), chatReq("org/slow"))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	most, total := probes.counts()
+	t.Logf("requests to the hanging provider: %d in all, at most %d at once", total, most)
+	assert.Equal(t, 2, total, "the other replica left it to the prober")
+	assert.NoError(t, <-prober)
 }
 
 // TestProberHelper is the prober of TestAProbeWhoseProcessDiesIsTakenOver,

@@ -51,10 +51,16 @@
 // (the client tells the store, through Release), whether the probe served
 // or failed. The leases of running probes are indexed in Redis, so that
 // every replica's refresh sees them and skips the candidate without a
-// round trip. So one probe of a candidate is in flight in the whole fleet
-// at a time, and there is about one per cooldown window whatever the
-// provider's speed. If the prober's process dies, its lease ends within
-// Options.Refresh + Options.Timeout (a lease), and another replica probes.
+// round trip. The probe goes to a call that tries the candidate: the one
+// a call tries first, or a later one when its walk reaches it (after a
+// failure, or as a hedge), never one it may not reach. A probe that ends
+// with no verdict (the call's hedge answered first, the call gave up or
+// failed in a way that says nothing of the candidate) is to be made
+// again, by the next call to claim it anywhere in the fleet. So one probe
+// of a candidate is in flight in the whole fleet at a time, and there is
+// about one per cooldown window whatever the provider's speed. If the
+// prober's process dies, its lease ends within Options.Refresh +
+// Options.Timeout (a lease), and another replica probes.
 //
 // So a silent Redis (a partition that drops packets, a frozen server, a
 // primary behind a stale address) costs a call at most Timeout, and the
@@ -380,13 +386,21 @@ func (s *Store) Empty() bool {
 }
 
 // Lookup answers from the local copy, without a round trip, except for a
-// candidate whose cooldown (or an unreleased probe of it) has just ended:
-// then one round trip, bounded by Options.Timeout, claims the probe of it
-// for this call, or finds another replica probing it (and the candidate is
-// skipped while that probe runs).
+// candidate whose cooldown (or an unreleased probe of it) has just ended
+// and that the call tries first (keys come in the order the call tries
+// them: the first key neither cooling nor probed elsewhere): then one
+// round trip, bounded by Options.Timeout, claims the probe of it for this
+// call, or finds another replica probing it (and the candidate is skipped
+// while that probe runs). A candidate whose probe this call is given is
+// answered with now, a time that is not a cooldown, so that the call
+// knows to Release it; a later candidate whose cooldown has just ended is
+// not claimed (the call may never reach it, and would hold the others off
+// it meanwhile): the call asks again, for it alone, when it is about to
+// try it.
 func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error) {
 	out := make([]time.Time, len(keys))
 	var ended []int
+	first := true // no key before this one is one the call may use
 	s.mu.RLock()
 	for i, k := range keys {
 		switch e := s.local[k]; {
@@ -397,7 +411,12 @@ func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]tim
 		case e.probe.After(now):
 			out[i] = e.probe // another replica probes it
 		case e.claimable(now, s.lease):
-			ended = append(ended, i)
+			if first {
+				ended = append(ended, i)
+			}
+			first = false
+		default:
+			first = false
 		}
 	}
 	s.mu.RUnlock()
