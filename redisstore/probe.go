@@ -277,8 +277,8 @@ func (s *Store) settle(cands, owners []string, asked []int, a claimAnswer, out [
 			continue
 		}
 		left := a.left[j]
-		if left <= 0 {
-			left = s.lease
+		if left <= 0 || left > s.lease {
+			left = s.lease // at most a lease, whatever the holder's
 		}
 		e.probe = now.Add(left)
 		s.local[k] = e

@@ -366,6 +366,42 @@ func TestACallThatGivesUpOnAHeldCandidateLeavesTheProbeToItsProber(t *testing.T)
 	assert.NoError(t, <-prober)
 }
 
+// A replica whose clock runs an hour ahead claims a probe (its lease's end
+// is indexed by its clock, an hour away) and dies: the others skip the
+// candidate for at most a lease from when they read that end, then probe
+// it. At 2383815 they skipped it for the hour, for as long as the probes'
+// index lived (here another probe's renewals keep it).
+func TestAProberWhoseClockRunsAheadIsTakenOverWithinALease(t *testing.T) {
+	rdb := sharedRedis(t)
+	opts := Options{Prefix: prefix(t), Refresh: slowOptions.Refresh, Timeout: slowOptions.Timeout}
+	s := newStore(t, rdb, opts)
+	ahead := newStore(t, rdb, opts)
+	for _, k := range []string{"org/m", "org/other"} {
+		require.NoError(t, s.Cool(t.Context(), k, time.Now().Add(200*time.Millisecond)))
+	}
+	require.Eventually(t, func() bool { return !s.cooling("org/other", time.Now()) }, 2*time.Second, time.Millisecond)
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/other"}, now)
+	require.Equal(t, now, untils[0], "s probes org/other, and renews its lease until the test ends")
+
+	a, err := ahead.takeLeases([]string{"org/m"}, []string{ahead.newOwner()}, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, a.won[0], "the replica ahead claims org/m, then dies")
+	claimed := time.Now()
+	var took time.Duration
+	require.Eventually(t, func() bool {
+		now := time.Now()
+		untils, _ := s.Lookup(t.Context(), []string{"org/m"}, now)
+		if untils[0].Equal(now) {
+			took = time.Since(claimed)
+			return true
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "another replica probes it")
+	t.Logf("probed %s after a replica an hour ahead claimed it and died (lease %s, refresh %s)", took.Round(time.Millisecond), s.lease, s.refresh)
+	assert.LessOrEqual(t, took, 2*s.lease+s.refresh, "within about a lease of reading its end")
+}
+
 // TestProberHelper is the prober of TestAProbeWhoseProcessDiesIsTakenOver,
 // run in a child process: it waits for the cooldown to end, claims the
 // probe with a call, and hangs in it until killed.

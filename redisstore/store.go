@@ -60,7 +60,9 @@
 // of a candidate is in flight in the whole fleet at a time, and there is
 // about one per cooldown window whatever the provider's speed. If the
 // prober's process dies, its lease ends within Options.Refresh +
-// Options.Timeout (a lease), and another replica probes.
+// Options.Timeout (a lease), and another replica probes; a replica reads
+// a lease's end at most a lease ahead, so that a prober whose clock runs
+// ahead holds nobody off longer.
 //
 // So a silent Redis (a partition that drops packets, a frozen server, a
 // primary behind a stale address) costs a call at most Timeout, and the
@@ -248,8 +250,10 @@ type entry struct {
 	writtenAt    time.Time
 	// probe is when the lease of a probe of the candidate ends, as last
 	// seen (a refresh, a lost claim): another replica probes it until
-	// then. Zero when no probe is known.
-	probe time.Time
+	// then. Zero when no probe is known. A refresh caps it at a lease from
+	// when it first read the same end (probeRaw, at probeSeen).
+	probe               time.Time
+	probeRaw, probeSeen time.Time
 	// served is when a probe of the candidate was seen to serve, after
 	// which it is not claimed again until it cools or is probed anew.
 	served time.Time
