@@ -30,7 +30,8 @@ type Stats struct {
 	// already.
 	Claims, ClaimsWon, ClaimsTimedOut, ClaimsSkipped int64
 	// Renewals counts the renewals of the leases of probes still running
-	// (a slow provider); Releases, leases released when their probe ended.
+	// (a slow provider); Releases, leases released when their probe ended
+	// (not those Redis had lost, nor another replica had taken since).
 	Renewals, Releases int64
 	// Refreshes counts refreshes of the local copy; RefreshesFailed, those
 	// that failed or that Redis did not answer within Options.Timeout;

@@ -402,6 +402,34 @@ func TestAProberWhoseClockRunsAheadIsTakenOverWithinALease(t *testing.T) {
 	assert.LessOrEqual(t, took, 2*s.lease+s.refresh, "within about a lease of reading its end")
 }
 
+// Stats().Releases counts leases released, not releases sent: a lease
+// Redis lost (a restart, a flush) and another replica took since is not
+// this replica's to release, and the release leaves it alone. At 2383815
+// it was counted all the same.
+func TestReleasesCountOnlyTheLeasesReleased(t *testing.T) {
+	rdb := sharedRedis(t)
+	s := newStore(t, rdb, Options{Prefix: prefix(t), Refresh: 50 * time.Millisecond, Timeout: 250 * time.Millisecond})
+	for _, k := range []string{"org/kept", "org/lost"} {
+		justEnded(s, k)
+		now := time.Now()
+		untils, _ := s.Lookup(t.Context(), []string{k}, now)
+		require.Equal(t, now, untils[0], "this call probes %s", k)
+	}
+	require.Equal(t, int64(2), s.Stats().ClaimsWon)
+	require.NoError(t, rdb.Set(t.Context(), s.leaseKey("org/lost"), "another replica's", time.Minute).Err())
+	s.Release("org/kept", true)
+	s.Release("org/lost", false)
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(t.Context(), s.leaseKey("org/kept")).Result()
+		return err == nil && n == 0
+	}, 2*time.Second, 5*time.Millisecond, "the lease held is released")
+	s.Close() // the writer's last round trip is over
+	v, err := rdb.Get(t.Context(), s.leaseKey("org/lost")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "another replica's", v, "the other's lease is left alone")
+	assert.Equal(t, int64(1), s.Stats().Releases, "one lease released")
+}
+
 // TestProberHelper is the prober of TestAProbeWhoseProcessDiesIsTakenOver,
 // run in a child process: it waits for the cooldown to end, claims the
 // probe with a call, and hangs in it until killed.

@@ -268,8 +268,8 @@ func (s *Store) flush(renewing bool) {
 	s.health.writes.Add(int64(len(cools)) - failed)
 	s.health.writesFailed.Add(failed)
 	for _, c := range releases {
-		if c.Err() == nil {
-			s.health.releases.Add(1)
+		if n, err := c.Int64(); err == nil && n == 1 {
+			s.health.releases.Add(1) // not a lease another took since
 		}
 	}
 	for j, c := range renewals {
