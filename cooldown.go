@@ -192,10 +192,11 @@ const (
 // repositories are per account), a billing refusal or an organization's
 // provider ban met under WithBillTo, the router's own rate limit on the
 // account, and a provider's 401 or 403 under a user's token (which may
-// have run on that user's own provider key). A limit the call set for
-// itself (a per-call attempt, first-token, idle or job timeout, or a
-// result size cap, that differs from the client's) concerns no one else.
-func (w *call) coolScope(err error) coolScope {
+// have run on that user's own provider key; userToken: the attempt may
+// have carried one). A limit the call set for itself (a per-call attempt,
+// first-token, idle or job timeout, or a result size cap, that differs
+// from the client's) concerns no one else.
+func (w *call) coolScope(err error, userToken bool) coolScope {
 	if !coolsDown(err) {
 		return coolNone
 	}
@@ -217,7 +218,7 @@ func (w *call) coolScope(err error) coolScope {
 		// The router's (or the Hub's) limit on the account, not a
 		// provider's capacity.
 		return coolAccount
-	case w.cfg.userTokens != nil && providerRefusal(apiErr):
+	case userToken && providerRefusal(apiErr):
 		// A provider refused the key a user's call ran with: with
 		// Hugging Face's custom provider keys, that may be the user's
 		// own key at the provider, which proves nothing for anybody
@@ -248,12 +249,22 @@ func (w *call) accountKey(subject string) (coolKey, bool) {
 	return coolKey{subject: subject, account: true, billTo: w.cfg.billTo}, true
 }
 
+// ranOnUserToken reports whether the attempt sent with the token of
+// generation gen may have carried a user's token (WithUserTokenSource, a
+// call's own): the call has some, and that attempt's token is not known
+// to be one of the client's own (the walk's current one, of a client's
+// source).
+func (w *call) ranOnUserToken(gen int) bool {
+	return w.cfg.userTokens != nil && !(gen == w.tokGen && w.tokens.current.own)
+}
+
 // coolCandidate skips a failed candidate in later calls, for those its
 // failure concerns (coolScope): for the cooldown, or as long as the server
 // asked to wait (Retry-After) when that is longer, up to maxCooldown.
-func (w *call) coolCandidate(ctx context.Context, cand Candidate, err error) {
+// userToken: the failed attempt may have carried a user's token.
+func (w *call) coolCandidate(ctx context.Context, cand Candidate, err error, userToken bool) {
 	c := w.c
-	scope := w.coolScope(err)
+	scope := w.coolScope(err, userToken)
 	if scope == coolNone || c.cooldown == 0 {
 		return
 	}

@@ -347,7 +347,7 @@ func (w *call) decide(ctx context.Context, i, gen int, err error, status int, d 
 			slog.String("to", next.Source), slog.String("reason", kindName(err)))
 		return true, true
 	case DecisionNextCandidate:
-		w.coolCandidate(ctx, cand, err)
+		w.coolCandidate(ctx, cand, err, w.ranOnUserToken(gen))
 		w.done[i] = true
 		if i == w.i {
 			w.restarts = 0
