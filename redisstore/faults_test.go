@@ -275,6 +275,33 @@ func TestSilentRedis(t *testing.T) {
 		"no goroutine of the store outlives the operation it waits on")
 }
 
+// Close called again while the store's last operations still wait on a
+// silent Redis starts no goroutine: at 2383815 each call left one more
+// waiting for the store's background work (three Closes, seven
+// goroutines, over the five promised).
+func TestCloseCalledAgainStartsNoGoroutine(t *testing.T) {
+	silent := newSilentRedis(t)
+	s := New(godocClient(t, silent.addr()), Options{Prefix: prefix(t), Timeout: faultTimeout, Refresh: 100 * time.Millisecond})
+	for i := range 5 {
+		k := fmt.Sprintf("org/m%d", i)
+		justEnded(s, k)
+		_, _ = s.Lookup(t.Context(), []string{k}, time.Now()) // the claims wait on the silent Redis
+	}
+	require.NoError(t, s.Cool(t.Context(), "org/x", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return storeGoroutines() == 3+claimSlots }, 2*time.Second, 5*time.Millisecond,
+		"the refresh loop and its read, the writer, two claims")
+	for range 3 {
+		start := time.Now()
+		require.NoError(t, s.Close())
+		assert.Less(t, time.Since(start), faultTimeout+100*time.Millisecond, "each Close returns within about the timeout")
+	}
+	n := storeGoroutines()
+	t.Logf("after three Closes: %d goroutines of the store", n)
+	assert.LessOrEqual(t, n, 3+claimSlots, "the writer's last round trip, the read, two claims, and one wait for them")
+	silent.close()
+	assert.Eventually(t, func() bool { return storeGoroutines() == 0 }, 6*time.Second, 20*time.Millisecond)
+}
+
 func TestFrozenRedis(t *testing.T) {
 	srv := ownRedis(t)
 	rdb := godocClient(t, srv.addr())

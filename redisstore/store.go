@@ -232,6 +232,7 @@ type Store struct {
 	stop      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	closed    chan struct{} // closed when the background work is over
 }
 
 // entry is one candidate in the local copy.
@@ -367,16 +368,19 @@ func (s *Store) SetLogger(l *slog.Logger) {
 // its goroutine with it. The store still answers from its local copy
 // afterwards.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		// One wait for the background work, however many Closes.
+		s.closed = make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(s.closed)
+		}()
+	})
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-s.closed:
 	case <-t.C:
 	}
 	return nil
