@@ -73,10 +73,11 @@ redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[2]))
 return 1
 `)
 
-// releaseScript ends a probe's lease, if it is still this owner's. A probe
-// that served leaves the probes' index, and is marked for two leases; one
-// that ended with no verdict stays indexed as ended at its release, so that
-// every replica's refresh finds it to be claimed again.
+// releaseScript ends a probe's lease, if it is still this owner's: the
+// lease stays indexed, ended at the release, so that every replica's
+// refresh reads its end (a lease missing from the index was lost with
+// Redis's data, and its probe runs on); a probe that served is marked for
+// two leases, so that a replica's claim of it is answered that it serves.
 //
 // KEYS: the lease, the probes' index, the mark. ARGV: the owner, the
 // candidate, "1" when the probe served, the lease (ms), the release's time
@@ -84,11 +85,9 @@ return 1
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
   if ARGV[3] == '1' then
-    redis.call('ZREM', KEYS[2], ARGV[2])
     redis.call('SET', KEYS[3], '1', 'PX', 2 * tonumber(ARGV[4]))
-  else
-    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
   end
   return 1
 end

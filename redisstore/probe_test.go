@@ -366,6 +366,57 @@ func TestACallThatGivesUpOnAHeldCandidateLeavesTheProbeToItsProber(t *testing.T)
 	assert.NoError(t, <-prober)
 }
 
+// Redis restarted empty (or flushed, or failed over to a replica that had
+// not caught up) while a probe runs: the other replicas go on skipping the
+// candidate until the prober's next renewal writes its lease again, rather
+// than taking its absence for the probe's end. At 2383815 a refresh in
+// that moment left the candidate to every call of the replica until its
+// next refresh (or let it claim a second probe).
+func TestAProbeOutlivesARedisThatLostItsLease(t *testing.T) {
+	rdb := sharedRedis(t)
+	opts := Options{Prefix: prefix(t), Refresh: time.Second, Timeout: 200 * time.Millisecond}
+	prober, other := newStore(t, rdb, opts), newStore(t, rdb, opts)
+	require.NoError(t, prober.Cool(t.Context(), "org/slow", time.Now().Add(100*time.Millisecond)))
+	require.Eventually(t, func() bool { return !prober.cooling("org/slow", time.Now()) }, 2*time.Second, time.Millisecond)
+	now := time.Now()
+	untils, _ := prober.Lookup(t.Context(), []string{"org/slow"}, now)
+	require.Equal(t, now, untils[0], "the prober's call probes it")
+	other.sync()
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	require.True(t, untils[0].After(now), "the other replica skips it while the probe runs")
+
+	// The keys go (FLUSHALL is a restart empty without the wait), and the
+	// other replica refreshes before the prober renews its lease.
+	for {
+		require.NoError(t, rdb.Del(t.Context(), prober.leaseKey("org/slow"), prober.probes, prober.index).Err())
+		other.sync()
+		if n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result(); n == 0 {
+			break // no renewal came between: the refresh read Redis without the lease
+		}
+	}
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	assert.True(t, untils[0].After(now), "still skipped: the probe runs on, its lease lost")
+	assert.Zero(t, other.Stats().ClaimsWon, "and not claimed twice")
+
+	// The prober's renewal writes the lease again; its probe serves: the
+	// other replica uses the candidate at once.
+	require.Eventually(t, func() bool {
+		n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result()
+		return n == 1
+	}, time.Second, time.Millisecond, "renewed")
+	prober.Release("org/slow", true)
+	require.Eventually(t, func() bool {
+		n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result()
+		return n == 0
+	}, time.Second, time.Millisecond, "released")
+	other.sync()
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	assert.True(t, untils[0].IsZero(), "it served: used by every call at once")
+}
+
 // A replica whose clock runs an hour ahead claims a probe (its lease's end
 // is indexed by its clock, an hour away) and dies: the others skip the
 // candidate for at most a lease from when they read that end, then probe

@@ -167,6 +167,16 @@ func (s *Store) apply(snap snapshot) {
 		e.probe, e.probeRaw, e.probeSeen = minTime(end, seen.Add(s.lease)), end, seen
 		fresh[key] = e
 	}
+	for key, old := range s.local {
+		if e := fresh[key]; e.probe.IsZero() && old.probe.After(now) {
+			// A running probe's lease Redis no longer holds: lost with
+			// its data (a restart, a flush, a failover), since a release
+			// leaves it indexed. The prober writes it again at its next
+			// renewal; until then, or until it ends, it is kept.
+			e.probe, e.probeRaw, e.probeSeen = old.probe, old.probeRaw, old.probeSeen
+			fresh[key] = e
+		}
+	}
 	var latest int64
 	for key, e := range fresh {
 		if served := s.local[key].served; served.After(e.served) {

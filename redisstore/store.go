@@ -62,7 +62,10 @@
 // prober's process dies, its lease ends within Options.Refresh +
 // Options.Timeout (a lease), and another replica probes; a replica reads
 // a lease's end at most a lease ahead, so that a prober whose clock runs
-// ahead holds nobody off longer.
+// ahead holds nobody off longer. A running probe's lease that Redis loses
+// with its data (a restart, a flush, a failover) is kept by the replicas
+// that read it, until the prober writes it again at its next renewal, or
+// until it ends.
 //
 // So a silent Redis (a partition that drops packets, a frozen server, a
 // primary behind a stale address) costs a call at most Timeout, and the
