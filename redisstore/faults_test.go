@@ -462,6 +462,35 @@ func TestRedisOutOfMemory(t *testing.T) {
 	assertShared(t, store, other)
 }
 
+// A cooldown that ended before the writer sent it (a short one, a busy
+// machine) is not written: the script returns before it writes. That is
+// no write, and says nothing of whether Redis takes writes: at 2383815 it
+// counted in Writes, and, Redis out of memory, logged "Redis answers
+// again" and then the outage once more (TestRedisOutOfMemory failed so
+// on a loaded machine).
+func TestACooldownEndedBeforeItsWriteIsNoWrite(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: time.Second, Refresh: time.Hour, Logger: logs.logger()})
+	ended := func(key string) {
+		s.queue.put(key, time.Now().Add(-time.Second), &s.health) // as if Cool had queued it a second ago
+	}
+	ended("org/healthy")
+	require.Eventually(t, func() bool { return s.queue.idle() }, 2*time.Second, time.Millisecond)
+	assert.Zero(t, s.Stats().Writes, "nothing written")
+
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err()) // out of memory
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+	ended("org/ended")
+	require.Eventually(t, func() bool { return s.queue.idle() }, 2*time.Second, time.Millisecond)
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+	assert.Zero(t, s.Stats().Writes)
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "0").Err())
+}
+
 // cluster is three redis-servers with --cluster-enabled yes, joined into
 // one Cluster with redis-cli --cluster create: the addresses in
 // REDIS_CLUSTER_ADDRS (.ci/run starts one), else one of the test's own.

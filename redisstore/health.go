@@ -17,10 +17,11 @@ import (
 // Stats are a store's counters since New, for a health endpoint or an
 // observer. Reading them costs a few atomic loads.
 type Stats struct {
-	// Writes counts cooldowns written to Redis; WritesFailed, those whose
-	// batch Redis refused or did not answer (they are written again once
-	// a refresh reaches Redis); WritesDropped, those dropped from a full
-	// queue.
+	// Writes counts cooldowns written to Redis (not one that had ended
+	// by the time it was sent, which Redis rightly skips); WritesFailed,
+	// those whose batch Redis refused or did not answer (they are written
+	// again once a refresh reaches Redis); WritesDropped, those dropped
+	// from a full queue.
 	Writes, WritesFailed, WritesDropped int64
 	// Claims counts probe claims sent on a call's path; ClaimsWon, the
 	// candidates whose probe lease this replica took (its calls probed

@@ -119,6 +119,13 @@ func (q *writeQueue) take() batch {
 	return b
 }
 
+// idle reports that nothing is queued or being sent; for tests.
+func (q *writeQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) == 0 && len(q.releases) == 0 && q.inflight == nil
+}
+
 // sent ends the batch in flight.
 func (q *writeQueue) sent() {
 	q.mu.Lock()
@@ -240,16 +247,15 @@ func (s *Store) flush(renewing bool) {
 		check = pipe.Set(ctx, s.tag+"health", "1", s.lease)
 	}
 	_, err := pipe.Exec(ctx)
-	for key, c := range cools {
-		if c.Err() == nil {
-			s.written(key, b.cools[key]) // before the batch leaves the queue: a refresh never finds it missing
-		}
-	}
-	s.queue.sent()
+	// The batch leaves the queue once told, so that idle means so; a
+	// cooldown written is noted before, so that a refresh never finds it
+	// missing.
+	defer s.queue.sent()
 
 	// Whether Redis takes writes: said by the commands that need memory
 	// (cooldowns, renewals, the check), not by releases, which an
-	// out-of-memory Redis still takes.
+	// out-of-memory Redis still takes, nor by a cooldown that had ended
+	// before it was sent (the script returns before it writes).
 	var writeErr error
 	told := false
 	note := func(e error) {
@@ -258,14 +264,19 @@ func (s *Store) flush(renewing bool) {
 			writeErr = e
 		}
 	}
-	var failed int64
-	for _, c := range cools {
-		note(c.Err())
-		if c.Err() != nil {
+	var written, failed int64
+	for key, c := range cools {
+		switch n, cerr := c.Int64(); {
+		case cerr != nil:
 			failed++
+			note(cerr)
+		case n > 0:
+			written++
+			note(nil)
+			s.written(key, b.cools[key])
 		}
 	}
-	s.health.writes.Add(int64(len(cools)) - failed)
+	s.health.writes.Add(written)
 	s.health.writesFailed.Add(failed)
 	for _, c := range releases {
 		if n, err := c.Int64(); err == nil && n == 1 {
