@@ -486,6 +486,33 @@ func TestACooldownEndedBeforeItsWriteIsNoWrite(t *testing.T) {
 	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "0").Err())
 }
 
+// A probe claim that Redis answers without writing (the candidate cools
+// again, another replica holds the lease, a probe served) says nothing of
+// whether Redis takes writes: out of memory, at 2383815, such a claim
+// logged "Redis answers again", and the next write the outage once more.
+func TestAClaimThatWritesNothingSaysNothingOfWrites(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: time.Second, Refresh: time.Hour, Logger: logs.logger()})
+	require.NoError(t, s.Cool(t.Context(), "org/cooling", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return s.Stats().Writes == 1 }, 2*time.Second, time.Millisecond)
+
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err()) // out of memory
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+
+	// This replica takes the cooldown for ended (as a replica that had
+	// not read it would): its claim finds it cooling in Redis.
+	justEnded(s, "org/cooling")
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/cooling"}, now)
+	require.True(t, untils[0].After(now), "cooling again, as Redis says")
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+}
+
 // cluster is three redis-servers with --cluster-enabled yes, joined into
 // one Cluster with redis-cli --cluster create: the addresses in
 // REDIS_CLUSTER_ADDRS (.ci/run starts one), else one of the test's own.

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -127,6 +128,16 @@ type claimAnswer struct {
 	served  []bool
 }
 
+// says is what a claim's answer (or its failure) tells of Redis: a lease
+// taken, that it takes writes; an answer that wrote nothing (the holder's
+// lease, a cooldown, a probe that served), only that it answers reads.
+func (a claimAnswer) says(err error) (op, error) {
+	if err == nil && !slices.Contains(a.won, true) {
+		return opRead, nil
+	}
+	return opWrite, err
+}
+
 // claimWait hands a claim's answer to the call that waits for it, or,
 // once the call stopped waiting, tells the claim's goroutine to settle it
 // itself.
@@ -212,7 +223,7 @@ func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []tim
 	go func() {
 		defer func() { <-s.claims }()
 		a, err := s.takeLeases(cands, owners, now)
-		s.health.record(opWrite, err)
+		s.health.record(a.says(err))
 		if !wait.deliver(a) {
 			s.settleLate(cands, owners, a)
 		}
