@@ -513,6 +513,34 @@ func TestAClaimThatWritesNothingSaysNothingOfWrites(t *testing.T) {
 	assert.True(t, s.Stats().Down)
 }
 
+// Nor does a renewal that finds another replica's lease (it writes
+// nothing): out of memory, at 2383815, it logged "Redis answers again".
+func TestARenewalThatWritesNothingSaysNothingOfWrites(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: 100 * time.Millisecond, Refresh: 200 * time.Millisecond, Logger: logs.logger()})
+	justEnded(s, "org/probed")
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/probed"}, now)
+	require.Equal(t, now, untils[0], "this replica probes it")
+	// Its lease is lost and taken by another replica, then Redis runs out
+	// of memory.
+	require.NoError(t, admin.Set(t.Context(), s.leaseKey("org/probed"), "another replica's", time.Minute).Err())
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err())
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return !s.mine["org/probed"].leased
+	}, 2*time.Second, time.Millisecond, "a renewal found the other's lease")
+	s.Close() // the writer's round trip is over, and told
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+}
+
 // cluster is three redis-servers with --cluster-enabled yes, joined into
 // one Cluster with redis-cli --cluster create: the addresses in
 // REDIS_CLUSTER_ADDRS (.ci/run starts one), else one of the test's own.

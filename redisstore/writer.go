@@ -255,7 +255,8 @@ func (s *Store) flush(renewing bool) {
 	// Whether Redis takes writes: said by the commands that need memory
 	// (cooldowns, renewals, the check), not by releases, which an
 	// out-of-memory Redis still takes, nor by a cooldown that had ended
-	// before it was sent (the script returns before it writes).
+	// before it was sent, nor by a renewal of a lease another replica
+	// holds (the scripts return before they write).
 	var writeErr error
 	told := false
 	note := func(e error) {
@@ -284,14 +285,14 @@ func (s *Store) flush(renewing bool) {
 		}
 	}
 	for j, c := range renewals {
-		n, rerr := c.Int64()
-		note(rerr)
-		switch {
+		switch n, rerr := c.Int64(); {
 		case rerr != nil:
+			note(rerr)
 		case n == 1:
+			note(nil)
 			s.health.renewals.Add(1)
 		default:
-			s.lostLease(b.renewals[j])
+			s.lostLease(b.renewals[j]) // another's lease: nothing written
 		}
 	}
 	if check != nil {
