@@ -252,11 +252,13 @@ func (s *Store) flush(renewing bool) {
 	// missing.
 	defer s.queue.sent()
 
-	// Whether Redis takes writes: said by the commands that need memory
-	// (cooldowns, renewals, the check), not by releases, which an
-	// out-of-memory Redis still takes, nor by a cooldown that had ended
-	// before it was sent, nor by a renewal of a lease another replica
-	// holds (the scripts return before they write).
+	// Whether Redis takes writes: said by the cooldowns, renewals and the
+	// check that wrote, not by a cooldown that had ended before it was
+	// sent, nor by a renewal of a lease another replica holds (the
+	// scripts return before they write), nor by releases, which write
+	// only when the lease is still this replica's (an out-of-memory Redis
+	// deletes the lease, then refuses to index its end: the others wait
+	// for the end they read). A batch of releases alone tells its failure.
 	var writeErr error
 	told := false
 	note := func(e error) {
