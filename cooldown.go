@@ -42,18 +42,25 @@ import (
 // cooling: calls then skip Lookup; a method SetLogger(*slog.Logger),
 // which NewClient calls with the client's logger (WithLogger), for a store
 // to report its own outages when it has no logger of its own; and a method
-// Release(key string, served bool), which a call calls for each candidate
-// it was to try once its walk is over (served, failed or stopped: every
+// Release(key string, served bool), for a store that gives one call at a
+// time the probe of a candidate whose cooldown ended, and holds the others
+// off while the probe runs. Such a store answers Lookup, for a candidate
+// whose probe it gives the call, a time that is not zero and not after now
+// (now itself, say): not a cooldown, so the call tries the candidate, and
+// releases it once its walk is over (served, failed or stopped: every
 // attempt has ended, and every failure has been cooled), served telling
-// whether that candidate answered the call, for a store that lets one
-// replica probe a candidate whose cooldown ended, and holds the others off
-// while the probe runs, to end that probe for the fleet at once (and,
-// when it served, to let the others use the candidate again). Release must
-// not block (a store does any I/O in the background) and should cost
-// nothing for a candidate it holds no probe of; a call skips it when Empty
-// reports true. A store's error never fails a call: the client falls back
-// to its own memory, and logs the outage once when it begins and once when
-// it ends.
+// whether that candidate answered the call, so that the probe ends for the
+// fleet at once (and, when it served, the others use the candidate
+// again). A call also says Release(key, true) of a candidate that served it
+// without being given. Keys come to Lookup in the order the call tries
+// them: such a store should give only the probe of the candidate the call
+// tries first, since a call asks again, for one candidate alone, when its
+// walk is about to try a later one (after a failure, or as a hedge), and
+// skips it if the answer then is a cooldown. Release must not block (a
+// store does any I/O in the background) and should cost nothing for a
+// candidate it holds no probe of; a call skips it when Empty reports true.
+// A store's error never fails a call: the client falls back to its own
+// memory, and logs the outage once when it begins and once when it ends.
 type CooldownStore interface {
 	// Lookup returns, for each key, when its cooldown ends, or the zero
 	// time when it is not cooling at now; one round trip for all keys.
@@ -185,10 +192,11 @@ const (
 // repositories are per account), a billing refusal or an organization's
 // provider ban met under WithBillTo, the router's own rate limit on the
 // account, and a provider's 401 or 403 under a user's token (which may
-// have run on that user's own provider key). A limit the call set for
-// itself (a per-call attempt, first-token, idle or job timeout, or a
-// result size cap, that differs from the client's) concerns no one else.
-func (w *call) coolScope(err error) coolScope {
+// have run on that user's own provider key; userToken: the attempt may
+// have carried one). A limit the call set for itself (a per-call attempt,
+// first-token, idle or job timeout, or a result size cap, that differs
+// from the client's) concerns no one else.
+func (w *call) coolScope(err error, userToken bool) coolScope {
 	if !coolsDown(err) {
 		return coolNone
 	}
@@ -210,7 +218,7 @@ func (w *call) coolScope(err error) coolScope {
 		// The router's (or the Hub's) limit on the account, not a
 		// provider's capacity.
 		return coolAccount
-	case w.cfg.userTokens != nil && providerRefusal(apiErr):
+	case userToken && providerRefusal(apiErr):
 		// A provider refused the key a user's call ran with: with
 		// Hugging Face's custom provider keys, that may be the user's
 		// own key at the provider, which proves nothing for anybody
@@ -241,12 +249,22 @@ func (w *call) accountKey(subject string) (coolKey, bool) {
 	return coolKey{subject: subject, account: true, billTo: w.cfg.billTo}, true
 }
 
+// ranOnUserToken reports whether the attempt sent with the token of
+// generation gen may have carried a user's token (WithUserTokenSource, a
+// call's own): the call has some, and that attempt's token is not known
+// to be one of the client's own (the walk's current one, of a client's
+// source).
+func (w *call) ranOnUserToken(gen int) bool {
+	return w.cfg.userTokens != nil && !(gen == w.tokGen && w.tokens.current.own)
+}
+
 // coolCandidate skips a failed candidate in later calls, for those its
 // failure concerns (coolScope): for the cooldown, or as long as the server
 // asked to wait (Retry-After) when that is longer, up to maxCooldown.
-func (w *call) coolCandidate(ctx context.Context, cand Candidate, err error) {
+// userToken: the failed attempt may have carried a user's token.
+func (w *call) coolCandidate(ctx context.Context, cand Candidate, err error, userToken bool) {
 	c := w.c
-	scope := w.coolScope(err)
+	scope := w.coolScope(err, userToken)
 	if scope == coolNone || c.cooldown == 0 {
 		return
 	}
@@ -311,8 +329,16 @@ func billingRefusal(err error) bool {
 // shared store, else this process's memory), or for calls of this call's
 // account (see coolScope). When every one is, it keeps the one whose
 // cooldown ends first: a request that may fail beats failing without one.
+// It appends to w.given, for each candidate kept, whether the shared
+// store gave this call its probe; one given and yet skipped (cooling for
+// this call's account) is released at once.
 func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try, skipped []Candidate) {
 	c := w.c
+	defer func() {
+		for len(w.given) < len(try) {
+			w.given = append(w.given, false)
+		}
+	}()
 	if c.cooldown == 0 {
 		return cands, nil
 	}
@@ -327,6 +353,7 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 		// store (or with one that failed), this process's memory.
 		return cands, nil
 	}
+	given := func(i int) bool { return fromStore && untils != nil && isGiven(untils[i], now) }
 	untilOf := func(i int) time.Time {
 		key := candidateKey(cands[i])
 		var until time.Time
@@ -352,7 +379,11 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 		until := untilOf(i)
 		if until.IsZero() {
 			try = append(try, cand)
+			w.given = append(w.given, given(i))
 			continue
+		}
+		if given(i) {
+			c.releaseShared(candidateKey(cand).subject, false) // never tried
 		}
 		skipped = append(skipped, cand)
 		if earliestAt < 0 || until.Before(earliest) {
@@ -365,6 +396,11 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 	}
 	return try, skipped
 }
+
+// isGiven reports a store's answer that gives the call the probe of a
+// candidate: a time that is not zero and not after now (see
+// CooldownStore).
+func isGiven(until, now time.Time) bool { return !until.IsZero() && !until.After(now) }
 
 // lookupShared asks the shared store, when there is one, when each
 // candidate's cooldown ends; nil untils with ok mean none is cooling. ok is
@@ -387,17 +423,32 @@ func (c *Client) lookupShared(ctx context.Context, cands []Candidate, now time.T
 	return untils, true
 }
 
-// release tells the shared store, when it has a method Release(key
-// string, served bool), that the call is done with the walk's
-// candidates, of which the one at served (-1 for none) answered it: a
-// probe of one this call ran (the first call to find its cooldown ended)
-// ends for the fleet at once, served or failed, instead of holding the
-// others off until its lease runs out. The race calls it each time its
-// walk ends, after the last attempt and the last cooldown. Nothing is
-// built or called when the store reports itself Empty: it then holds no
-// probe.
+// releaser is a CooldownStore that gives one call at a time the probe of
+// a candidate whose cooldown ended, and hears when it is over.
+type releaser interface {
+	Release(key string, served bool)
+}
+
+// releaseShared tells the shared store, when it is a releaser, that a call
+// is done with key.
+func (c *Client) releaseShared(key string, served bool) {
+	if r, ok := c.shared.(releaser); ok {
+		r.Release(key, served)
+	}
+}
+
+// release tells the shared store, when it is a releaser, that the call is
+// done with the walk's candidates, of which the one at served (-1 for
+// none) answered it: the probes the store gave this call (given) end for
+// the fleet at once, served or not, instead of holding the others off
+// until their leases run out, and a candidate that served is said to
+// serve. The race calls it each time its walk ends (or pauses, under a
+// stream), after the last attempt and the last cooldown; each probe given
+// is released once, so that a stream's later walk never ends a probe
+// another call of the process was given since. Nothing is built or called
+// when the store reports itself Empty: it then holds no probe.
 func (w *call) release(served int) {
-	r, ok := w.c.shared.(interface{ Release(key string, served bool) })
+	r, ok := w.c.shared.(releaser)
 	if !ok {
 		return
 	}
@@ -405,8 +456,45 @@ func (w *call) release(served int) {
 		return
 	}
 	for i, cand := range w.cands {
+		if i != served && (i >= len(w.given) || !w.given[i]) {
+			continue // not this call's probe
+		}
+		if i < len(w.given) {
+			w.given[i] = false
+		}
 		r.Release(candidateKey(cand).subject, i == served)
 	}
+}
+
+// admit asks the shared store about candidate j, beyond the walk's first,
+// when the walk is about to try it for the first time: a store that gives
+// a candidate's probe to one call at a time (a releaser) gives it then,
+// to a call that tries it, rather than when the call is planned, when the
+// call may never reach it and would hold the fleet off it meanwhile. A
+// candidate the store now says is cooling (another replica probes it) is
+// skipped, and admit reports false.
+func (w *call) admit(ctx context.Context, j int) bool {
+	if j >= len(w.asked) || w.asked[j] {
+		return true
+	}
+	w.asked[j] = true
+	c := w.c
+	if _, ok := c.shared.(releaser); !ok || c.cooldown == 0 {
+		return true
+	}
+	if e, ok := c.shared.(interface{ Empty() bool }); ok && e.Empty() {
+		return true
+	}
+	now := time.Now()
+	untils, err := c.shared.Lookup(ctx, []string{candidateKey(w.cands[j]).subject}, now)
+	if c.sharedFailed(ctx, err) || len(untils) != 1 || !untils[0].After(now) {
+		w.given[j] = len(untils) == 1 && isGiven(untils[0], now)
+		return true
+	}
+	w.done[j] = true
+	w.skipped = append(w.skipped, w.cands[j])
+	w.skip(ctx, w.cands[j])
+	return false
 }
 
 // sharedFailed reports whether err is a failure of the shared cooldown

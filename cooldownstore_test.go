@@ -100,19 +100,51 @@ func TestSharedCooldownStore(t *testing.T) {
 	assert.ErrorIs(t, err, inference.ErrInvalidRequest, "a client's store, not a call's")
 }
 
-// releaseStore is a mapStore that says whether it is empty and hears when
-// a call is done with its candidates (Release), recording the order of
+// releaseStore is a mapStore that says whether it is empty and gives one
+// call at a time the probe of a candidate, as a fleet's store does: of the
+// first candidate of a lookup that is neither cooling nor held, answered
+// with now (see CooldownStore); it records the order of the probes given,
 // cooldowns and releases.
 type releaseStore struct {
 	mapStore
 	empty  bool
+	held   map[string]bool
 	events []string
+}
+
+func newReleaseStore() *releaseStore {
+	return &releaseStore{mapStore: mapStore{until: map[string]time.Time{}}, held: map[string]bool{}}
 }
 
 func (s *releaseStore) Empty() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.empty
+}
+
+func (s *releaseStore) Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error) {
+	out, err := s.mapStore.Lookup(ctx, keys, now)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := true
+	for i, k := range keys {
+		switch {
+		case !out[i].IsZero():
+		case s.held[k]:
+			out[i] = now.Add(time.Minute) // another call probes it
+		case first:
+			s.held[k] = true
+			s.events = append(s.events, "give "+k)
+			out[i] = now
+			first = false
+		default:
+			first = false
+		}
+	}
+	return out, nil
 }
 
 func (s *releaseStore) Cool(ctx context.Context, key string, until time.Time) error {
@@ -125,6 +157,7 @@ func (s *releaseStore) Cool(ctx context.Context, key string, until time.Time) er
 func (s *releaseStore) Release(key string, served bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.held, key)
 	if served {
 		key += " (served)"
 	}
@@ -143,29 +176,31 @@ type failingOAuth struct{}
 
 func (failingOAuth) Token() (*oauth2.Token, error) { return nil, errors.New("the session expired") }
 
-// A store with a Release method hears, once a call's walk is over, of
-// every candidate the call was to try (the probe it ran, if it was the
-// first to find a cooldown ended, ends there for the fleet), after the
-// call's cooldowns; and nothing when it reports itself empty.
+// A store with a Release method gives a call the probe of the candidate
+// it tries first, and of each later one when the walk is about to try it
+// (after a failure, as a hedge), never of one the walk does not reach; it
+// hears of each probe it gave once the call's walk is over, after the
+// call's cooldowns, and of a candidate that served; nothing when it
+// reports itself empty.
 func TestTheStoreHearsWhenACallIsDoneWithItsCandidates(t *testing.T) {
 	r := newRouter(t)
 	r.On("org/down", inferencetest.ProviderError(503))
 	r.On("org/up", inferencetest.Reply("ok"))
 	r.On("org/up", inferencetest.Reply("ok"))
 	r.On("org/s", inferencetest.Stream("a ", "b"))
-	store := &releaseStore{mapStore: mapStore{until: map[string]time.Time{}}}
+	store := newReleaseStore()
 	c, err := r.Client(inference.WithCooldownStore(store), inference.WithRetry(inference.RetryPolicy{}),
 		inference.WithFallback(inference.Candidate{Model: "org/up"}, inference.Candidate{Model: "org/spare", Provider: "groq"}))
 	require.NoError(t, err)
 
 	_, err = c.Chat(t.Context(), chatReq("org/down", ""))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"cool org/down", "release org/down", "release org/up (served)", "release org/spare:groq"}, store.take(),
-		"after the cooldown; the candidate never tried too")
+	assert.Equal(t, []string{"give org/down", "cool org/down", "give org/up", "release org/down", "release org/up (served)"}, store.take(),
+		"after the cooldown; the fallback given when the walk reached it, the candidate never tried never")
 
 	s, err := c.ChatStream(t.Context(), chatReq("org/s", ""))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"release org/s (served)", "release org/up", "release org/spare:groq"}, store.take(), "once the stream has opened")
+	assert.Equal(t, []string{"give org/s", "release org/s (served)"}, store.take(), "once the stream has opened")
 	s.Close()
 
 	// A hedged call: the hedge on the fallback wins, the primary is lost.
@@ -173,13 +208,13 @@ func TestTheStoreHearsWhenACallIsDoneWithItsCandidates(t *testing.T) {
 	resp, err := c.Chat(t.Context(), chatReq("org/slow", ""), inference.WithHedge(20*time.Millisecond))
 	require.NoError(t, err)
 	require.Equal(t, "ok", resp.Text())
-	assert.Equal(t, []string{"release org/slow", "release org/up (served)", "release org/spare:groq"}, store.take(), "the hedge served")
+	assert.Equal(t, []string{"give org/slow", "give org/up", "release org/slow", "release org/up (served)"}, store.take(), "the hedge served")
 
 	sent := len(r.Requests())
 	_, err = c.Chat(t.Context(), chatReq("org/up", ""), inference.WithTokenSource(inference.OAuthToken(failingOAuth{})))
 	require.ErrorIs(t, err, inference.ErrNoToken)
 	require.Len(t, r.Requests(), sent, "nothing was sent")
-	assert.Equal(t, []string{"release org/up", "release org/spare:groq"}, store.take(), "a call that tries nothing, for want of a token")
+	assert.Equal(t, []string{"give org/up", "release org/up"}, store.take(), "a call that tries nothing, for want of a token")
 
 	store.mu.Lock()
 	store.empty = true
@@ -187,4 +222,41 @@ func TestTheStoreHearsWhenACallIsDoneWithItsCandidates(t *testing.T) {
 	_, err = c.Chat(t.Context(), chatReq("org/up", ""))
 	require.NoError(t, err)
 	assert.Empty(t, store.take(), "an empty store holds no probe: nothing is built or called")
+}
+
+// A call releases only the probes its store gave it. Another call of the
+// process probes org/held; this one tries it anyway (its only candidate,
+// all cooling) and gives up: at 2383815 its walk's end released the
+// other's probe, and another replica probed too. A later candidate the
+// store says is held when the walk reaches it is skipped.
+func TestACallReleasesOnlyTheProbesItWasGiven(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/held", inferencetest.Hang())
+	r.On("org/down", inferencetest.ProviderError(503))
+	r.On("org/up", inferencetest.Reply("ok"))
+	store := newReleaseStore()
+	store.held["org/held"] = true // given to another call
+	c, err := r.Client(inference.WithCooldownStore(store), inference.WithRetry(inference.RetryPolicy{}), inference.WithAttemptTimeout(2*time.Second))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = c.Chat(ctx, chatReq("org/held", ""))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Empty(t, store.take(), "tried, never given: nothing released")
+	assert.True(t, store.held["org/held"], "the other call's probe runs on")
+
+	req := chatReq("org/down", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/held"}, {Model: "org/up"}}
+	resp, err := c.Chat(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, []inference.Candidate{{Model: "org/held"}}, resp.Skipped, "held when the walk reached it: skipped")
+	assert.Equal(t, []string{"give org/down", "cool org/down", "give org/up", "release org/down", "release org/up (served)"}, store.take())
+	held := 0
+	for _, m := range r.Models() {
+		if m == "org/held" {
+			held++
+		}
+	}
+	assert.Equal(t, 1, held, "only the call that gave up tried it")
 }

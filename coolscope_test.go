@@ -190,6 +190,36 @@ func TestAProviderRefusalUnderAUsersTokenIsNotCooledForAnother(t *testing.T) {
 	})
 }
 
+// A call made for a user (WithUserTokenSource) whose token the router
+// refused goes on with the client's own token; a provider's refusal of
+// that attempt is a refusal of the router's key at the provider, as
+// under the client's own tokens: cooled for every call, and shared. At
+// 2383815 the call having a user's source was enough to cool nothing.
+func TestAProviderRefusalAfterTheCallMovedToTheClientsTokenIsShared(t *testing.T) {
+	const tokenA = "hf_oauth_Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	r := newRouter(t)
+	r.On("org/model:together", func(w http.ResponseWriter, req *inferencetest.Request) {
+		if req.TokenPrefix == redact.Prefix(tokenA) {
+			inferencetest.MissingScope()(w, req) // the router refuses the user's token
+			return
+		}
+		inferencetest.Raw(http.StatusUnauthorized, http.Header{"Content-Type": {"application/json"}, "X-Inference-Provider": {"together"}},
+			`{"error":{"message":"Invalid API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`)(w, req)
+	})
+	r.On("org/last-resort", inferencetest.Reply("last resort"))
+	store := &mapStore{until: map[string]time.Time{}}
+	c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}), inference.WithCooldownStore(store),
+		inference.WithFallback(inference.Candidate{Model: "org/last-resort"}))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("org/model", "together"),
+		inference.WithUserTokenSource(inference.OAuthToken(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tokenA}))))
+	require.NoError(t, err)
+	require.Len(t, resp.Attempts, 3)
+	assert.ErrorIs(t, resp.Attempts[0].Err, inference.ErrMissingScope, "the user's token, refused by the router")
+	assert.ErrorIs(t, resp.Attempts[1].Err, inference.ErrProvider, "the client's, refused at the provider")
+	assert.Contains(t, store.until, "org/model:together", "the router's key at the provider: shared")
+}
+
 // With the client's own token, a gated model is cooled for the client's
 // calls (they would all be refused), but in this process only.
 func TestTheClientsOwnRefusalIsCooledInProcessOnly(t *testing.T) {

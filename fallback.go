@@ -215,6 +215,12 @@ type walk struct {
 	// for the observer by the stream, with served its context.
 	holdServing bool
 	served      context.Context
+	// asked marks the candidates the shared store has answered for this
+	// call: the first when the walk was planned, each later one when the
+	// walk is about to try it (admit); given, those whose probe the store
+	// gave this call, which it releases when its walk ends (release).
+	askedRoom, givenRoom [4]bool
+	asked, given         []bool
 }
 
 // start plans the walk over cands, whichever operation listed them: those
@@ -222,18 +228,16 @@ type walk struct {
 // token, nothing is sent and start returns why.
 func (w *call) start(ctx context.Context, cands []Candidate) error {
 	c := w.c
+	w.given = w.givenRoom[:0]
 	cands, skipped := w.plan(ctx, cands, time.Now())
 	w.cands = append(w.room[:0], cands...)
-	w.done, w.busy = w.doneRoom[:0], w.busyRoom[:0]
-	for range w.cands {
-		w.done, w.busy = append(w.done, false), append(w.busy, false)
+	w.done, w.busy, w.asked = w.doneRoom[:0], w.busyRoom[:0], w.askedRoom[:0]
+	for i := range w.cands {
+		w.done, w.busy, w.asked = append(w.done, false), append(w.busy, false), append(w.asked, i == 0 || w.given[i])
 	}
 	w.skipped = skipped
 	for _, s := range w.skipped {
-		c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", s.String()))
-		if w.obs != nil {
-			w.obs.Skipped(s)
-		}
+		w.skip(ctx, s)
 	}
 	w.tokens = c.newTokenCursor(w.cfg, time.Now())
 	tok, ok := w.tokens.advance(ctx)
@@ -243,6 +247,14 @@ func (w *call) start(ctx context.Context, cands []Candidate) error {
 	}
 	w.tok = tok
 	return nil
+}
+
+// skip tells the log and the observer that cand is skipped, cooling.
+func (w *call) skip(ctx context.Context, cand Candidate) {
+	w.c.logger.LogAttrs(ctx, slog.LevelDebug, "inference: candidate cooling down, skipped", slog.String("candidate", cand.String()))
+	if w.obs != nil {
+		w.obs.Skipped(cand)
+	}
 }
 
 // next is the candidate the walk tries next: the first it has not left
@@ -335,7 +347,7 @@ func (w *call) decide(ctx context.Context, i, gen int, err error, status int, d 
 			slog.String("to", next.Source), slog.String("reason", kindName(err)))
 		return true, true
 	case DecisionNextCandidate:
-		w.coolCandidate(ctx, cand, err)
+		w.coolCandidate(ctx, cand, err, w.ranOnUserToken(gen))
 		w.done[i] = true
 		if i == w.i {
 			w.restarts = 0

@@ -62,7 +62,9 @@ type ChunkObserver interface {
 
 // CallObserver hears of one call, from its start to its end.
 type CallObserver interface {
-	// Skipped is a candidate not tried because it was cooling down.
+	// Skipped is a candidate not tried because it was cooling down: when
+	// the call was planned, or, with a shared store that gives probes,
+	// when the walk reached it and another replica was probing it.
 	Skipped(c Candidate)
 	// StartAttempt is an attempt starting at a candidate with a token
 	// from the named source; the context it returns is the attempt's,

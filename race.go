@@ -133,6 +133,9 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 			if !ok {
 				return zero, w.c.logFailure(ctx, w.failure())
 			}
+			if !w.admit(ctx, i) {
+				continue // cooling now: the walk goes on without it
+			}
 			w.i = i
 			if _, hedge := r.hedgeTarget(i); !hedge {
 				// Nothing can race this attempt: it runs here.
@@ -149,7 +152,7 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 		case res := <-r.results:
 			r.settle(ctx, res.f, res)
 		case <-clock:
-			if j, ok := r.hedgeTarget(r.primary.index); ok && ctx.Err() == nil && w.c.hedges.take() {
+			if j, ok := r.admittedHedge(ctx, r.primary.index); ok && ctx.Err() == nil && w.c.hedges.take() {
 				w.hedged = true
 				r.launch(ctx, j, true)
 			}
@@ -185,6 +188,16 @@ func (r *race[T]) hedgeTarget(i int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// admittedHedge is hedgeTarget, past the candidates the shared store now
+// says are cooling (see admit).
+func (r *race[T]) admittedHedge(ctx context.Context, i int) (int, bool) {
+	j, ok := r.hedgeTarget(i)
+	for ok && !r.w.admit(ctx, j) {
+		j, ok = r.hedgeTarget(i)
+	}
+	return j, ok
 }
 
 // inline makes the attempt at candidate i on the caller's goroutine.

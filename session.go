@@ -514,7 +514,7 @@ func (s *session[E]) stalled(src *streamAttempt[E]) {
 	if !src.reading.Load() || src.closed.Load() || s.src.Load() != src || s.stall != nil || w.hedged || s.closedByCaller.Load() {
 		return
 	}
-	j, ok := s.race.hedgeTarget(w.i)
+	j, ok := s.race.admittedHedge(s.ctx, w.i)
 	if !ok || !w.c.hedges.take() {
 		return
 	}

@@ -275,6 +275,33 @@ func TestSilentRedis(t *testing.T) {
 		"no goroutine of the store outlives the operation it waits on")
 }
 
+// Close called again while the store's last operations still wait on a
+// silent Redis starts no goroutine: at 2383815 each call left one more
+// waiting for the store's background work (three Closes, seven
+// goroutines, over the five promised).
+func TestCloseCalledAgainStartsNoGoroutine(t *testing.T) {
+	silent := newSilentRedis(t)
+	s := New(godocClient(t, silent.addr()), Options{Prefix: prefix(t), Timeout: faultTimeout, Refresh: 100 * time.Millisecond})
+	for i := range 5 {
+		k := fmt.Sprintf("org/m%d", i)
+		justEnded(s, k)
+		_, _ = s.Lookup(t.Context(), []string{k}, time.Now()) // the claims wait on the silent Redis
+	}
+	require.NoError(t, s.Cool(t.Context(), "org/x", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return storeGoroutines() == 3+claimSlots }, 2*time.Second, 5*time.Millisecond,
+		"the refresh loop and its read, the writer, two claims")
+	for range 3 {
+		start := time.Now()
+		require.NoError(t, s.Close())
+		assert.Less(t, time.Since(start), faultTimeout+100*time.Millisecond, "each Close returns within about the timeout")
+	}
+	n := storeGoroutines()
+	t.Logf("after three Closes: %d goroutines of the store", n)
+	assert.LessOrEqual(t, n, 3+claimSlots, "the writer's last round trip, the read, two claims, and one wait for them")
+	silent.close()
+	assert.Eventually(t, func() bool { return storeGoroutines() == 0 }, 6*time.Second, 20*time.Millisecond)
+}
+
 func TestFrozenRedis(t *testing.T) {
 	srv := ownRedis(t)
 	rdb := godocClient(t, srv.addr())
@@ -430,6 +457,90 @@ func TestRedisOutOfMemory(t *testing.T) {
 	assertShared(t, store, other)
 }
 
+// A cooldown that ended before the writer sent it (a short one, a busy
+// machine) is not written: the script returns before it writes. That is
+// no write, and says nothing of whether Redis takes writes: at 2383815 it
+// counted in Writes, and, Redis out of memory, logged "Redis answers
+// again" and then the outage once more (TestRedisOutOfMemory failed so
+// on a loaded machine).
+func TestACooldownEndedBeforeItsWriteIsNoWrite(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: time.Second, Refresh: time.Hour, Logger: logs.logger()})
+	ended := func(key string) {
+		s.queue.put(key, time.Now().Add(-time.Second), &s.health) // as if Cool had queued it a second ago
+	}
+	ended("org/healthy")
+	require.Eventually(t, func() bool { return s.queue.idle() }, 2*time.Second, time.Millisecond)
+	assert.Zero(t, s.Stats().Writes, "nothing written")
+
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err()) // out of memory
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+	ended("org/ended")
+	require.Eventually(t, func() bool { return s.queue.idle() }, 2*time.Second, time.Millisecond)
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+	assert.Zero(t, s.Stats().Writes)
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "0").Err())
+}
+
+// A probe claim that Redis answers without writing (the candidate cools
+// again, another replica holds the lease, a probe served) says nothing of
+// whether Redis takes writes: out of memory, at 2383815, such a claim
+// logged "Redis answers again", and the next write the outage once more.
+func TestAClaimThatWritesNothingSaysNothingOfWrites(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: time.Second, Refresh: time.Hour, Logger: logs.logger()})
+	require.NoError(t, s.Cool(t.Context(), "org/cooling", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return s.Stats().Writes == 1 }, 2*time.Second, time.Millisecond)
+
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err()) // out of memory
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+
+	// This replica takes the cooldown for ended (as a replica that had
+	// not read it would): its claim finds it cooling in Redis.
+	justEnded(s, "org/cooling")
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/cooling"}, now)
+	require.True(t, untils[0].After(now), "cooling again, as Redis says")
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+}
+
+// Nor does a renewal that finds another replica's lease (it writes
+// nothing): out of memory, at 2383815, it logged "Redis answers again".
+func TestARenewalThatWritesNothingSaysNothingOfWrites(t *testing.T) {
+	srv := ownRedis(t, "--maxmemory-policy", "noeviction")
+	admin := srv.client(t)
+	var logs logBuffer
+	s := newStore(t, srv.client(t), Options{Prefix: prefix(t), Timeout: 100 * time.Millisecond, Refresh: 200 * time.Millisecond, Logger: logs.logger()})
+	justEnded(s, "org/probed")
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/probed"}, now)
+	require.Equal(t, now, untils[0], "this replica probes it")
+	// Its lease is lost and taken by another replica, then Redis runs out
+	// of memory.
+	require.NoError(t, admin.Set(t.Context(), s.leaseKey("org/probed"), "another replica's", time.Minute).Err())
+	require.NoError(t, admin.ConfigSet(t.Context(), "maxmemory", "1").Err())
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	require.NoError(t, s.Cool(t.Context(), "org/refused", time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "out of memory") }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return !s.mine["org/probed"].leased
+	}, 2*time.Second, time.Millisecond, "a renewal found the other's lease")
+	s.Close() // the writer's round trip is over, and told
+	assert.NotContains(t, logs.String(), "answers again", "still out of memory")
+	assert.True(t, s.Stats().Down)
+}
+
 // cluster is three redis-servers with --cluster-enabled yes, joined into
 // one Cluster with redis-cli --cluster create: the addresses in
 // REDIS_CLUSTER_ADDRS (.ci/run starts one), else one of the test's own.
@@ -526,8 +637,10 @@ func TestCluster(t *testing.T) {
 	assert.LessOrEqual(t, seenAfter, refresh+2*DefaultTimeout+slack, "within the staleness bound")
 	// The probe claim goes through the Cluster too.
 	justEnded(stores[0], "org/ended")
-	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, time.Now())
-	assert.True(t, untils[0].IsZero(), "this replica claimed the probe")
+	now := time.Now()
+	untils, _ := stores[0].Lookup(t.Context(), []string{"org/ended"}, now)
+	assert.Equal(t, now, untils[0], "this replica claimed the probe: the call is given it")
+	assert.Equal(t, int64(1), stores[0].Stats().ClaimsWon)
 	assertBounded(t, newFailover(t), stores[0])
 	for _, s := range stores {
 		st := s.Stats()

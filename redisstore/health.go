@@ -17,10 +17,11 @@ import (
 // Stats are a store's counters since New, for a health endpoint or an
 // observer. Reading them costs a few atomic loads.
 type Stats struct {
-	// Writes counts cooldowns written to Redis; WritesFailed, those whose
-	// batch Redis refused or did not answer (they are written again once
-	// a refresh reaches Redis); WritesDropped, those dropped from a full
-	// queue.
+	// Writes counts cooldowns written to Redis (not one that had ended
+	// by the time it was sent, which Redis rightly skips); WritesFailed,
+	// those whose batch Redis refused or did not answer (they are written
+	// again once a refresh reaches Redis); WritesDropped, those dropped
+	// from a full queue.
 	Writes, WritesFailed, WritesDropped int64
 	// Claims counts probe claims sent on a call's path; ClaimsWon, the
 	// candidates whose probe lease this replica took (its calls probed
@@ -30,7 +31,8 @@ type Stats struct {
 	// already.
 	Claims, ClaimsWon, ClaimsTimedOut, ClaimsSkipped int64
 	// Renewals counts the renewals of the leases of probes still running
-	// (a slow provider); Releases, leases released when their probe ended.
+	// (a slow provider); Releases, leases released when their probe ended
+	// (not those Redis had lost, nor another replica had taken since).
 	Renewals, Releases int64
 	// Refreshes counts refreshes of the local copy; RefreshesFailed, those
 	// that failed or that Redis did not answer within Options.Timeout;

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -73,15 +74,19 @@ redis.call('PEXPIRE', KEYS[2], 3 * tonumber(ARGV[2]))
 return 1
 `)
 
-// releaseScript ends a probe's lease, if it is still this owner's, and
-// marks, for two leases, a probe that served.
+// releaseScript ends a probe's lease, if it is still this owner's: the
+// lease stays indexed, ended at the release, so that every replica's
+// refresh reads its end (a lease missing from the index was lost with
+// Redis's data, and its probe runs on); a probe that served is marked for
+// two leases, so that a replica's claim of it is answered that it serves.
 //
 // KEYS: the lease, the probes' index, the mark. ARGV: the owner, the
-// candidate, "1" when the probe served, the lease (ms).
+// candidate, "1" when the probe served, the lease (ms), the release's time
+// (Unix ms).
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
   if ARGV[3] == '1' then
     redis.call('SET', KEYS[3], '1', 'PX', 2 * tonumber(ARGV[4]))
   end
@@ -123,6 +128,16 @@ type claimAnswer struct {
 	served  []bool
 }
 
+// says is what a claim's answer (or its failure) tells of Redis: a lease
+// taken, that it takes writes; an answer that wrote nothing (the holder's
+// lease, a cooldown, a probe that served), only that it answers reads.
+func (a claimAnswer) says(err error) (op, error) {
+	if err == nil && !slices.Contains(a.won, true) {
+		return opRead, nil
+	}
+	return opWrite, err
+}
+
 // claimWait hands a claim's answer to the call that waits for it, or,
 // once the call stopped waiting, tells the claim's goroutine to settle it
 // itself.
@@ -158,8 +173,8 @@ func (w *claimWait) abandon() (claimAnswer, bool) {
 }
 
 // claim asks Redis, for candidates whose cooldown has just ended, which
-// replica probes each: a candidate this call may probe keeps a zero time
-// in out; one another replica probes is skipped while its lease runs.
+// replica probes each: a candidate this call probes is answered now (see
+// Lookup); one another replica probes is skipped while its lease runs.
 // Either way this process holds it meanwhile. Without an answer within
 // the timeout, this call probes, and the claim's goroutine settles the late
 // answer (a lease taken is then renewed, or released if the call is done).
@@ -176,6 +191,7 @@ func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []tim
 		p := &probe{owner: s.newOwner(), until: now.Add(s.probeMax)}
 		s.mine[k] = p
 		s.probing.Add(1)
+		out[i] = now // this call probes it, until it says otherwise
 		asked = append(asked, i)
 		owners = append(owners, p.owner)
 	}
@@ -207,7 +223,7 @@ func (s *Store) claim(ctx context.Context, keys []string, ended []int, out []tim
 	go func() {
 		defer func() { <-s.claims }()
 		a, err := s.takeLeases(cands, owners, now)
-		s.health.record(opWrite, err)
+		s.health.record(a.says(err))
 		if !wait.deliver(a) {
 			s.settleLate(cands, owners, a)
 		}
@@ -259,6 +275,7 @@ func (s *Store) settle(cands, owners []string, asked []int, a claimAnswer, out [
 			// Used as it is, by this call and the next, unclaimed.
 			e.served, e.probe = now, time.Time{}
 			s.local[k] = e
+			out[asked[j]] = time.Time{}
 			continue
 		}
 		if until := a.cooling[j]; !until.IsZero() {
@@ -270,8 +287,8 @@ func (s *Store) settle(cands, owners []string, asked []int, a claimAnswer, out [
 			continue
 		}
 		left := a.left[j]
-		if left <= 0 {
-			left = s.lease
+		if left <= 0 || left > s.lease {
+			left = s.lease // at most a lease, whatever the holder's
 		}
 		e.probe = now.Add(left)
 		s.local[k] = e

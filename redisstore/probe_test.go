@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -64,7 +65,7 @@ type slowFleet struct {
 	end     time.Time
 }
 
-func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow inferencetest.Answer, opts Options) *slowFleet {
+func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow inferencetest.Answer, opts Options, more ...inference.Option) *slowFleet {
 	t.Helper()
 	opts.Prefix = prefix(t)
 	f := &slowFleet{r: inferencetest.NewRouter()}
@@ -73,8 +74,8 @@ func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow in
 	f.r.On("org/up", inferencetest.Reply("ok"))
 	for range replicas {
 		s := newStore(t, rdb, opts)
-		c, err := f.r.Client(inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
-			inference.WithCooldown(time.Second), inference.WithFallback(inference.Candidate{Model: "org/up"}))
+		c, err := f.r.Client(append([]inference.Option{inference.WithCooldownStore(s), inference.WithRetry(inference.RetryPolicy{}),
+			inference.WithCooldown(time.Second), inference.WithFallback(inference.Candidate{Model: "org/up"})}, more...)...)
 		require.NoError(t, err)
 		f.stores = append(f.stores, s)
 		f.clients = append(f.clients, c)
@@ -96,13 +97,19 @@ func newSlowFleet(t *testing.T, rdb redis.UniversalClient, replicas int, slow in
 // calls sends a call every interval, spread over the replicas, until the
 // given time after the cooldown's end, and waits for them all.
 func (f *slowFleet) calls(t *testing.T, interval, until time.Duration) int {
+	return f.callsOf(t, interval, until, func(int) inference.ChatRequest { return chatReq("org/slow") })
+}
+
+// callsOf is calls with the i-th call's request req(i).
+func (f *slowFleet) callsOf(t *testing.T, interval, until time.Duration, req func(i int) inference.ChatRequest) int {
 	var wg sync.WaitGroup
 	n := 0
 	for i := 0; time.Now().Before(f.end.Add(until)); i++ {
 		c := f.clients[i%len(f.clients)]
 		n++
+		r := req(i)
 		wg.Go(func() {
-			_, err := c.Chat(t.Context(), chatReq("org/slow"))
+			_, err := c.Chat(t.Context(), r)
 			assert.NoError(t, err, "every call is served")
 		})
 		time.Sleep(interval)
@@ -204,6 +211,47 @@ func TestASlowProbeThatServesIsReleasedAtOnce(t *testing.T) {
 	assert.Greater(t, len(sent), 30, "the replicas went back to the primary")
 }
 
+// A probe that ends with no verdict is made again by the next call to ask,
+// one at a time: here the probing call's hedge (on the fallback) answers
+// first and the probe of the hanging primary is cancelled. Released as
+// if it had answered, the primary was left to every call of every replica
+// at once (15 to 20 requests hanging at the same moment at 2383815, each until
+// its hedge won).
+func TestAProbeItsHedgeBeatIsMadeAgainOneAtATime(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Hang()), slowOptions, inference.WithHedge(300*time.Millisecond))
+	calls := f.calls(t, 20*time.Millisecond, 2400*time.Millisecond)
+	most, total := probes.counts()
+	t.Logf("%d hedged calls over 4 replicas: %d probes of the hanging primary, at most %d at once", calls, total, most)
+	assert.Equal(t, 1, most, "one probe in flight in the fleet at a time")
+	assert.GreaterOrEqual(t, total, 2, "each probe beaten by its hedge is made again")
+}
+
+// A call may claim the probe of a candidate its walk never reaches (its
+// first candidate serves): the next call to ask probes it, and nobody
+// else meanwhile. Here half the calls try a slow fallback first and the
+// hanging primary second. At 2383815 the candidate was left to everyone
+// once the first such call ended: 40 requests hung on it at once.
+func TestAProbeItsCallNeverTriedGoesToTheNextCaller(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 4, probes.answer(inferencetest.Hang()), slowOptions, inference.WithAttemptTimeout(2*time.Second))
+	f.r.On("org/up", inferencetest.Delay(500*time.Millisecond, inferencetest.Reply("ok")))
+	calls := f.callsOf(t, 20*time.Millisecond, 1500*time.Millisecond, func(i int) inference.ChatRequest {
+		if i%2 == 1 {
+			return chatReq("org/slow")
+		}
+		req := chatReq("org/up")
+		req.Fallbacks = []inference.Candidate{{Model: "org/slow"}}
+		return req
+	})
+	most, total := probes.counts()
+	t.Logf("%d calls over 4 replicas: %d probes of the hanging primary, at most %d at once", calls, total, most)
+	assert.Equal(t, 1, most, "one probe in flight in the fleet at a time")
+	assert.Positive(t, total, "a call that tries it first probes it")
+}
+
 // TestAProbeWhoseProcessDiesIsTakenOver runs the prober in a process of
 // its own and kills it (SIGKILL) while its probe hangs: its lease is no
 // longer renewed, and another replica probes within about a lease.
@@ -246,8 +294,9 @@ func TestAProbeWhoseProcessDiesIsTakenOver(t *testing.T) {
 	// The parent skips the candidate while the child's lease is renewed
 	// (a call of the parent's would ask its store exactly this).
 	probesNow := func() bool {
-		untils, _ := parent.Lookup(t.Context(), []string{"org/slow"}, time.Now())
-		if untils[0].IsZero() {
+		now := time.Now()
+		untils, _ := parent.Lookup(t.Context(), []string{"org/slow"}, now)
+		if !untils[0].After(now) {
 			parent.Release("org/slow", false)
 			return true
 		}
@@ -275,6 +324,161 @@ func TestAProbeWhoseProcessDiesIsTakenOver(t *testing.T) {
 	t.Logf("the parent probed %s after the prober was killed (lease %s, refresh %s; the parent stalled %s meanwhile)",
 		took.Round(time.Millisecond), lease, refresh, stalled.Round(time.Millisecond))
 	assert.LessOrEqual(t, took-stalled, lease+refresh+50*time.Millisecond, "within about a lease")
+}
+
+// A call that tries a candidate another call of its process probes (its
+// only candidate, all cooling) and gives up (its deadline) leaves the probe
+// to its prober: at 2383815 its walk's end released the prober's lease,
+// and another replica probed the hanging provider too.
+func TestACallThatGivesUpOnAHeldCandidateLeavesTheProbeToItsProber(t *testing.T) {
+	rdb := sharedRedis(t)
+	var probes inFlight
+	f := newSlowFleet(t, rdb, 2, probes.answer(inferencetest.Hang()), slowOptions, inference.WithAttemptTimeout(3*time.Second))
+	time.Sleep(time.Until(f.end))
+	prober := make(chan error, 1)
+	go func() {
+		_, err := f.clients[0].Chat(t.Context(), chatReq("org/slow"))
+		prober <- err
+	}()
+	require.Eventually(t, func() bool { _, n := probes.counts(); return n == 1 }, 2*time.Second, time.Millisecond, "the probe hangs")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	only := chatReq("org/slow")
+	only.Fallbacks = []inference.Candidate{}
+	_, err := f.clients[0].Chat(ctx, only)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "it tried the candidate all the same, and gave up")
+	_, n := probes.counts()
+	require.Equal(t, 2, n)
+
+	// The other replica, for a second: the probe still runs.
+	var wg sync.WaitGroup
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		wg.Go(func() {
+			_, err := f.clients[1].Chat(t.Context(), chatReq("org/slow"))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	most, total := probes.counts()
+	t.Logf("requests to the hanging provider: %d in all, at most %d at once", total, most)
+	assert.Equal(t, 2, total, "the other replica left it to the prober")
+	assert.NoError(t, <-prober)
+}
+
+// Redis restarted empty (or flushed, or failed over to a replica that had
+// not caught up) while a probe runs: the other replicas go on skipping the
+// candidate until the prober's next renewal writes its lease again, rather
+// than taking its absence for the probe's end. At 2383815 a refresh in
+// that moment left the candidate to every call of the replica until its
+// next refresh (or let it claim a second probe).
+func TestAProbeOutlivesARedisThatLostItsLease(t *testing.T) {
+	rdb := sharedRedis(t)
+	opts := Options{Prefix: prefix(t), Refresh: time.Second, Timeout: 200 * time.Millisecond}
+	prober, other := newStore(t, rdb, opts), newStore(t, rdb, opts)
+	require.NoError(t, prober.Cool(t.Context(), "org/slow", time.Now().Add(100*time.Millisecond)))
+	require.Eventually(t, func() bool { return !prober.cooling("org/slow", time.Now()) }, 2*time.Second, time.Millisecond)
+	now := time.Now()
+	untils, _ := prober.Lookup(t.Context(), []string{"org/slow"}, now)
+	require.Equal(t, now, untils[0], "the prober's call probes it")
+	other.sync()
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	require.True(t, untils[0].After(now), "the other replica skips it while the probe runs")
+
+	// The keys go (FLUSHALL is a restart empty without the wait), and the
+	// other replica refreshes before the prober renews its lease.
+	for {
+		require.NoError(t, rdb.Del(t.Context(), prober.leaseKey("org/slow"), prober.probes, prober.index).Err())
+		other.sync()
+		if n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result(); n == 0 {
+			break // no renewal came between: the refresh read Redis without the lease
+		}
+	}
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	assert.True(t, untils[0].After(now), "still skipped: the probe runs on, its lease lost")
+	assert.Zero(t, other.Stats().ClaimsWon, "and not claimed twice")
+
+	// The prober's renewal writes the lease again; its probe serves: the
+	// other replica uses the candidate at once.
+	require.Eventually(t, func() bool {
+		n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result()
+		return n == 1
+	}, time.Second, time.Millisecond, "renewed")
+	prober.Release("org/slow", true)
+	require.Eventually(t, func() bool {
+		n, _ := rdb.Exists(t.Context(), prober.leaseKey("org/slow")).Result()
+		return n == 0
+	}, time.Second, time.Millisecond, "released")
+	other.sync()
+	now = time.Now()
+	untils, _ = other.Lookup(t.Context(), []string{"org/slow"}, now)
+	assert.True(t, untils[0].IsZero(), "it served: used by every call at once")
+}
+
+// A replica whose clock runs an hour ahead claims a probe (its lease's end
+// is indexed by its clock, an hour away) and dies: the others skip the
+// candidate for at most a lease from when they read that end, then probe
+// it. At 2383815 they skipped it for the hour, for as long as the probes'
+// index lived (here another probe's renewals keep it).
+func TestAProberWhoseClockRunsAheadIsTakenOverWithinALease(t *testing.T) {
+	rdb := sharedRedis(t)
+	opts := Options{Prefix: prefix(t), Refresh: slowOptions.Refresh, Timeout: slowOptions.Timeout}
+	s := newStore(t, rdb, opts)
+	ahead := newStore(t, rdb, opts)
+	for _, k := range []string{"org/m", "org/other"} {
+		require.NoError(t, s.Cool(t.Context(), k, time.Now().Add(200*time.Millisecond)))
+	}
+	require.Eventually(t, func() bool { return !s.cooling("org/other", time.Now()) }, 2*time.Second, time.Millisecond)
+	now := time.Now()
+	untils, _ := s.Lookup(t.Context(), []string{"org/other"}, now)
+	require.Equal(t, now, untils[0], "s probes org/other, and renews its lease until the test ends")
+
+	a, err := ahead.takeLeases([]string{"org/m"}, []string{ahead.newOwner()}, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, a.won[0], "the replica ahead claims org/m, then dies")
+	claimed := time.Now()
+	var took time.Duration
+	require.Eventually(t, func() bool {
+		now := time.Now()
+		untils, _ := s.Lookup(t.Context(), []string{"org/m"}, now)
+		if untils[0].Equal(now) {
+			took = time.Since(claimed)
+			return true
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond, "another replica probes it")
+	t.Logf("probed %s after a replica an hour ahead claimed it and died (lease %s, refresh %s)", took.Round(time.Millisecond), s.lease, s.refresh)
+	assert.LessOrEqual(t, took, 2*s.lease+s.refresh, "within about a lease of reading its end")
+}
+
+// Stats().Releases counts leases released, not releases sent: a lease
+// Redis lost (a restart, a flush) and another replica took since is not
+// this replica's to release, and the release leaves it alone. At 2383815
+// it was counted all the same.
+func TestReleasesCountOnlyTheLeasesReleased(t *testing.T) {
+	rdb := sharedRedis(t)
+	s := newStore(t, rdb, Options{Prefix: prefix(t), Refresh: 50 * time.Millisecond, Timeout: 250 * time.Millisecond})
+	for _, k := range []string{"org/kept", "org/lost"} {
+		justEnded(s, k)
+		now := time.Now()
+		untils, _ := s.Lookup(t.Context(), []string{k}, now)
+		require.Equal(t, now, untils[0], "this call probes %s", k)
+	}
+	require.Equal(t, int64(2), s.Stats().ClaimsWon)
+	require.NoError(t, rdb.Set(t.Context(), s.leaseKey("org/lost"), "another replica's", time.Minute).Err())
+	s.Release("org/kept", true)
+	s.Release("org/lost", false)
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(t.Context(), s.leaseKey("org/kept")).Result()
+		return err == nil && n == 0
+	}, 2*time.Second, 5*time.Millisecond, "the lease held is released")
+	s.Close() // the writer's last round trip is over
+	v, err := rdb.Get(t.Context(), s.leaseKey("org/lost")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "another replica's", v, "the other's lease is left alone")
+	assert.Equal(t, int64(1), s.Stats().Releases, "one lease released")
 }
 
 // TestProberHelper is the prober of TestAProbeWhoseProcessDiesIsTakenOver,

@@ -95,7 +95,7 @@ func (s *Store) read() snapshot {
 // this replica wrote that Redis lacks or holds with an earlier deadline
 // (a Redis restarted empty, flushed, evicted, or a write lost in an
 // outage). A deadline read is capped at MaxCooldown from when this replica
-// first read it. A cooldown another replica wrote that Redis no longer
+// first read it, the end of a probe's lease at a lease. A cooldown another replica wrote that Redis no longer
 // holds is kept until it ends (Redis may have lost it), but never written
 // again by this one.
 func (s *Store) apply(snap snapshot) {
@@ -156,9 +156,26 @@ func (s *Store) apply(snap snapshot) {
 		if now.Sub(end) >= s.lease {
 			continue // a lease that ended long ago
 		}
+		// The lease's end by the prober's clock, and a lease from when it
+		// was first read at most: a prober whose clock runs ahead (or
+		// that was misconfigured) and died holds nobody off longer.
 		e := fresh[key]
-		e.probe = end
+		seen := now
+		if old := s.local[key]; old.probeRaw.Equal(end) {
+			seen = old.probeSeen
+		}
+		e.probe, e.probeRaw, e.probeSeen = minTime(end, seen.Add(s.lease)), end, seen
 		fresh[key] = e
+	}
+	for key, old := range s.local {
+		if e := fresh[key]; e.probe.IsZero() && old.probe.After(now) {
+			// A running probe's lease Redis no longer holds: lost with
+			// its data (a restart, a flush, a failover), since a release
+			// leaves it indexed. The prober writes it again at its next
+			// renewal; until then, or until it ends, it is kept.
+			e.probe, e.probeRaw, e.probeSeen = old.probe, old.probeRaw, old.probeSeen
+			fresh[key] = e
+		}
 	}
 	var latest int64
 	for key, e := range fresh {

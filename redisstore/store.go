@@ -51,10 +51,21 @@
 // (the client tells the store, through Release), whether the probe served
 // or failed. The leases of running probes are indexed in Redis, so that
 // every replica's refresh sees them and skips the candidate without a
-// round trip. So one probe of a candidate is in flight in the whole fleet
-// at a time, and there is about one per cooldown window whatever the
-// provider's speed. If the prober's process dies, its lease ends within
-// Options.Refresh + Options.Timeout (a lease), and another replica probes.
+// round trip. The probe goes to a call that tries the candidate: the one
+// a call tries first, or a later one when its walk reaches it (after a
+// failure, or as a hedge), never one it may not reach. A probe that ends
+// with no verdict (the call's hedge answered first, the call gave up or
+// failed in a way that says nothing of the candidate) is to be made
+// again, by the next call to claim it anywhere in the fleet. So one probe
+// of a candidate is in flight in the whole fleet at a time, and there is
+// about one per cooldown window whatever the provider's speed. If the
+// prober's process dies, its lease ends within Options.Refresh +
+// Options.Timeout (a lease), and another replica probes; a replica reads
+// a lease's end at most a lease ahead, so that a prober whose clock runs
+// ahead holds nobody off longer. A running probe's lease that Redis loses
+// with its data (a restart, a flush, a failover) is kept by the replicas
+// that read it, until the prober writes it again at its next renewal, or
+// until it ends.
 //
 // So a silent Redis (a partition that drops packets, a frozen server, a
 // primary behind a stale address) costs a call at most Timeout, and the
@@ -224,6 +235,7 @@ type Store struct {
 	stop      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	closed    chan struct{} // closed when the background work is over
 }
 
 // entry is one candidate in the local copy.
@@ -242,8 +254,10 @@ type entry struct {
 	writtenAt    time.Time
 	// probe is when the lease of a probe of the candidate ends, as last
 	// seen (a refresh, a lost claim): another replica probes it until
-	// then. Zero when no probe is known.
-	probe time.Time
+	// then. Zero when no probe is known. A refresh caps it at a lease from
+	// when it first read the same end (probeRaw, at probeSeen).
+	probe               time.Time
+	probeRaw, probeSeen time.Time
 	// served is when a probe of the candidate was seen to serve, after
 	// which it is not claimed again until it cools or is probed anew.
 	served time.Time
@@ -357,16 +371,19 @@ func (s *Store) SetLogger(l *slog.Logger) {
 // its goroutine with it. The store still answers from its local copy
 // afterwards.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		// One wait for the background work, however many Closes.
+		s.closed = make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(s.closed)
+		}()
+	})
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-s.closed:
 	case <-t.C:
 	}
 	return nil
@@ -380,13 +397,21 @@ func (s *Store) Empty() bool {
 }
 
 // Lookup answers from the local copy, without a round trip, except for a
-// candidate whose cooldown (or an unreleased probe of it) has just ended:
-// then one round trip, bounded by Options.Timeout, claims the probe of it
-// for this call, or finds another replica probing it (and the candidate is
-// skipped while that probe runs).
+// candidate whose cooldown (or an unreleased probe of it) has just ended
+// and that the call tries first (keys come in the order the call tries
+// them: the first key neither cooling nor probed elsewhere): then one
+// round trip, bounded by Options.Timeout, claims the probe of it for this
+// call, or finds another replica probing it (and the candidate is skipped
+// while that probe runs). A candidate whose probe this call is given is
+// answered with now, a time that is not a cooldown, so that the call
+// knows to Release it; a later candidate whose cooldown has just ended is
+// not claimed (the call may never reach it, and would hold the others off
+// it meanwhile): the call asks again, for it alone, when it is about to
+// try it.
 func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]time.Time, error) {
 	out := make([]time.Time, len(keys))
 	var ended []int
+	first := true // no key before this one is one the call may use
 	s.mu.RLock()
 	for i, k := range keys {
 		switch e := s.local[k]; {
@@ -397,7 +422,12 @@ func (s *Store) Lookup(ctx context.Context, keys []string, now time.Time) ([]tim
 		case e.probe.After(now):
 			out[i] = e.probe // another replica probes it
 		case e.claimable(now, s.lease):
-			ended = append(ended, i)
+			if first {
+				ended = append(ended, i)
+			}
+			first = false
+		default:
+			first = false
 		}
 	}
 	s.mu.RUnlock()
@@ -438,21 +468,29 @@ func (s *Store) Cool(_ context.Context, key string, until time.Time) error {
 // up: its attempt at it ended, served (served true) or failed, or the call
 // ended without trying it. If that call was probing the candidate, its
 // lease is released in the background, so that the fleet sees the probe's
-// end at once; a probe that served also leaves a short mark in Redis, so
+// end at once. A probe that served also leaves a short mark in Redis, so
 // that the replicas that have not yet read its end use the candidate
-// without claiming it again. It never blocks, and costs an atomic load
-// when this process probes nothing.
+// without claiming it again. A probe that ended with no verdict (the call
+// never tried the candidate, its hedge won, it gave up; a failure is
+// cooled, through Cool, before its release) is to be made again: the
+// candidate is claimable at once, here and in the fleet, by the next call
+// to ask, rather than left to every replica at once. It never blocks, and
+// costs an atomic load when this process probes nothing.
 func (s *Store) Release(key string, served bool) {
 	if s.probing.Load() == 0 {
 		return
 	}
+	now := time.Now()
 	s.mu.Lock()
 	p := s.endProbe(key)
-	if e, ok := s.local[key]; ok && p != nil && p.leased {
-		// The lease a refresh read was this process's own: over.
-		e.probe = time.Time{}
+	if p != nil {
+		e := s.local[key]
 		if served {
-			e.served = time.Now()
+			e.probe, e.served = time.Time{}, now
+		} else {
+			// The probe ended now, unmade: claimable for a lease.
+			e.probe = now
+			s.bump(now)
 		}
 		s.local[key] = e
 	}

@@ -119,6 +119,13 @@ func (q *writeQueue) take() batch {
 	return b
 }
 
+// idle reports that nothing is queued or being sent; for tests.
+func (q *writeQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) == 0 && len(q.releases) == 0 && q.inflight == nil
+}
+
 // sent ends the batch in flight.
 func (q *writeQueue) sent() {
 	q.mu.Lock()
@@ -221,13 +228,14 @@ func (s *Store) flush(renewing bool) {
 		cools[key] = coolScript.Eval(ctx, pipe, []string{s.tag + "key:" + key, s.index, s.servedKey(key)},
 			strconv.FormatInt(until.UnixMilli(), 10), key, lease, maxCool)
 	}
+	nowMs := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	releases := make(map[string]*redis.Cmd, len(b.releases))
 	for key, r := range b.releases {
 		served := "0"
 		if r.served {
 			served = "1"
 		}
-		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease)
+		releases[key] = releaseScript.Eval(ctx, pipe, []string{s.leaseKey(key), s.probes, s.servedKey(key)}, r.owner, key, served, lease, nowMs)
 	}
 	end := strconv.FormatInt(time.Now().Add(s.lease).UnixMilli(), 10)
 	renewals := make([]*redis.Cmd, len(b.renewals))
@@ -239,16 +247,18 @@ func (s *Store) flush(renewing bool) {
 		check = pipe.Set(ctx, s.tag+"health", "1", s.lease)
 	}
 	_, err := pipe.Exec(ctx)
-	for key, c := range cools {
-		if c.Err() == nil {
-			s.written(key, b.cools[key]) // before the batch leaves the queue: a refresh never finds it missing
-		}
-	}
-	s.queue.sent()
+	// The batch leaves the queue once told, so that idle means so; a
+	// cooldown written is noted before, so that a refresh never finds it
+	// missing.
+	defer s.queue.sent()
 
-	// Whether Redis takes writes: said by the commands that need memory
-	// (cooldowns, renewals, the check), not by releases, which an
-	// out-of-memory Redis still takes.
+	// Whether Redis takes writes: said by the cooldowns, renewals and the
+	// check that wrote, not by a cooldown that had ended before it was
+	// sent, nor by a renewal of a lease another replica holds (the
+	// scripts return before they write), nor by releases, which write
+	// only when the lease is still this replica's (an out-of-memory Redis
+	// deletes the lease, then refuses to index its end: the others wait
+	// for the end they read). A batch of releases alone tells its failure.
 	var writeErr error
 	told := false
 	note := func(e error) {
@@ -257,29 +267,34 @@ func (s *Store) flush(renewing bool) {
 			writeErr = e
 		}
 	}
-	var failed int64
-	for _, c := range cools {
-		note(c.Err())
-		if c.Err() != nil {
+	var written, failed int64
+	for key, c := range cools {
+		switch n, cerr := c.Int64(); {
+		case cerr != nil:
 			failed++
+			note(cerr)
+		case n > 0:
+			written++
+			note(nil)
+			s.written(key, b.cools[key])
 		}
 	}
-	s.health.writes.Add(int64(len(cools)) - failed)
+	s.health.writes.Add(written)
 	s.health.writesFailed.Add(failed)
 	for _, c := range releases {
-		if c.Err() == nil {
-			s.health.releases.Add(1)
+		if n, err := c.Int64(); err == nil && n == 1 {
+			s.health.releases.Add(1) // not a lease another took since
 		}
 	}
 	for j, c := range renewals {
-		n, rerr := c.Int64()
-		note(rerr)
-		switch {
+		switch n, rerr := c.Int64(); {
 		case rerr != nil:
+			note(rerr)
 		case n == 1:
+			note(nil)
 			s.health.renewals.Add(1)
 		default:
-			s.lostLease(b.renewals[j])
+			s.lostLease(b.renewals[j]) // another's lease: nothing written
 		}
 	}
 	if check != nil {
