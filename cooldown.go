@@ -443,7 +443,8 @@ func (c *Client) releaseShared(key string, served bool) {
 // the fleet at once, served or not, instead of holding the others off
 // until their leases run out, and a candidate that served is said to
 // serve. The race calls it each time its walk ends (or pauses, under a
-// stream), after the last attempt and the last cooldown; each probe given
+// stream), after the last attempt and the last cooldown, and a stream
+// once its stall hedge is settled (session.go); each probe given
 // is released once, so that a stream's later walk never ends a probe
 // another call of the process was given since. Nothing is built or called
 // when the store reports itself Empty: it then holds no probe.
