@@ -514,8 +514,8 @@ func (s *session[E]) stalled(src *streamAttempt[E]) {
 	if !src.reading.Load() || src.closed.Load() || s.src.Load() != src || s.stall != nil || w.hedged || s.closedByCaller.Load() {
 		return
 	}
-	j, ok := s.race.admittedHedge(s.ctx, w.i)
-	if !ok || !w.c.hedges.take() {
+	j, ok := s.race.hedge(s.ctx, w.i)
+	if !ok {
 		return
 	}
 	w.hedged = true
