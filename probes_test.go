@@ -138,4 +138,38 @@ func TestACallThatMayNotHedgeIsGivenNoProbe(t *testing.T) {
 	})
 }
 
-var _ = http.StatusOK
+// A hedge the budget allowed but the store refused (every candidate it
+// could go to is probed elsewhere) is not sent, and counts for nothing in
+// the budget: the next call may hedge as if it had not been tried.
+func TestAHedgeTheStoreRefusedIsGivenBackToTheBudget(t *testing.T) {
+	r := newRouter(t)
+	store := newReleaseStore()
+	slow := inferencetest.Delay(100*time.Millisecond, inferencetest.Reply("slow"))
+	r.On("org/fast", inferencetest.Reply("fast"))
+	r.On("org/slow", func(w http.ResponseWriter, req *inferencetest.Request) {
+		// Another replica begins to probe the fallback while this call's
+		// primary runs.
+		store.mu.Lock()
+		store.held["org/fb"] = true
+		store.mu.Unlock()
+		slow(w, req)
+	}, slow)
+	r.On("org/fb", inferencetest.Reply("hedge"))
+	c, err := r.Client(inference.WithCooldownStore(store), inference.WithRetry(inference.RetryPolicy{}),
+		inference.WithHedge(10*time.Millisecond), inference.WithHedgeBudget(50),
+		inference.WithFallback(inference.Candidate{Model: "org/fb"}))
+	require.NoError(t, err)
+
+	_, err = c.Chat(t.Context(), chatReq("org/fast", ""))
+	require.NoError(t, err)
+	resp, err := c.Chat(t.Context(), chatReq("org/slow", ""))
+	require.NoError(t, err)
+	require.Len(t, resp.Attempts, 1, "the fallback is probed elsewhere: no hedge")
+	assert.Equal(t, []inference.Candidate{{Model: "org/fb"}}, resp.Skipped)
+	store.mu.Lock()
+	delete(store.held, "org/fb") // that probe is over
+	store.mu.Unlock()
+	resp, err = c.Chat(t.Context(), chatReq("org/slow", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "hedge", resp.Text(), "one hedge in three calls is within a 50 % budget")
+}
