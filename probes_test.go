@@ -173,3 +173,30 @@ func TestAHedgeTheStoreRefusedIsGivenBackToTheBudget(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hedge", resp.Text(), "one hedge in three calls is within a 50 % budget")
 }
+
+// A call whose first candidate is skipped for its account alone (gated
+// for the client's own token: the fleet's store knows nothing of it) asks
+// the store for the candidate it then tries first, so that it probes it
+// only when the store gives it the probe. At 9c954e7 the store was asked
+// once, with the skipped candidate first: it gave that one (released at
+// once), and the candidate tried first was never asked for, so every such
+// call of the process went to it while its probe was to be one call's.
+func TestACallAsksForTheCandidateItTriesFirstPastOneSkippedForItsAccount(t *testing.T) {
+	r := newRouter(t)
+	r.On("org/gated", inferencetest.Gated())
+	r.On("org/up", inferencetest.Reply("ok"))
+	store := newReleaseStore()
+	c, err := r.Client(inference.WithCooldownStore(store), inference.WithRetry(inference.RetryPolicy{}))
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), chatReq("org/gated", ""))
+	require.ErrorIs(t, err, inference.ErrGatedModel)
+	require.Empty(t, store.until, "gated for the account: not shared")
+	store.take()
+
+	req := chatReq("org/gated", "")
+	req.Fallbacks = []inference.Candidate{{Model: "org/up"}}
+	resp, err := c.Chat(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, []inference.Candidate{{Model: "org/gated"}}, resp.Skipped)
+	assert.Equal(t, []string{"give org/gated", "release org/gated", "give org/up", "release org/up (served)"}, store.take())
+}
