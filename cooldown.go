@@ -331,12 +331,19 @@ func billingRefusal(err error) bool {
 // cooldown ends first: a request that may fail beats failing without one.
 // It appends to w.given, for each candidate kept, whether the shared
 // store gave this call its probe; one given and yet skipped (cooling for
-// this call's account) is released at once.
+// this call's account) is released at once. It appends to w.asked whether
+// the store's answer stands for the call's trying it: given, or the first
+// kept when no candidate before it was the store's to give; a candidate
+// kept after one the store may have given instead (skipped for the
+// account) is asked about again when the walk reaches it (admit).
 func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try, skipped []Candidate) {
 	c := w.c
 	defer func() {
 		for len(w.given) < len(try) {
 			w.given = append(w.given, false)
+		}
+		for len(w.asked) < len(try) {
+			w.asked = append(w.asked, len(w.asked) == 0)
 		}
 	}()
 	if c.cooldown == 0 {
@@ -373,6 +380,9 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 		}
 		return until
 	}
+	// storeFirst: a candidate before this one was not cooling by the
+	// store's answer, the one whose probe the store may give this call.
+	storeFirst := false
 	var earliest time.Time
 	earliestAt := -1
 	for i, cand := range cands {
@@ -380,10 +390,15 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 		if until.IsZero() {
 			try = append(try, cand)
 			w.given = append(w.given, given(i))
+			w.asked = append(w.asked, given(i) || len(try) == 1 && !storeFirst)
+			storeFirst = true
 			continue
 		}
 		if given(i) {
 			c.releaseShared(candidateKey(cand).subject, false) // never tried
+		}
+		if fromStore && untils != nil && !untils[i].After(now) {
+			storeFirst = true // not cooling for the fleet: skipped for the account
 		}
 		skipped = append(skipped, cand)
 		if earliestAt < 0 || until.Before(earliest) {
@@ -391,6 +406,7 @@ func (w *call) plan(ctx context.Context, cands []Candidate, now time.Time) (try,
 		}
 	}
 	if len(try) == 0 && earliestAt >= 0 {
+		// Tried as it is, whatever the store would say of it now.
 		try = []Candidate{cands[earliestAt]}
 		skipped = slices.DeleteFunc(skipped, func(s Candidate) bool { return s == cands[earliestAt] })
 	}
@@ -443,7 +459,8 @@ func (c *Client) releaseShared(key string, served bool) {
 // the fleet at once, served or not, instead of holding the others off
 // until their leases run out, and a candidate that served is said to
 // serve. The race calls it each time its walk ends (or pauses, under a
-// stream), after the last attempt and the last cooldown; each probe given
+// stream), after the last attempt and the last cooldown, and a stream
+// once its stall hedge is settled (session.go); each probe given
 // is released once, so that a stream's later walk never ends a probe
 // another call of the process was given since. Nothing is built or called
 // when the store reports itself Empty: it then holds no probe.

@@ -216,8 +216,10 @@ type walk struct {
 	holdServing bool
 	served      context.Context
 	// asked marks the candidates the shared store has answered for this
-	// call: the first when the walk was planned, each later one when the
-	// walk is about to try it (admit); given, those whose probe the store
+	// call: when the walk was planned, the one it tries first (unless one
+	// before it, skipped for the call's account, was the store's to give)
+	// and any whose probe it gave; each other one when the walk is about
+	// to try it (admit); given, those whose probe the store
 	// gave this call, which it releases when its walk ends (release).
 	askedRoom, givenRoom [4]bool
 	asked, given         []bool
@@ -228,12 +230,12 @@ type walk struct {
 // token, nothing is sent and start returns why.
 func (w *call) start(ctx context.Context, cands []Candidate) error {
 	c := w.c
-	w.given = w.givenRoom[:0]
+	w.given, w.asked = w.givenRoom[:0], w.askedRoom[:0]
 	cands, skipped := w.plan(ctx, cands, time.Now())
 	w.cands = append(w.room[:0], cands...)
-	w.done, w.busy, w.asked = w.doneRoom[:0], w.busyRoom[:0], w.askedRoom[:0]
-	for i := range w.cands {
-		w.done, w.busy, w.asked = append(w.done, false), append(w.busy, false), append(w.asked, i == 0 || w.given[i])
+	w.done, w.busy = w.doneRoom[:0], w.busyRoom[:0]
+	for range w.cands {
+		w.done, w.busy = append(w.done, false), append(w.busy, false)
 	}
 	w.skipped = skipped
 	for _, s := range w.skipped {

@@ -60,6 +60,20 @@ func (b *hedgeBudget) take() bool {
 	return true
 }
 
+// refund gives back a hedge take allowed that was not sent (every
+// candidate it could go to was probed elsewhere). Should the window have
+// moved on in between, the current bucket, never below zero, gives it.
+func (b *hedgeBudget) refund() {
+	if b.percent == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hedges > 0 {
+		b.hedges--
+	}
+}
+
 // hedgeable reports whether b may hedge a: never on the provider a names,
 // and for the same model only when both name their providers (two
 // router's choices of one model may be the same provider).

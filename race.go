@@ -152,7 +152,7 @@ func (r *race[T]) run(ctx context.Context) (T, error) {
 		case res := <-r.results:
 			r.settle(ctx, res.f, res)
 		case <-clock:
-			if j, ok := r.admittedHedge(ctx, r.primary.index); ok && ctx.Err() == nil && w.c.hedges.take() {
+			if j, ok := r.hedge(ctx, r.primary.index); ok {
 				w.hedged = true
 				r.launch(ctx, j, true)
 			}
@@ -190,12 +190,23 @@ func (r *race[T]) hedgeTarget(i int) (int, bool) {
 	return 0, false
 }
 
-// admittedHedge is hedgeTarget, past the candidates the shared store now
-// says are cooling (see admit).
-func (r *race[T]) admittedHedge(ctx context.Context, i int) (int, bool) {
+// hedge is the candidate to hedge the attempt at i on now, taken from
+// the hedge budget: hedgeTarget, past the candidates the shared store now
+// says are cooling (see admit). The store is asked only once the call may
+// hedge (its context live, the budget allowing), so that it gives the
+// probe of a candidate only to a hedge that is sent; a budget taken for
+// no candidate is given back.
+func (r *race[T]) hedge(ctx context.Context, i int) (int, bool) {
+	w := r.w
+	if _, ok := r.hedgeTarget(i); !ok || ctx.Err() != nil || !w.c.hedges.take() {
+		return 0, false
+	}
 	j, ok := r.hedgeTarget(i)
-	for ok && !r.w.admit(ctx, j) {
+	for ok && !w.admit(ctx, j) {
 		j, ok = r.hedgeTarget(i)
+	}
+	if !ok {
+		w.c.hedges.refund()
 	}
 	return j, ok
 }

@@ -514,8 +514,8 @@ func (s *session[E]) stalled(src *streamAttempt[E]) {
 	if !src.reading.Load() || src.closed.Load() || s.src.Load() != src || s.stall != nil || w.hedged || s.closedByCaller.Load() {
 		return
 	}
-	j, ok := s.race.admittedHedge(s.ctx, w.i)
-	if !ok || !w.c.hedges.take() {
+	j, ok := s.race.hedge(s.ctx, w.i)
+	if !ok {
 		return
 	}
 	w.hedged = true
@@ -580,12 +580,14 @@ func (s *session[E]) waitStallLocked() result[*streamAttempt[E]] {
 // other. It reports a move. The first attempt, left for the hedge, is
 // recorded as lost, unless it failed (firstFailed) before the hedge
 // answered: that is a failure as usual, and the walk leaves its
-// candidate as recovery would (it cools).
+// candidate as recovery would (it cools). The probe a shared store gave
+// the hedge (see call.release) ends here: served when it took over.
 func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]], firstFailed error) bool {
 	s.stall.settled = true
 	w := s.w
 	if res.err != nil || !s.stall.won {
 		s.race.settle(s.ctx, res.f, res)
+		w.release(-1) // the hedge's probe, after its failure was cooled
 		return false
 	}
 	s.race.remove(res.f)
@@ -605,6 +607,7 @@ func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]], firstFailed 
 	}
 	w.i, w.restarts = res.f.index, 0
 	w.record(res.att, res.f.actx, true)
+	w.release(res.f.index) // the hedge's probe: it served
 	keepOrRelease(res.out, nil, res.f.cancel)
 	s.switchToLocked(res.out)
 	return true
@@ -612,7 +615,7 @@ func (s *session[E]) takeStallLocked(res result[*streamAttempt[E]], firstFailed 
 
 // endStallLocked waits, when the stream ends, for a stall hedge still
 // under way: its context is cancelled, so its attempt ends at once, and
-// its loss is recorded.
+// its loss is recorded, and the probe a shared store gave it released.
 func (s *session[E]) endStallLocked() {
 	st := s.stall
 	if st == nil || st.settled || st.draining {
@@ -630,7 +633,9 @@ func (s *session[E]) endStallLocked() {
 		s.race.remove(res.f)
 		w := s.w
 		w.record(res.att, res.f.actx, false)
+		w.release(-1) // no verdict: its probe is to be made again
 		return
 	}
 	s.race.settle(s.ctx, res.f, res)
+	s.w.release(-1)
 }
