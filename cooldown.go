@@ -48,7 +48,8 @@ import (
 // whose probe it gives the call, a time that is not zero and not after now
 // (now itself, say): not a cooldown, so the call tries the candidate, and
 // releases it once its walk is over (served, failed or stopped: every
-// attempt has ended, and every failure has been cooled), served telling
+// attempt has ended, and every failure has been cooled; a stream's stall
+// hedge, once the hedge is settled), served telling
 // whether that candidate answered the call, so that the probe ends for the
 // fleet at once (and, when it served, the others use the candidate
 // again). A call also says Release(key, true) of a candidate that served it
