@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -175,4 +176,105 @@ func TestMediaAnswerOnAChatRoute(t *testing.T) {
 	_, err = c.Chat(t.Context(), inference.ChatRequest{Model: "org/chat", Messages: []inference.Message{inference.UserMessage("hi")}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "image and audio routes only")
+}
+
+// Audio and the images answered at once, on every route the fake serves,
+// as a user's tests call them: Speech and Transcription (and a Job's) in
+// each provider's shape, recorded under the task asked.
+func TestEveryAudioAndDirectImageRouteAnswers(t *testing.T) {
+	const (
+		asrModel    = "org/whisper"
+		speechModel = "org/kokoro"
+	)
+	wav := append([]byte("RIFF\x24\x08\x00\x00WAVEfmt "), make([]byte, 64)...)
+	flac := append([]byte("fLaC\x00\x00\x00\x22"), make([]byte, 64)...)
+	chunks := []inference.TranscriptChunk{{Text: "hello", End: 1500 * time.Millisecond}, {Text: " world", Start: 1500 * time.Millisecond, End: 3 * time.Second}}
+	// newRouter maps model, of pipeline tag, to provider under providerID.
+	newRouter := func(t *testing.T, model, tag, provider, providerID string) (*inferencetest.Router, *inference.Client) {
+		r := inferencetest.NewRouter()
+		t.Cleanup(r.Close)
+		r.AddModel(inferencetest.HubModel{ID: model, PipelineTag: tag, Providers: []inferencetest.HubProvider{
+			{Name: provider, Status: "live", ProviderID: providerID}}})
+		c, err := r.Client(inference.WithRetry(inference.RetryPolicy{}))
+		require.NoError(t, err)
+		return r, c
+	}
+	// submitted is the task each submission was recorded under.
+	submitted := func(r *inferencetest.Router) []string {
+		var out []string
+		for _, q := range r.Requests() {
+			if !strings.HasPrefix(q.API, "job-") {
+				out = append(out, q.API)
+			}
+		}
+		return out
+	}
+
+	for _, provider := range []string{"hf-inference", "fal-ai", "together", "deepinfra", "replicate"} {
+		t.Run("transcribe/"+provider, func(t *testing.T) {
+			r, c := newRouter(t, asrModel, "automatic-speech-recognition", provider, "p/"+provider+"-asr")
+			r.On(asrModel+":"+provider, inferencetest.Transcription("hello world", chunks...))
+			got, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: provider, Audio: wav, ContentType: "audio/wav"})
+			require.NoError(t, err)
+			assert.Equal(t, "hello world", got.Text)
+			assert.Equal(t, chunks, got.Chunks)
+			assert.Equal(t, []string{"automatic-speech-recognition"}, submitted(r))
+		})
+		t.Run("speak/"+provider, func(t *testing.T) {
+			r, c := newRouter(t, speechModel, "text-to-speech", provider, "p/"+provider+"-tts")
+			r.On(speechModel+":"+provider, inferencetest.Speech(flac, "audio/flac"))
+			got, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: provider, Text: "hello there"})
+			require.NoError(t, err)
+			assert.Equal(t, flac, got.Audio)
+			assert.Equal(t, "audio/flac", got.ContentType)
+			assert.Equal(t, []string{"text-to-speech"}, submitted(r))
+		})
+	}
+
+	t.Run("a transcription with no chunks", func(t *testing.T) {
+		r, c := newRouter(t, asrModel, "automatic-speech-recognition", "hf-inference", asrModel)
+		r.On(asrModel+":hf-inference", inferencetest.Transcription("just text"))
+		got, err := c.Transcribe(t.Context(), inference.TranscribeRequest{Model: asrModel, Provider: "hf-inference", Audio: wav})
+		require.NoError(t, err)
+		assert.Equal(t, "just text", got.Text)
+		assert.Empty(t, got.Chunks)
+	})
+
+	t.Run("a Replicate prediction of a pinned version, queued", func(t *testing.T) {
+		r, c := newRouter(t, speechModel, "text-to-speech", "replicate", "owner/tts:5f0a9e")
+		r.On(speechModel+":replicate", inferencetest.Job{Queued: 1, Running: 1}.Speech(flac, "audio/flac"))
+		got, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: "replicate", Text: "hello"})
+		require.NoError(t, err)
+		assert.Equal(t, flac, got.Audio)
+		jobs := r.Jobs()
+		require.Len(t, jobs, 1)
+		assert.Equal(t, "text-to-speech", jobs[0].Task)
+		assert.True(t, jobs[0].Done)
+		var body struct {
+			Version string `json:"version"`
+		}
+		require.NoError(t, json.Unmarshal(r.Requests()[0].Body, &body))
+		assert.Equal(t, "5f0a9e", body.Version, "the pinned version, sent to /v1/predictions")
+	})
+
+	for _, provider := range []string{"hf-inference", "together", "nscale"} {
+		t.Run("image/"+provider, func(t *testing.T) {
+			r, c := newRouter(t, imageModel, "text-to-image", provider, "p/"+provider+"-img")
+			r.On(imageModel+":"+provider, inferencetest.Image(pngBytes))
+			got, err := c.TextToImage(t.Context(), inference.ImageRequest{Model: imageModel, Provider: provider, Prompt: "a fox"})
+			require.NoError(t, err)
+			assert.Equal(t, pngBytes, got.Image)
+			assert.Equal(t, "image/png", got.ContentType)
+			assert.Equal(t, []string{"text-to-image"}, submitted(r))
+			assert.Empty(t, r.Jobs(), "answered at once")
+		})
+	}
+
+	t.Run("a failing direct answer names the provider's words", func(t *testing.T) {
+		r, c := newRouter(t, speechModel, "text-to-speech", "together", "p/tts")
+		r.On(speechModel+":together", inferencetest.Job{Fail: "voice not found"}.Speech(flac, "audio/flac"))
+		_, err := c.Speak(t.Context(), inference.SpeechRequest{Model: speechModel, Provider: "together", Text: "hello"})
+		require.ErrorIs(t, err, inference.ErrProvider)
+		assert.Contains(t, err.Error(), "voice not found")
+	})
 }
