@@ -534,6 +534,7 @@ func TestResultSizeCap(t *testing.T) {
 // time limits do. Found by trying the library as a new user: both
 // providers were cooled for the fleet.
 func TestPerCallSizeCapCoolsNothing(t *testing.T) {
+	verifyNoLeaks(t)
 	pic := testPNG(t, 64)
 	for _, provider := range []string{"hf-inference", "fal-ai", "replicate"} {
 		t.Run(provider, func(t *testing.T) {
@@ -576,6 +577,7 @@ func TestResultURLOnly(t *testing.T) {
 // The observer hears of media calls as operations of their own, with
 // their result.
 func TestObserverSeesMediaCalls(t *testing.T) {
+	verifyNoLeaks(t)
 	r := mediaRouter(t)
 	r.On(imageModel+":fal-ai", inferencetest.ProviderError(503))
 	r.On(imageModel+":replicate", inferencetest.Image(testPNG(t, 8)))
