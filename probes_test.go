@@ -1,6 +1,7 @@
 package inference_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,51 +49,46 @@ func TestAStallHedgeReleasesTheProbeItWasGiven(t *testing.T) {
 		assert.Empty(t, store.held, "no probe is held once the stream is over")
 	})
 
-	t.Run("the first spoke again first", func(t *testing.T) {
-		verifyNoLeaks(t)
-		r := newRouter(t)
-		words := strings.SplitAfter(sixtyWords, " ")
-		r.On("org/pause", pausingStream(words, 300*time.Millisecond))
-		r.On("org/slowfb", inferencetest.StreamScript{Text: "fallback words", FirstTokenAfter: 2 * time.Second}.Answer())
-		store := newReleaseStore()
-		c := recoveryClient(t, r, inference.WithCooldownStore(store), inference.WithHedge(50*time.Millisecond))
-		req := chatReq("org/pause", "")
-		req.Fallbacks = []inference.Candidate{{Model: "org/slowfb"}}
-		s, err := c.ChatStream(t.Context(), req)
-		require.NoError(t, err)
-		shown, _ := read(t, s)
-		require.NoError(t, s.Err())
-		s.Close()
-		require.Equal(t, sixtyWords, shown)
-		require.Len(t, s.Attempts(), 2)
-		require.True(t, s.Attempts()[1].Lost, "the stall hedge was cancelled")
-		assert.Equal(t, []string{"give org/pause", "release org/pause (served)", "give org/slowfb", "release org/slowfb"}, store.take(),
-			"no verdict: released unserved, for the next call to probe")
-		assert.Empty(t, store.held)
-	})
-
-	t.Run("it failed", func(t *testing.T) {
-		verifyNoLeaks(t)
-		r := newRouter(t)
-		words := strings.SplitAfter(sixtyWords, " ")
-		r.On("org/pause", pausingStream(words, 300*time.Millisecond))
-		r.On("org/downfb", inferencetest.ProviderError(503))
-		store := newReleaseStore()
-		c := recoveryClient(t, r, inference.WithCooldownStore(store), inference.WithHedge(50*time.Millisecond))
-		req := chatReq("org/pause", "")
-		req.Fallbacks = []inference.Candidate{{Model: "org/downfb"}}
-		s, err := c.ChatStream(t.Context(), req)
-		require.NoError(t, err)
-		shown, _ := read(t, s)
-		require.NoError(t, s.Err())
-		s.Close()
-		require.Equal(t, sixtyWords, shown)
-		require.Len(t, s.Attempts(), 2)
-		require.ErrorIs(t, s.Attempts()[1].Err, inference.ErrProvider, "the stall hedge failed")
-		assert.Equal(t, []string{"give org/pause", "release org/pause (served)", "give org/downfb", "cool org/downfb", "release org/downfb"}, store.take(),
-			"released after its cooldown")
-		assert.Empty(t, store.held)
-	})
+	// The first attempt pauses past the hedge delay, then speaks again;
+	// the stall hedge's candidate answers late, or fails.
+	for _, tc := range []struct {
+		name, fallback string
+		answer         inferencetest.Answer
+		hedgeEnded     func(inference.Attempt) bool
+		want           []string
+		why            string
+	}{
+		{"the first spoke again first", "org/slowfb",
+			inferencetest.StreamScript{Text: "fallback words", FirstTokenAfter: 2 * time.Second}.Answer(),
+			func(a inference.Attempt) bool { return a.Lost },
+			[]string{"give org/pause", "release org/pause (served)", "give org/slowfb", "release org/slowfb"},
+			"no verdict: released unserved, for the next call to probe"},
+		{"it failed", "org/downfb", inferencetest.ProviderError(503),
+			func(a inference.Attempt) bool { return errors.Is(a.Err, inference.ErrProvider) },
+			[]string{"give org/pause", "release org/pause (served)", "give org/downfb", "cool org/downfb", "release org/downfb"},
+			"released after its cooldown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			r := newRouter(t)
+			r.On("org/pause", pausingStream(strings.SplitAfter(sixtyWords, " "), 300*time.Millisecond))
+			r.On(tc.fallback, tc.answer)
+			store := newReleaseStore()
+			c := recoveryClient(t, r, inference.WithCooldownStore(store), inference.WithHedge(50*time.Millisecond))
+			req := chatReq("org/pause", "")
+			req.Fallbacks = []inference.Candidate{{Model: tc.fallback}}
+			s, err := c.ChatStream(t.Context(), req)
+			require.NoError(t, err)
+			shown, _ := read(t, s)
+			require.NoError(t, s.Err())
+			s.Close()
+			require.Equal(t, sixtyWords, shown)
+			require.Len(t, s.Attempts(), 2)
+			require.True(t, tc.hedgeEnded(s.Attempts()[1]), "the stall hedge: %+v", s.Attempts()[1])
+			assert.Equal(t, tc.want, store.take(), tc.why)
+			assert.Empty(t, store.held)
+		})
+	}
 }
 
 // A call is given the probe of a hedge's candidate only when it sends
